@@ -1,0 +1,319 @@
+//! Control messages (§9): the one registry of type codes, the `ControlMessage` enum and the
+//! Type (i) + Length (16) framing.
+
+mod fetch;
+mod namespace;
+mod publish;
+mod reader;
+mod setup;
+mod subscribe;
+
+pub use fetch::*;
+pub use namespace::*;
+pub use publish::*;
+pub use reader::*;
+pub use setup::*;
+pub use subscribe::*;
+
+use crate::codec::{put_slice, put_varint, read_exact, Encoding, Sizer};
+use crate::error::{DecodeError, EncodeError, Rule};
+use crate::limits::MAX_CONTROL_PAYLOAD;
+use crate::varint;
+use crate::version::Version;
+use bytes::{Buf, BufMut};
+use serde::{Deserialize, Serialize};
+
+/// A control message payload (the part after Type and Length).
+pub trait Payload: Sized {
+    /// Reads the payload of a message of type `ty`.
+    fn decode_payload<B: Buf>(buf: &mut B, ty: MessageType, v: Version)
+        -> Result<Self, DecodeError>;
+    /// Writes the payload of a message of type `ty`.
+    fn encode_payload<B: BufMut>(
+        &self,
+        buf: &mut B,
+        ty: MessageType,
+        enc: Encoding,
+    ) -> Result<(), EncodeError>;
+}
+
+macro_rules! registry {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $name:literal, $ty:ty; )*) => {
+        /// Every draft-14 control message type (§9, Table 1).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum MessageType {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl MessageType {
+            /// Every message type, in Table 1 order.
+            pub const ALL: &'static [MessageType] = &[$(MessageType::$variant),*];
+
+            /// The wire type code.
+            pub fn code(self) -> u64 {
+                match self { $(MessageType::$variant => $code,)* }
+            }
+
+            /// The draft's name, e.g. `SUBSCRIBE_OK`.
+            pub fn name(self) -> &'static str {
+                match self { $(MessageType::$variant => $name,)* }
+            }
+
+            /// The message type for a wire code.
+            pub fn from_code(code: u64) -> Option<Self> {
+                match code { $($code => Some(MessageType::$variant),)* _ => None }
+            }
+        }
+
+        /// Any draft-14 control message.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum ControlMessage {
+            $( $(#[$doc])* $variant($ty), )*
+        }
+
+        impl ControlMessage {
+            /// The message's type.
+            pub fn message_type(&self) -> MessageType {
+                match self { $(ControlMessage::$variant(_) => MessageType::$variant,)* }
+            }
+
+            /// Reads the payload of a message of type `ty`.
+            pub fn decode_payload<B: Buf>(
+                buf: &mut B,
+                ty: MessageType,
+                v: Version,
+            ) -> Result<Self, DecodeError> {
+                Ok(match ty {
+                    $(MessageType::$variant => {
+                        ControlMessage::$variant(<$ty as Payload>::decode_payload(buf, ty, v)?)
+                    })*
+                })
+            }
+
+            /// Writes the payload (without Type and Length).
+            pub fn encode_payload<B: BufMut>(
+                &self,
+                buf: &mut B,
+                enc: Encoding,
+            ) -> Result<(), EncodeError> {
+                let ty = self.message_type();
+                match self { $(ControlMessage::$variant(m) => m.encode_payload(buf, ty, enc),)* }
+            }
+        }
+    };
+}
+
+registry! {
+    /// CLIENT_SETUP (§9.3).
+    ClientSetup = 0x20, "CLIENT_SETUP", ClientSetup;
+    /// SERVER_SETUP (§9.3).
+    ServerSetup = 0x21, "SERVER_SETUP", ServerSetup;
+    /// GOAWAY (§9.4).
+    Goaway = 0x10, "GOAWAY", Goaway;
+    /// MAX_REQUEST_ID (§9.5).
+    MaxRequestId = 0x15, "MAX_REQUEST_ID", MaxRequestId;
+    /// REQUESTS_BLOCKED (§9.6).
+    RequestsBlocked = 0x1A, "REQUESTS_BLOCKED", RequestsBlocked;
+    /// SUBSCRIBE (§9.7).
+    Subscribe = 0x03, "SUBSCRIBE", Subscribe;
+    /// SUBSCRIBE_OK (§9.8).
+    SubscribeOk = 0x04, "SUBSCRIBE_OK", SubscribeOk;
+    /// SUBSCRIBE_ERROR (§9.9).
+    SubscribeError = 0x05, "SUBSCRIBE_ERROR", RequestError;
+    /// SUBSCRIBE_UPDATE (§9.10).
+    SubscribeUpdate = 0x02, "SUBSCRIBE_UPDATE", SubscribeUpdate;
+    /// UNSUBSCRIBE (§9.11).
+    Unsubscribe = 0x0A, "UNSUBSCRIBE", RequestRef;
+    /// PUBLISH_DONE (§9.12).
+    PublishDone = 0x0B, "PUBLISH_DONE", PublishDone;
+    /// PUBLISH (§9.13).
+    Publish = 0x1D, "PUBLISH", Publish;
+    /// PUBLISH_OK (§9.14).
+    PublishOk = 0x1E, "PUBLISH_OK", PublishOk;
+    /// PUBLISH_ERROR (§9.15).
+    PublishError = 0x1F, "PUBLISH_ERROR", RequestError;
+    /// FETCH (§9.16).
+    Fetch = 0x16, "FETCH", Fetch;
+    /// FETCH_OK (§9.17).
+    FetchOk = 0x18, "FETCH_OK", FetchOk;
+    /// FETCH_ERROR (§9.18).
+    FetchError = 0x19, "FETCH_ERROR", RequestError;
+    /// FETCH_CANCEL (§9.19).
+    FetchCancel = 0x17, "FETCH_CANCEL", RequestRef;
+    /// TRACK_STATUS (§9.20), laid out as SUBSCRIBE.
+    TrackStatus = 0x0D, "TRACK_STATUS", Subscribe;
+    /// TRACK_STATUS_OK (§9.21), laid out as SUBSCRIBE_OK.
+    TrackStatusOk = 0x0E, "TRACK_STATUS_OK", SubscribeOk;
+    /// TRACK_STATUS_ERROR (§9.22), laid out as SUBSCRIBE_ERROR.
+    TrackStatusError = 0x0F, "TRACK_STATUS_ERROR", RequestError;
+    /// PUBLISH_NAMESPACE (§9.23).
+    PublishNamespace = 0x06, "PUBLISH_NAMESPACE", PublishNamespace;
+    /// PUBLISH_NAMESPACE_OK (§9.24).
+    PublishNamespaceOk = 0x07, "PUBLISH_NAMESPACE_OK", RequestRef;
+    /// PUBLISH_NAMESPACE_ERROR (§9.25).
+    PublishNamespaceError = 0x08, "PUBLISH_NAMESPACE_ERROR", RequestError;
+    /// PUBLISH_NAMESPACE_DONE (§9.26).
+    PublishNamespaceDone = 0x09, "PUBLISH_NAMESPACE_DONE", PublishNamespaceDone;
+    /// PUBLISH_NAMESPACE_CANCEL (§9.27).
+    PublishNamespaceCancel = 0x0C, "PUBLISH_NAMESPACE_CANCEL", PublishNamespaceCancel;
+    /// SUBSCRIBE_NAMESPACE (§9.28).
+    SubscribeNamespace = 0x11, "SUBSCRIBE_NAMESPACE", SubscribeNamespace;
+    /// SUBSCRIBE_NAMESPACE_OK (§9.29).
+    SubscribeNamespaceOk = 0x12, "SUBSCRIBE_NAMESPACE_OK", RequestRef;
+    /// SUBSCRIBE_NAMESPACE_ERROR (§9.30).
+    SubscribeNamespaceError = 0x13, "SUBSCRIBE_NAMESPACE_ERROR", RequestError;
+    /// UNSUBSCRIBE_NAMESPACE (§9.31).
+    UnsubscribeNamespace = 0x14, "UNSUBSCRIBE_NAMESPACE", UnsubscribeNamespace;
+}
+
+impl MessageType {
+    /// Whether this message opens a new request and so consumes a Request ID (§9.1).
+    pub fn is_request(self) -> bool {
+        use MessageType::*;
+        matches!(
+            self,
+            Subscribe
+                | SubscribeUpdate
+                | Publish
+                | Fetch
+                | TrackStatus
+                | PublishNamespace
+                | SubscribeNamespace
+        )
+    }
+}
+
+impl ControlMessage {
+    /// Reads one framed message: Type (i), Length (16), payload. `Short` until the whole message
+    /// is in `buf`; nothing is consumed on `Short` when `buf` is a clone the caller keeps.
+    pub fn decode<B: Buf>(buf: &mut B, v: Version) -> Result<Self, DecodeError> {
+        let code = varint::read(buf)?;
+        let ty = MessageType::from_code(code).ok_or_else(|| {
+            DecodeError::invalid(
+                Rule::UnknownMessageType,
+                format!("control message type 0x{code:x} is not defined"),
+            )
+        })?;
+        crate::codec::need(buf, 2)?;
+        let len = usize::from(buf.get_u16());
+        let mut payload = read_exact(buf, len)?;
+        let msg = ControlMessage::decode_payload(&mut payload, ty, v).map_err(|e| {
+            e.short_as(
+                Rule::ControlLengthMismatch,
+                &format!("{} payload of {len} bytes ends inside a field", ty.name()),
+            )
+        })?;
+        if payload.has_remaining() {
+            return Err(DecodeError::invalid(
+                Rule::ControlLengthMismatch,
+                format!(
+                    "{} bytes left over in a {}-byte {} payload",
+                    payload.remaining(),
+                    len,
+                    ty.name()
+                ),
+            ));
+        }
+        Ok(msg)
+    }
+
+    /// Writes the message with its Type and 16-bit Length.
+    pub fn encode<B: BufMut>(&self, buf: &mut B, enc: Encoding) -> Result<(), EncodeError> {
+        let mut sizer = Sizer::default();
+        self.encode_payload(&mut sizer, enc)?;
+        let len = sizer.len();
+        if len > MAX_CONTROL_PAYLOAD {
+            return Err(EncodeError::limit(
+                Rule::ControlLengthMismatch,
+                format!("payload of {len} bytes does not fit the 16-bit Length"),
+            ));
+        }
+        put_varint(buf, self.message_type().code(), enc)?;
+        put_slice(buf, &(len as u16).to_be_bytes())?;
+        self.encode_payload(buf, enc)
+    }
+
+    /// The Request ID the message carries, if any.
+    pub fn request_id(&self) -> Option<u64> {
+        use ControlMessage::*;
+        match self {
+            Subscribe(m) | TrackStatus(m) => Some(m.request_id),
+            SubscribeOk(m) | TrackStatusOk(m) => Some(m.request_id),
+            SubscribeError(m) | TrackStatusError(m) | PublishError(m) | FetchError(m)
+            | PublishNamespaceError(m) | SubscribeNamespaceError(m) => Some(m.request_id),
+            SubscribeUpdate(m) => Some(m.request_id),
+            Unsubscribe(m) | FetchCancel(m) | PublishNamespaceOk(m) | SubscribeNamespaceOk(m) => {
+                Some(m.request_id)
+            }
+            PublishDone(m) => Some(m.request_id),
+            Publish(m) => Some(m.request_id),
+            PublishOk(m) => Some(m.request_id),
+            Fetch(m) => Some(m.request_id),
+            FetchOk(m) => Some(m.request_id),
+            PublishNamespace(m) => Some(m.request_id),
+            SubscribeNamespace(m) => Some(m.request_id),
+            ClientSetup(_) | ServerSetup(_) | Goaway(_) | MaxRequestId(_) | RequestsBlocked(_)
+            | PublishNamespaceDone(_) | PublishNamespaceCancel(_) | UnsubscribeNamespace(_) => {
+                None
+            }
+        }
+    }
+}
+
+/// `{request_id, error_code, reason}`: the layout of every *_ERROR message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestError {
+    /// The request this answers.
+    pub request_id: u64,
+    /// The error code (tables in §13.1).
+    pub error_code: u64,
+    /// Why, for humans.
+    pub reason: crate::Blob,
+}
+
+impl Payload for RequestError {
+    fn decode_payload<B: Buf>(b: &mut B, _: MessageType, _: Version) -> Result<Self, DecodeError> {
+        Ok(RequestError {
+            request_id: varint::read(b)?,
+            error_code: varint::read(b)?,
+            reason: crate::primitives::decode_reason(b)?,
+        })
+    }
+
+    fn encode_payload<B: BufMut>(
+        &self,
+        b: &mut B,
+        _: MessageType,
+        enc: Encoding,
+    ) -> Result<(), EncodeError> {
+        put_varint(b, self.request_id, enc)?;
+        put_varint(b, self.error_code, enc)?;
+        crate::primitives::encode_reason(b, &self.reason, enc)
+    }
+}
+
+/// `{request_id}`: UNSUBSCRIBE, FETCH_CANCEL, PUBLISH_NAMESPACE_OK, SUBSCRIBE_NAMESPACE_OK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRef {
+    /// The request referred to.
+    pub request_id: u64,
+}
+
+impl Payload for RequestRef {
+    fn decode_payload<B: Buf>(b: &mut B, _: MessageType, _: Version) -> Result<Self, DecodeError> {
+        Ok(RequestRef {
+            request_id: varint::read(b)?,
+        })
+    }
+
+    fn encode_payload<B: BufMut>(
+        &self,
+        b: &mut B,
+        _: MessageType,
+        enc: Encoding,
+    ) -> Result<(), EncodeError> {
+        put_varint(b, self.request_id, enc)
+    }
+}

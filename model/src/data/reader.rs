@@ -1,0 +1,193 @@
+//! An incremental reader that turns a data stream's bytes, as they arrive, into a header and
+//! then object after object, without copying payloads out of the received chunks.
+
+use super::{FetchHeader, FetchObject, FetchObjectHead, StreamHeader, SubgroupHeader};
+use super::{SubgroupObject, SubgroupObjectHead};
+use crate::error::{DecodeError, Rule};
+use crate::limits::DEFAULT_MAX_OBJECT_SIZE;
+use bytes::{Buf, Bytes, BytesMut};
+
+/// What the reader produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// The stream's SUBGROUP_HEADER.
+    SubgroupHeader(SubgroupHeader),
+    /// The next subgroup object.
+    SubgroupObject(SubgroupObject),
+    /// The stream's FETCH_HEADER.
+    FetchHeader(FetchHeader),
+    /// The next fetch object.
+    FetchObject(FetchObject),
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Header,
+    Subgroup {
+        header: SubgroupHeader,
+        prev: Option<u64>,
+    },
+    Fetch,
+}
+
+/// Reads a unidirectional data stream incrementally.
+#[derive(Debug, Clone)]
+pub struct StreamReader {
+    buf: Bytes,
+    state: State,
+    /// Buffered bytes needed before another attempt can succeed.
+    need: usize,
+    max_object: usize,
+}
+
+impl Default for StreamReader {
+    fn default() -> Self {
+        StreamReader::new(DEFAULT_MAX_OBJECT_SIZE)
+    }
+}
+
+impl StreamReader {
+    /// A reader that refuses objects larger than `max_object` bytes.
+    pub fn new(max_object: usize) -> Self {
+        StreamReader {
+            buf: Bytes::new(),
+            state: State::Header,
+            need: 0,
+            max_object,
+        }
+    }
+
+    /// Appends received bytes (zero-copy when nothing is pending).
+    pub fn push(&mut self, data: Bytes) {
+        if self.buf.is_empty() {
+            self.buf = data;
+        } else if !data.is_empty() {
+            let mut joined = BytesMut::with_capacity(self.buf.len() + data.len());
+            joined.extend_from_slice(&self.buf);
+            joined.extend_from_slice(&data);
+            self.buf = joined.freeze();
+        }
+    }
+
+    /// Bytes received but not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The subgroup header, once read.
+    pub fn subgroup_header(&self) -> Option<&SubgroupHeader> {
+        match &self.state {
+            State::Subgroup { header, .. } => Some(header),
+            _ => None,
+        }
+    }
+
+    /// The next header or object, `Ok(None)` when more bytes are needed.
+    pub fn next_event(&mut self) -> Result<Option<StreamEvent>, DecodeError> {
+        if self.buf.is_empty() || self.buf.len() < self.need {
+            return Ok(None);
+        }
+        let mut view = self.buf.clone();
+        match self.decode_one(&mut view) {
+            Ok(Step::Event(ev)) => {
+                self.buf = view;
+                self.need = 0;
+                Ok(Some(ev))
+            }
+            Ok(Step::Wait(total)) => {
+                self.need = total;
+                Ok(None)
+            }
+            Err(DecodeError::Short) => {
+                // Head fields incomplete: any further byte may complete them.
+                self.need = self.buf.len() + 1;
+                if self.buf.len() > self.max_object.saturating_add(HEAD_SLACK) {
+                    return Err(DecodeError::invalid(
+                        Rule::ObjectTooLarge,
+                        format!("{} bytes buffered without a complete object head", self.buf.len()),
+                    ));
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks the stream ended cleanly at FIN: a header was read and no object is cut short.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        match (&self.state, self.buf.is_empty()) {
+            (State::Header, _) => Err(DecodeError::invalid(
+                Rule::Truncated,
+                "stream ended before its header",
+            )),
+            (_, false) => Err(DecodeError::invalid(
+                Rule::Truncated,
+                format!("stream ended inside an object ({} bytes left)", self.buf.len()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn decode_one(&mut self, view: &mut Bytes) -> Result<Step, DecodeError> {
+        let max_object = self.max_object;
+        match &mut self.state {
+            State::Header => match StreamHeader::decode(view)? {
+                StreamHeader::Subgroup(header) => {
+                    self.state = State::Subgroup { header, prev: None };
+                    Ok(Step::Event(StreamEvent::SubgroupHeader(header)))
+                }
+                StreamHeader::Fetch(h) => {
+                    self.state = State::Fetch;
+                    Ok(Step::Event(StreamEvent::FetchHeader(h)))
+                }
+            },
+            State::Subgroup { header, prev } => {
+                let mut probe = view.clone();
+                let head = SubgroupObjectHead::decode(&mut probe, header, *prev)?;
+                if let Some(total) = wait_for(view, &probe, head.payload_len, max_object)? {
+                    return Ok(Step::Wait(total));
+                }
+                let obj = SubgroupObject::decode(view, header, *prev)?;
+                *prev = Some(obj.object_id);
+                Ok(Step::Event(StreamEvent::SubgroupObject(obj)))
+            }
+            State::Fetch => {
+                let mut probe = view.clone();
+                let head = FetchObjectHead::decode(&mut probe)?;
+                if let Some(total) = wait_for(view, &probe, head.payload_len, max_object)? {
+                    return Ok(Step::Wait(total));
+                }
+                Ok(Step::Event(StreamEvent::FetchObject(FetchObject::decode(view)?)))
+            }
+        }
+    }
+}
+
+/// Largest object head (IDs, lengths, extension headers) tolerated beyond the payload limit.
+const HEAD_SLACK: usize = 64 * 1024;
+
+enum Step {
+    Event(StreamEvent),
+    /// The object is complete once this many bytes are buffered.
+    Wait(usize),
+}
+
+/// After an object's head parsed: `Some(total bytes needed)` when its payload is not all here.
+fn wait_for(
+    view: &Bytes,
+    after_head: &Bytes,
+    payload: u64,
+    max_object: usize,
+) -> Result<Option<usize>, DecodeError> {
+    if payload > max_object as u64 {
+        return Err(DecodeError::invalid(
+            Rule::ObjectTooLarge,
+            format!("payload of {payload} bytes, limit {max_object}"),
+        ));
+    }
+    if (after_head.remaining() as u64) >= payload {
+        return Ok(None);
+    }
+    let head_len = view.len() - after_head.len();
+    Ok(Some(head_len + payload as usize))
+}

@@ -1,0 +1,3 @@
+//! The `moqlink` command line.
+
+fn main() {}
