@@ -128,7 +128,10 @@ pub fn read_bool<B: Buf>(buf: &mut B, rule: Rule, field: &str) -> Result<bool, D
     match read_u8(buf)? {
         0 => Ok(false),
         1 => Ok(true),
-        v => Err(DecodeError::invalid(rule, format!("{field} = {v}, must be 0 or 1"))),
+        v => Err(DecodeError::invalid(
+            rule,
+            format!("{field} = {v}, must be 0 or 1"),
+        )),
     }
 }
 

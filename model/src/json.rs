@@ -118,8 +118,9 @@ pub fn decode_control_all(input: &[u8], v: Version) -> Result<Vec<ControlMessage
     let mut buf = Bytes::copy_from_slice(input);
     let mut out = Vec::new();
     loop {
-        let msg = ControlMessage::decode(&mut buf, v)
-            .map_err(|e| Failure::decode(e, total - buf.remaining()))?;
+        let frame_start = total - buf.remaining();
+        let msg = ControlMessage::decode_located(&mut buf, v)
+            .map_err(|(e, at)| Failure::decode(e, frame_start + at))?;
         out.push(msg);
         if !buf.has_remaining() {
             return Ok(out);
@@ -135,7 +136,8 @@ pub fn decode(kind: Kind, input: &[u8]) -> Result<Value, Failure> {
     let fail = |e: DecodeError, buf: &Bytes| Failure::decode(e, total - buf.remaining());
     let value = match kind {
         Kind::Control => {
-            let msg = ControlMessage::decode(&mut buf, Version::DRAFT_14).map_err(|e| fail(e, &buf))?;
+            let msg = ControlMessage::decode_located(&mut buf, Version::DRAFT_14)
+                .map_err(|(e, at)| Failure::decode(e, at))?;
             to_value(&msg)
         }
         Kind::Subgroup => to_value(&SubgroupStream::decode(&mut buf).map_err(|e| fail(e, &buf))?),
@@ -172,10 +174,9 @@ pub fn encode_with(kind: Kind, value: &Value, enc: Encoding) -> Result<Vec<u8>, 
         Kind::Fetch => parse::<FetchStream>(value)?.encode(&mut out, enc),
         Kind::Datagram => parse::<ObjectDatagram>(value)?.encode(&mut out, enc),
         Kind::Varint => {
-            let v = value
-                .get("value")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| Failure::json(serde::de::Error::custom("expected {\"value\": n}")))?;
+            let v = value.get("value").and_then(Value::as_u64).ok_or_else(|| {
+                Failure::json(serde::de::Error::custom("expected {\"value\": n}"))
+            })?;
             varint::write(&mut out, v, enc)
         }
     };

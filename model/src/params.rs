@@ -145,7 +145,8 @@ impl Token {
 
     /// Parses the token from a parameter's bytes; failures are KEY_VALUE_FORMATTING_ERROR.
     pub fn parse(mut b: Bytes) -> Result<Self, DecodeError> {
-        let fmt_err = |e: DecodeError| e.short_as(Rule::KeyValueFormat, "token ends inside a field");
+        let fmt_err =
+            |e: DecodeError| e.short_as(Rule::KeyValueFormat, "token ends inside a field");
         let alias_type = varint::read(&mut b).map_err(fmt_err)?;
         let token = match alias_type {
             0 => Token::Delete {
@@ -627,11 +628,17 @@ impl VersionParameters {
 
 /// Reads a block of key-value pairs that must end exactly at `len` bytes.
 pub fn decode_kv_block<B: Buf>(buf: &mut B, len: usize) -> Result<Vec<KeyValuePair>, DecodeError> {
-    decode_exact(buf, len, Rule::ExtensionHeadersLength, "extension headers", |b| {
-        let mut out = Vec::new();
-        while b.has_remaining() {
-            out.push(KeyValuePair::decode(b)?);
-        }
-        Ok(out)
-    })
+    decode_exact(
+        buf,
+        len,
+        Rule::ExtensionHeadersLength,
+        "extension headers",
+        |b| {
+            let mut out = Vec::new();
+            while b.has_remaining() {
+                out.push(KeyValuePair::decode(b)?);
+            }
+            Ok(out)
+        },
+    )
 }

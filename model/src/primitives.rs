@@ -184,7 +184,13 @@ pub fn encode_track_name<B: BufMut>(
             format!("full track name {total} bytes"),
         ));
     }
-    put_len_bytes(buf, name, MAX_FULL_TRACK_NAME, Rule::FullTrackNameTooLong, enc)
+    put_len_bytes(
+        buf,
+        name,
+        MAX_FULL_TRACK_NAME,
+        Rule::FullTrackNameTooLong,
+        enc,
+    )
 }
 
 /// Reads a Reason Phrase (at most 1,024 bytes, §1.4.3).

@@ -7,7 +7,9 @@ use bytes::{Buf, BufMut};
 use serde::{Deserialize, Serialize};
 
 /// A 62-bit unsigned integer that travels as a QUIC varint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct VarInt(u64);
 

@@ -40,8 +40,8 @@ pub fn load(dir: &str) -> Vec<Vector> {
     let mut out = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
-        let doc: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let doc: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let file = path.file_name().unwrap().to_string_lossy().to_string();
         for v in doc["vectors"].as_array().expect("vectors array") {
             let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);

@@ -32,8 +32,7 @@ fn check_valid(kind: Kind, v: &Vector, expected: &Value) -> Result<(), String> {
     if kind != Kind::Varint && wide.len() < enc.len() {
         return Err("wide encoding is shorter than the minimal one".into());
     }
-    let wide_decoded =
-        json::decode(kind, &wide).map_err(|e| format!("wide decode failed: {e}"))?;
+    let wide_decoded = json::decode(kind, &wide).map_err(|e| format!("wide decode failed: {e}"))?;
     if &wide_decoded != expected {
         return Err(format!(
             "8-byte-varint form decodes differently: {wide_decoded}"
@@ -78,8 +77,12 @@ fn bytewise(kind: Kind, bytes: &[u8]) -> Result<Option<Value>, String> {
                     match ev {
                         StreamEvent::SubgroupHeader(h) => header = serde_json::to_value(h).unwrap(),
                         StreamEvent::FetchHeader(h) => header = serde_json::to_value(h).unwrap(),
-                        StreamEvent::SubgroupObject(o) => objects.push(serde_json::to_value(o).unwrap()),
-                        StreamEvent::FetchObject(o) => objects.push(serde_json::to_value(o).unwrap()),
+                        StreamEvent::SubgroupObject(o) => {
+                            objects.push(serde_json::to_value(o).unwrap())
+                        }
+                        StreamEvent::FetchObject(o) => {
+                            objects.push(serde_json::to_value(o).unwrap())
+                        }
                     }
                 }
             }
@@ -91,7 +94,10 @@ fn bytewise(kind: Kind, bytes: &[u8]) -> Result<Option<Value>, String> {
 }
 
 fn check_error(kind: Kind, v: &Vector, rule: &str) -> Result<(), String> {
-    let expected_code = v.error_code.as_deref().ok_or("error vector without error_code")?;
+    let expected_code = v
+        .error_code
+        .as_deref()
+        .ok_or("error vector without error_code")?;
     let known = Rule::from_name(rule).ok_or_else(|| format!("unknown rule name {rule}"))?;
     if known.code().name() != expected_code {
         return Err(format!(
@@ -102,7 +108,10 @@ fn check_error(kind: Kind, v: &Vector, rule: &str) -> Result<(), String> {
     match json::decode(kind, &v.bytes) {
         Ok(val) => Err(format!("decoded without error: {val}")),
         Err(f) if f.rule == rule && f.code == expected_code => Ok(()),
-        Err(f) => Err(format!("failed with {} ({}), expected {rule}: {}", f.rule, f.code, f.message)),
+        Err(f) => Err(format!(
+            "failed with {} ({}), expected {rule}: {}",
+            f.rule, f.code, f.message
+        )),
     }
 }
 
@@ -145,8 +154,17 @@ fn ids_are_unique_and_sections_cited() {
     let mut seen = std::collections::HashSet::new();
     for (dir, _) in KINDS {
         for v in load(dir) {
-            assert!(seen.insert(format!("{dir}/{}", v.id)), "duplicate id {dir}/{}", v.id);
-            assert!(v.section.starts_with('§'), "{}: spec_section {:?}", v.id, v.section);
+            assert!(
+                seen.insert(format!("{dir}/{}", v.id)),
+                "duplicate id {dir}/{}",
+                v.id
+            );
+            assert!(
+                v.section.starts_with('§'),
+                "{}: spec_section {:?}",
+                v.id,
+                v.section
+            );
         }
     }
 }
@@ -162,7 +180,10 @@ fn coverage_of_every_wire_type() {
         let setup = matches!(d["type"].as_str(), Some("CLIENT_SETUP" | "SERVER_SETUP"));
         for p in d["parameters"].as_array().into_iter().flatten() {
             let name = p["type"].as_str().unwrap();
-            params.insert(format!("{}:{name}", if setup { "setup" } else { "version" }));
+            params.insert(format!(
+                "{}:{name}",
+                if setup { "setup" } else { "version" }
+            ));
             if let Some(at) = p["value"]["alias_type"].as_str() {
                 params.insert(format!("token:{at}"));
             }
@@ -208,7 +229,10 @@ fn coverage_of_every_wire_type() {
         assert!(datagram.contains(&t), "no datagram vector of type 0x{t:x}");
     }
     assert!(load("fetch").iter().any(|v| v.decoded.is_some()));
-    let errors: usize = KINDS.iter().map(|(d, _)| load(d).iter().filter(|v| v.error.is_some()).count()).sum();
+    let errors: usize = KINDS
+        .iter()
+        .map(|(d, _)| load(d).iter().filter(|v| v.error.is_some()).count())
+        .sum();
     assert!(errors >= 60, "only {errors} error vectors");
     let rules: std::collections::HashSet<String> = KINDS
         .iter()
@@ -216,7 +240,11 @@ fn coverage_of_every_wire_type() {
         .collect();
     for r in Rule::ALL {
         if *r != Rule::ObjectTooLarge {
-            assert!(rules.contains(r.name()), "no error vector for rule {}", r.name());
+            assert!(
+                rules.contains(r.name()),
+                "no error vector for rule {}",
+                r.name()
+            );
         }
     }
 }

@@ -26,8 +26,11 @@ use serde::{Deserialize, Serialize};
 /// A control message payload (the part after Type and Length).
 pub trait Payload: Sized {
     /// Reads the payload of a message of type `ty`.
-    fn decode_payload<B: Buf>(buf: &mut B, ty: MessageType, v: Version)
-        -> Result<Self, DecodeError>;
+    fn decode_payload<B: Buf>(
+        buf: &mut B,
+        ty: MessageType,
+        v: Version,
+    ) -> Result<Self, DecodeError>;
     /// Writes the payload of a message of type `ty`.
     fn encode_payload<B: BufMut>(
         &self,
@@ -189,24 +192,36 @@ impl ControlMessage {
     /// Reads one framed message: Type (i), Length (16), payload. `Short` until the whole message
     /// is in `buf`; nothing is consumed on `Short` when `buf` is a clone the caller keeps.
     pub fn decode<B: Buf>(buf: &mut B, v: Version) -> Result<Self, DecodeError> {
-        let code = varint::read(buf)?;
+        Self::decode_located(buf, v).map_err(|(e, _)| e)
+    }
+
+    /// As [`ControlMessage::decode`], and on error also the offset within the frame at which the
+    /// decoder stopped.
+    pub fn decode_located<B: Buf>(buf: &mut B, v: Version) -> Result<Self, (DecodeError, usize)> {
+        let start = buf.remaining();
+        let at = |buf: &B| start - buf.remaining();
+        let code = varint::read(buf).map_err(|e| (e, at(buf)))?;
         let ty = MessageType::from_code(code).ok_or_else(|| {
-            DecodeError::invalid(
+            let e = DecodeError::invalid(
                 Rule::UnknownMessageType,
                 format!("control message type 0x{code:x} is not defined"),
-            )
+            );
+            (e, at(buf))
         })?;
-        crate::codec::need(buf, 2)?;
+        crate::codec::need(buf, 2).map_err(|e| (e, at(buf)))?;
         let len = usize::from(buf.get_u16());
-        let mut payload = read_exact(buf, len)?;
+        let header = at(buf);
+        let mut payload = read_exact(buf, len).map_err(|e| (e, header))?;
+        let in_payload = |p: &bytes::Bytes| header + len - p.remaining();
         let msg = ControlMessage::decode_payload(&mut payload, ty, v).map_err(|e| {
-            e.short_as(
+            let e = e.short_as(
                 Rule::ControlLengthMismatch,
                 &format!("{} payload of {len} bytes ends inside a field", ty.name()),
-            )
+            );
+            (e, in_payload(&payload))
         })?;
         if payload.has_remaining() {
-            return Err(DecodeError::invalid(
+            let e = DecodeError::invalid(
                 Rule::ControlLengthMismatch,
                 format!(
                     "{} bytes left over in a {}-byte {} payload",
@@ -214,7 +229,8 @@ impl ControlMessage {
                     len,
                     ty.name()
                 ),
-            ));
+            );
+            return Err((e, in_payload(&payload)));
         }
         Ok(msg)
     }
@@ -241,8 +257,12 @@ impl ControlMessage {
         match self {
             Subscribe(m) | TrackStatus(m) => Some(m.request_id),
             SubscribeOk(m) | TrackStatusOk(m) => Some(m.request_id),
-            SubscribeError(m) | TrackStatusError(m) | PublishError(m) | FetchError(m)
-            | PublishNamespaceError(m) | SubscribeNamespaceError(m) => Some(m.request_id),
+            SubscribeError(m)
+            | TrackStatusError(m)
+            | PublishError(m)
+            | FetchError(m)
+            | PublishNamespaceError(m)
+            | SubscribeNamespaceError(m) => Some(m.request_id),
             SubscribeUpdate(m) => Some(m.request_id),
             Unsubscribe(m) | FetchCancel(m) | PublishNamespaceOk(m) | SubscribeNamespaceOk(m) => {
                 Some(m.request_id)
@@ -254,10 +274,14 @@ impl ControlMessage {
             FetchOk(m) => Some(m.request_id),
             PublishNamespace(m) => Some(m.request_id),
             SubscribeNamespace(m) => Some(m.request_id),
-            ClientSetup(_) | ServerSetup(_) | Goaway(_) | MaxRequestId(_) | RequestsBlocked(_)
-            | PublishNamespaceDone(_) | PublishNamespaceCancel(_) | UnsubscribeNamespace(_) => {
-                None
-            }
+            ClientSetup(_)
+            | ServerSetup(_)
+            | Goaway(_)
+            | MaxRequestId(_)
+            | RequestsBlocked(_)
+            | PublishNamespaceDone(_)
+            | PublishNamespaceCancel(_)
+            | UnsubscribeNamespace(_) => None,
         }
     }
 }

@@ -73,7 +73,10 @@ impl ControlReader {
         } else {
             Err(DecodeError::invalid(
                 crate::error::Rule::Truncated,
-                format!("control stream ended inside a message ({} bytes)", self.buf.len()),
+                format!(
+                    "control stream ended inside a message ({} bytes)",
+                    self.buf.len()
+                ),
             ))
         }
     }

@@ -1,8 +1,8 @@
 //! FETCH_HEADER and the objects of a fetch stream (§10.4.4).
 
 use super::{
-    check_status_extensions, decode_length_status, encode_status_payload, read_payload,
-    Extensions, ObjectStatus, FETCH_HEADER_TYPE,
+    check_status_extensions, decode_length_status, encode_status_payload, read_payload, Extensions,
+    ObjectStatus, FETCH_HEADER_TYPE,
 };
 use crate::blob::Blob;
 use crate::codec::{put_u8, put_varint, read_u8, Encoding};

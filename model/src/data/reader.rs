@@ -104,7 +104,10 @@ impl StreamReader {
                 if self.buf.len() > self.max_object.saturating_add(HEAD_SLACK) {
                     return Err(DecodeError::invalid(
                         Rule::ObjectTooLarge,
-                        format!("{} bytes buffered without a complete object head", self.buf.len()),
+                        format!(
+                            "{} bytes buffered without a complete object head",
+                            self.buf.len()
+                        ),
                     ));
                 }
                 Ok(None)
@@ -122,7 +125,10 @@ impl StreamReader {
             )),
             (_, false) => Err(DecodeError::invalid(
                 Rule::Truncated,
-                format!("stream ended inside an object ({} bytes left)", self.buf.len()),
+                format!(
+                    "stream ended inside an object ({} bytes left)",
+                    self.buf.len()
+                ),
             )),
             _ => Ok(()),
         }
@@ -157,7 +163,9 @@ impl StreamReader {
                 if let Some(total) = wait_for(view, &probe, head.payload_len, max_object)? {
                     return Ok(Step::Wait(total));
                 }
-                Ok(Step::Event(StreamEvent::FetchObject(FetchObject::decode(view)?)))
+                Ok(Step::Event(StreamEvent::FetchObject(FetchObject::decode(
+                    view,
+                )?)))
             }
         }
     }

@@ -1,8 +1,8 @@
 //! SUBGROUP_HEADER and the objects of a subgroup stream (§10.4.2).
 
 use super::{
-    check_status_extensions, decode_length_status, encode_status_payload, read_payload,
-    Extensions, ObjectStatus,
+    check_status_extensions, decode_length_status, encode_status_payload, read_payload, Extensions,
+    ObjectStatus,
 };
 use crate::blob::Blob;
 use crate::codec::{put_u8, put_varint, read_u8, Encoding};

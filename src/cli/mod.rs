@@ -1,0 +1,3 @@
+//! Subcommands of the `moqlink` binary.
+
+pub mod decode;
