@@ -1,6 +1,7 @@
 //! Connections (WebTransport and raw QUIC), control and data stream handlers, and MoQ sessions.
 
 pub mod connection;
+pub mod session;
 
 pub use connection::{
     Connection, ConnectionError, RecvStream, SendStream, StreamError, TransportKind,

@@ -274,6 +274,7 @@ impl SendStream for MemorySend {
     }
 
     fn finish(&mut self) -> Result<(), StreamError> {
+        self.ready()?;
         let tx = self.tx.take().ok_or(StreamError::Closed)?;
         // The window may be full; a detached task delivers FIN behind the queued data.
         tokio::spawn(async move {
@@ -311,7 +312,11 @@ impl SendStream for MemorySend {
 
 impl Drop for MemorySend {
     fn drop(&mut self) {
-        // Like quinn, a send stream dropped without finish or reset is finished implicitly.
+        // Like quinn, a send stream dropped without finish or reset is finished implicitly,
+        // unless the connection is already closed.
+        if self.closed.borrow().is_some() {
+            return;
+        }
         if let Some(tx) = self.tx.take() {
             if tx.try_send(Frame::Fin).is_err() {
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -358,9 +363,17 @@ impl RecvStream for MemoryRecv {
                 }
                 Ok(Some(d))
             }
-            Some(Frame::Fin) | None => {
+            Some(Frame::Fin) => {
                 self.done = true;
                 Ok(None)
+            }
+            None => {
+                // The sender vanished without FIN: the connection closed under it.
+                self.done = true;
+                match &*self.closed.borrow() {
+                    Some(info) => Err(StreamError::Connection(close_error(info, self.id))),
+                    None => Ok(None),
+                }
             }
             Some(Frame::Reset(code)) => {
                 self.done = true;

@@ -1,0 +1,254 @@
+//! The control stream after SETUP: a writer task, a reader task that checks every message
+//! against the session rules and routes it, and a watcher for the connection's end.
+
+use super::ids::Violation;
+use super::incoming::{IncomingEvent, IncomingRequest};
+use super::setup::{read_message, write_message, ReadFailure};
+use super::{Inner, Role, SessionClose};
+use crate::connection::{Connection, SendStream};
+use moqlink_model::control::*;
+use moqlink_model::SessionErrorCode;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Starts the writer, reader and watcher tasks of a session.
+pub(crate) fn spawn<C: Connection>(
+    inner: Arc<Inner<C>>,
+    send: C::Send,
+    recv: C::Recv,
+    reader: ControlReader,
+    out_rx: mpsc::Receiver<ControlMessage>,
+    incoming: mpsc::Sender<IncomingEvent>,
+) {
+    tokio::spawn(writer(inner.clone(), send, out_rx));
+    tokio::spawn(read_loop(inner.clone(), recv, reader, incoming));
+    tokio::spawn(async move {
+        let e = inner.conn.closed().await;
+        let c: SessionClose = (&e).into();
+        inner.close(c.code, &c.reason, c.by_peer);
+    });
+}
+
+async fn writer<C: Connection>(
+    inner: Arc<Inner<C>>,
+    mut send: C::Send,
+    mut out_rx: mpsc::Receiver<ControlMessage>,
+) {
+    let mut closed = inner.close.subscribe();
+    loop {
+        let msg = tokio::select! {
+            m = out_rx.recv() => match m { Some(m) => m, None => break },
+            _ = closed.changed() => break,
+        };
+        tracing::debug!(msg = msg.message_type().name(), id = ?msg.request_id(), "send");
+        tracing::trace!(?msg);
+        if let Err(e) = write_message(&mut send, &msg).await {
+            if inner.closed_state().is_none() {
+                inner.close(SessionErrorCode::InternalError.code(), &e, false);
+            }
+            break;
+        }
+    }
+    let _ = send.finish();
+}
+
+async fn read_loop<C: Connection>(
+    inner: Arc<Inner<C>>,
+    mut recv: C::Recv,
+    mut reader: ControlReader,
+    incoming: mpsc::Sender<IncomingEvent>,
+) {
+    loop {
+        let msg = match read_message(&mut recv, &mut reader).await {
+            Ok(m) => m,
+            Err(ReadFailure::Violation(e)) => {
+                inner.close(e.code().code(), &e.to_string(), false);
+                return;
+            }
+            Err(ReadFailure::Ended(why)) => {
+                if inner.closed_state().is_none() {
+                    // §3.3: closing the control stream is a protocol violation.
+                    inner.close(SessionErrorCode::ProtocolViolation.code(), &why, false);
+                }
+                return;
+            }
+            Err(ReadFailure::Connection(c)) => {
+                inner.close(c.code, &c.reason, c.by_peer);
+                return;
+            }
+        };
+        tracing::debug!(msg = msg.message_type().name(), id = ?msg.request_id(), "recv");
+        tracing::trace!(?msg);
+        if let Err(v) = handle(&inner, msg, &incoming).await {
+            inner.violation(&v);
+            return;
+        }
+    }
+}
+
+fn violation(code: SessionErrorCode, reason: impl Into<String>) -> Violation {
+    Violation::new(code, reason)
+}
+
+/// Applies one received message to the session.
+async fn handle<C: Connection>(
+    inner: &Arc<Inner<C>>,
+    msg: ControlMessage,
+    incoming: &mpsc::Sender<IncomingEvent>,
+) -> Result<(), Violation> {
+    use ControlMessage as M;
+    match msg {
+        M::ClientSetup(_) | M::ServerSetup(_) => Err(violation(
+            SessionErrorCode::ProtocolViolation,
+            "SETUP received after setup",
+        )),
+        M::Goaway(g) => {
+            let mut st = inner.state();
+            if st.goaway_received.is_some() {
+                return Err(violation(
+                    SessionErrorCode::ProtocolViolation,
+                    "second GOAWAY (§9.4)",
+                ));
+            }
+            if inner.role == Role::Server && !g.new_session_uri.is_empty() {
+                return Err(violation(
+                    SessionErrorCode::ProtocolViolation,
+                    "GOAWAY with a New Session URI sent to a server (§9.4)",
+                ));
+            }
+            tracing::info!(uri = %g.new_session_uri, "peer sent GOAWAY");
+            st.goaway_received = Some(g.new_session_uri);
+            drop(st);
+            inner.credit.notify_waiters();
+            Ok(())
+        }
+        M::MaxRequestId(m) => {
+            inner.state().local.on_max_request_id(m.max_request_id)?;
+            inner.credit.notify_waiters();
+            Ok(())
+        }
+        M::RequestsBlocked(b) => {
+            tracing::debug!(max = b.max_request_id, "peer is blocked on our MAX_REQUEST_ID");
+            Ok(())
+        }
+        M::SubscribeUpdate(u) => {
+            let followup = {
+                let mut st = inner.state();
+                st.peer.on_request(u.request_id)?;
+                // SUBSCRIBE_UPDATE has no reply; its ID is used up at once.
+                let grant = st.peer.on_finished();
+                let known = st.local.issued(inner.role, u.subscription_request_id)
+                    || st.peer.issued(u.subscription_request_id);
+                if !known {
+                    return Err(violation(
+                        SessionErrorCode::ProtocolViolation,
+                        format!(
+                            "SUBSCRIBE_UPDATE for request {} which never existed (§9.10)",
+                            u.subscription_request_id
+                        ),
+                    ));
+                }
+                if let Some(max) = grant {
+                    let _ = inner.out.try_send(M::MaxRequestId(MaxRequestId { max_request_id: max }));
+                }
+                st.routes.get(&u.subscription_request_id).cloned()
+            };
+            if let Some(route) = followup {
+                let _ = route.send(M::SubscribeUpdate(u)).await;
+            }
+            Ok(())
+        }
+        msg if msg.message_type().is_request() => new_request(inner, msg, incoming).await,
+        M::PublishNamespaceDone(_) | M::PublishNamespaceCancel(_) | M::UnsubscribeNamespace(_) => {
+            let _ = incoming.send(IncomingEvent::Notice(msg)).await;
+            Ok(())
+        }
+        msg => route_followup(inner, msg).await,
+    }
+}
+
+/// A new request from the peer: check its ID, register its route, hand it to the application
+/// (or answer NOT_SUPPORTED when nobody listens).
+async fn new_request<C: Connection>(
+    inner: &Arc<Inner<C>>,
+    msg: ControlMessage,
+    incoming: &mpsc::Sender<IncomingEvent>,
+) -> Result<(), Violation> {
+    let id = msg.request_id().unwrap_or_default();
+    let (tx, rx) = mpsc::channel(32);
+    let goaway_sent = {
+        let mut st = inner.state();
+        st.peer.on_request(id)?;
+        st.routes.insert(id, tx);
+        st.goaway_sent
+    };
+    let kind = msg.message_type();
+    let req = IncomingRequest::new(msg, id, rx, inner.clone());
+    if goaway_sent {
+        // §9.4: after GOAWAY a publisher may refuse new requests.
+        let _ = req.responder.reject(0, "session is going away").await;
+        return Ok(());
+    }
+    if let Err(mpsc::error::SendError(IncomingEvent::Request(req))) =
+        incoming.send(IncomingEvent::Request(req)).await
+    {
+        let _ = req.responder.not_supported(kind.name()).await;
+    }
+    Ok(())
+}
+
+/// A message referring to an existing request: deliver it to whoever holds that request.
+async fn route_followup<C: Connection>(
+    inner: &Arc<Inner<C>>,
+    msg: ControlMessage,
+) -> Result<(), Violation> {
+    use ControlMessage as M;
+    let id = msg.request_id().unwrap_or_default();
+    let is_reply = matches!(
+        msg,
+        M::SubscribeOk(_)
+            | M::SubscribeError(_)
+            | M::PublishOk(_)
+            | M::PublishError(_)
+            | M::FetchOk(_)
+            | M::FetchError(_)
+            | M::TrackStatusOk(_)
+            | M::TrackStatusError(_)
+            | M::PublishNamespaceOk(_)
+            | M::PublishNamespaceError(_)
+            | M::SubscribeNamespaceOk(_)
+            | M::SubscribeNamespaceError(_)
+    );
+    let route = {
+        let st = inner.state();
+        let ours = st.local.issued(inner.role, id);
+        let theirs = st.peer.issued(id);
+        if is_reply && !ours {
+            return Err(violation(
+                SessionErrorCode::InvalidRequestId,
+                format!(
+                    "{} for request ID {id}, which this endpoint never sent",
+                    msg.message_type().name()
+                ),
+            ));
+        }
+        if !ours && !theirs {
+            return Err(violation(
+                SessionErrorCode::InvalidRequestId,
+                format!("{} for request ID {id}, which never existed", msg.message_type().name()),
+            ));
+        }
+        st.routes.get(&id).cloned()
+    };
+    match route {
+        Some(r) => {
+            let _ = r.send(msg).await;
+        }
+        None => tracing::debug!(
+            msg = msg.message_type().name(),
+            id,
+            "message for a finished request, ignored"
+        ),
+    }
+    Ok(())
+}

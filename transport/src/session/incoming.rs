@@ -1,0 +1,297 @@
+//! Handles for requests in flight: what the application answers (peer requests) and awaits
+//! (its own requests). Every peer request gets an answer: a [`Responder`] dropped unanswered
+//! sends the matching *_ERROR with INTERNAL_ERROR.
+
+use super::{Inner, SessionError};
+use crate::connection::Connection;
+use moqlink_model::control::*;
+use moqlink_model::Blob;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What the session hands the application.
+#[derive(Debug)]
+pub enum IncomingEvent {
+    /// A new request from the peer, to be answered.
+    Request(IncomingRequest),
+    /// A message about namespaces that names no request (PUBLISH_NAMESPACE_DONE,
+    /// PUBLISH_NAMESPACE_CANCEL, UNSUBSCRIBE_NAMESPACE).
+    Notice(ControlMessage),
+}
+
+/// Lets a route guard release its request without knowing the connection type.
+pub(crate) trait RouteOwner: Send + Sync {
+    fn finish(&self, id: u64, peer_request: bool);
+}
+
+impl<C: Connection> RouteOwner for Inner<C> {
+    fn finish(&self, id: u64, peer_request: bool) {
+        let grant = {
+            let mut st = self.state();
+            st.routes.remove(&id);
+            if peer_request {
+                st.peer.on_finished()
+            } else {
+                None
+            }
+        };
+        if let Some(max) = grant {
+            if self.closed_state().is_none() {
+                let out = self.out.clone();
+                let msg = ControlMessage::MaxRequestId(MaxRequestId { max_request_id: max });
+                if let Err(mpsc::error::TrySendError::Full(msg)) = out.try_send(msg) {
+                    tokio::spawn(async move {
+                        let _ = out.send(msg).await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Messages that arrive for one request ID after the request itself (replies, updates,
+/// UNSUBSCRIBE, PUBLISH_DONE, FETCH_CANCEL...). Dropping it ends the request.
+pub struct Followups {
+    id: u64,
+    rx: mpsc::Receiver<ControlMessage>,
+    owner: Arc<dyn RouteOwner>,
+    peer_request: bool,
+}
+
+impl std::fmt::Debug for Followups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Followups({})", self.id)
+    }
+}
+
+impl Followups {
+    /// The request ID.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The next message for this request; `None` once the session ends.
+    pub async fn next(&mut self) -> Option<ControlMessage> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Followups {
+    fn drop(&mut self) {
+        self.owner.finish(self.id, self.peer_request);
+    }
+}
+
+/// Answers one peer request.
+pub struct Responder {
+    id: u64,
+    kind: MessageType,
+    out: mpsc::Sender<ControlMessage>,
+    answered: bool,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Responder({} {})", self.kind.name(), self.id)
+    }
+}
+
+/// The *_ERROR message type answering a request type, if it has one.
+pub fn error_type(request: MessageType) -> Option<MessageType> {
+    use MessageType::*;
+    Some(match request {
+        Subscribe => SubscribeError,
+        Publish => PublishError,
+        Fetch => FetchError,
+        TrackStatus => TrackStatusError,
+        PublishNamespace => PublishNamespaceError,
+        SubscribeNamespace => SubscribeNamespaceError,
+        _ => return None,
+    })
+}
+
+/// Builds the *_ERROR answering `request` with `code` and `reason`.
+pub fn error_message(request: MessageType, id: u64, code: u64, reason: &str) -> Option<ControlMessage> {
+    let e = RequestError {
+        request_id: id,
+        error_code: code,
+        reason: Blob::from(truncate(reason, moqlink_model::limits::MAX_REASON_PHRASE)),
+    };
+    Some(match error_type(request)? {
+        MessageType::SubscribeError => ControlMessage::SubscribeError(e),
+        MessageType::PublishError => ControlMessage::PublishError(e),
+        MessageType::FetchError => ControlMessage::FetchError(e),
+        MessageType::TrackStatusError => ControlMessage::TrackStatusError(e),
+        MessageType::PublishNamespaceError => ControlMessage::PublishNamespaceError(e),
+        _ => ControlMessage::SubscribeNamespaceError(e),
+    })
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Error code 0x3 (NOT_SUPPORTED) in every request error table (§13.1).
+pub const NOT_SUPPORTED: u64 = 0x3;
+/// Error code 0x0 (INTERNAL_ERROR) in every request error table (§13.1).
+pub const INTERNAL_ERROR: u64 = 0x0;
+
+impl Responder {
+    pub(crate) fn new(id: u64, kind: MessageType, out: mpsc::Sender<ControlMessage>) -> Self {
+        Responder {
+            id,
+            kind,
+            out,
+            answered: false,
+        }
+    }
+
+    /// The request ID being answered.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The request's type.
+    pub fn kind(&self) -> MessageType {
+        self.kind
+    }
+
+    /// Sends the success reply (e.g. SUBSCRIBE_OK).
+    pub async fn accept(mut self, reply: ControlMessage) -> Result<(), SessionError> {
+        self.answered = true;
+        self.out
+            .send(reply)
+            .await
+            .map_err(|_| SessionError::Unexpected("session closed".into()))
+    }
+
+    /// Sends the matching *_ERROR with `code` and `reason`.
+    pub async fn reject(mut self, code: u64, reason: &str) -> Result<(), SessionError> {
+        self.answered = true;
+        match error_message(self.kind, self.id, code, reason) {
+            Some(msg) => self
+                .out
+                .send(msg)
+                .await
+                .map_err(|_| SessionError::Unexpected("session closed".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Answers NOT_SUPPORTED.
+    pub async fn not_supported(self, what: &str) -> Result<(), SessionError> {
+        let reason = format!("{what} is not supported here");
+        self.reject(NOT_SUPPORTED, &reason).await
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let Some(msg) = error_message(self.kind, self.id, INTERNAL_ERROR, "request dropped unanswered")
+        else {
+            return;
+        };
+        let out = self.out.clone();
+        if let Err(mpsc::error::TrySendError::Full(msg)) = out.try_send(msg) {
+            if let Ok(h) = tokio::runtime::Handle::try_current() {
+                h.spawn(async move {
+                    let _ = out.send(msg).await;
+                });
+            }
+        }
+    }
+}
+
+/// A new request from the peer.
+#[derive(Debug)]
+pub struct IncomingRequest {
+    /// The request.
+    pub message: ControlMessage,
+    /// Answers it.
+    pub responder: Responder,
+    /// Later messages for the same request ID; keep it while the request lives.
+    pub followups: Followups,
+}
+
+impl IncomingRequest {
+    pub(crate) fn new<C: Connection>(
+        message: ControlMessage,
+        id: u64,
+        rx: mpsc::Receiver<ControlMessage>,
+        inner: Arc<Inner<C>>,
+    ) -> Self {
+        let responder = Responder::new(id, message.message_type(), inner.out.clone());
+        IncomingRequest {
+            message,
+            responder,
+            followups: Followups {
+                id,
+                rx,
+                owner: inner,
+                peer_request: true,
+            },
+        }
+    }
+}
+
+/// A request this endpoint made: its ID and the replies that arrive for it.
+#[derive(Debug)]
+pub struct OutgoingRequest {
+    /// Replies and later messages for the request.
+    pub followups: Followups,
+}
+
+impl OutgoingRequest {
+    pub(crate) fn new<C: Connection>(
+        id: u64,
+        rx: mpsc::Receiver<ControlMessage>,
+        inner: Arc<Inner<C>>,
+    ) -> Self {
+        OutgoingRequest {
+            followups: Followups {
+                id,
+                rx,
+                owner: inner,
+                peer_request: false,
+            },
+        }
+    }
+
+    /// The request ID.
+    pub fn id(&self) -> u64 {
+        self.followups.id
+    }
+
+    /// Waits for the reply; a *_ERROR becomes [`SessionError::Rejected`].
+    pub async fn reply(&mut self) -> Result<ControlMessage, SessionError> {
+        match self.followups.next().await {
+            Some(msg) => match &msg {
+                ControlMessage::SubscribeError(e)
+                | ControlMessage::PublishError(e)
+                | ControlMessage::FetchError(e)
+                | ControlMessage::TrackStatusError(e)
+                | ControlMessage::PublishNamespaceError(e)
+                | ControlMessage::SubscribeNamespaceError(e) => Err(SessionError::Rejected {
+                    kind: msg.message_type().name(),
+                    code: e.error_code,
+                    reason: e.reason.to_string(),
+                }),
+                _ => Ok(msg),
+            },
+            None => Err(SessionError::Unexpected(
+                "session ended before the reply".into(),
+            )),
+        }
+    }
+}

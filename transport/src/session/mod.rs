@@ -1,0 +1,436 @@
+//! A MoQ session over any [`Connection`]: SETUP and version negotiation, the control stream,
+//! request IDs and their flow control, GOAWAY, and closing with the draft's codes.
+
+mod control;
+pub mod ids;
+mod incoming;
+mod setup;
+
+pub use ids::Role;
+pub use incoming::{IncomingEvent, IncomingRequest, OutgoingRequest, Responder};
+pub use setup::ClientTarget;
+
+use crate::connection::{Connection, ConnectionError};
+use ids::{Issue, LocalIds, PeerIds, Violation};
+use moqlink_model::control::*;
+use moqlink_model::params::SetupParameters;
+use moqlink_model::{Blob, SessionErrorCode, Version};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+
+/// How a session behaves; the same for clients and servers.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Versions offered (client, in preference order) or accepted (server).
+    pub versions: Vec<Version>,
+    /// Concurrent requests the peer may have open; sets MAX_REQUEST_ID.
+    pub request_window: u64,
+    /// Bytes of registered authorization tokens we store (MAX_AUTH_TOKEN_CACHE_SIZE).
+    pub max_auth_token_cache_size: u64,
+    /// Sent as the implementation setup parameter.
+    pub implementation: String,
+    /// How long to wait for the peer's SETUP.
+    pub setup_timeout: Duration,
+    /// Incoming requests queued for the application before the control stream waits.
+    pub incoming_queue: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            versions: vec![Version::DRAFT_14],
+            request_window: 100,
+            max_auth_token_cache_size: 4096,
+            implementation: format!("moqlink/{}", env!("CARGO_PKG_VERSION")),
+            setup_timeout: Duration::from_secs(10),
+            incoming_queue: 256,
+        }
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionClose {
+    /// The session error code (§13.1.1).
+    pub code: u64,
+    /// The reason phrase.
+    pub reason: String,
+    /// Whether the peer closed it.
+    pub by_peer: bool,
+}
+
+impl SessionClose {
+    /// The draft's name for the code, if it has one.
+    pub fn code_name(&self) -> &'static str {
+        SessionErrorCode::from_code(self.code)
+            .map(SessionErrorCode::name)
+            .unwrap_or("UNKNOWN")
+    }
+}
+
+impl std::fmt::Display for SessionClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} (0x{:x}): {}",
+            if self.by_peer { "peer closed with" } else { "closed with" },
+            self.code_name(),
+            self.code,
+            self.reason
+        )
+    }
+}
+
+/// Why a session operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The session is closed.
+    #[error("{0}")]
+    Closed(SessionClose),
+    /// The peer sent GOAWAY, so no new requests are made (§9.4).
+    #[error("peer sent GOAWAY (new session URI {0:?})")]
+    GoingAway(String),
+    /// The connection failed before a session existed.
+    #[error("connection: {0}")]
+    Connection(#[from] ConnectionError),
+    /// The peer answered a request with an error message.
+    #[error("{kind} error 0x{code:x}: {reason}")]
+    Rejected {
+        /// The error message type, e.g. SUBSCRIBE_ERROR.
+        kind: &'static str,
+        /// Its error code.
+        code: u64,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// The peer answered with a message of the wrong type.
+    #[error("unexpected reply: {0}")]
+    Unexpected(String),
+}
+
+impl From<&ConnectionError> for SessionClose {
+    fn from(e: &ConnectionError) -> Self {
+        match e {
+            ConnectionError::ClosedByPeer { code, reason } => SessionClose {
+                code: *code,
+                reason: reason.clone(),
+                by_peer: true,
+            },
+            ConnectionError::ClosedLocally { code, reason } => SessionClose {
+                code: *code,
+                reason: reason.clone(),
+                by_peer: false,
+            },
+            ConnectionError::Transport(t) => SessionClose {
+                code: SessionErrorCode::InternalError.code(),
+                reason: t.clone(),
+                by_peer: true,
+            },
+        }
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) local: LocalIds,
+    pub(crate) peer: PeerIds,
+    /// Where messages referring to a request ID go.
+    pub(crate) routes: HashMap<u64, mpsc::Sender<ControlMessage>>,
+    pub(crate) goaway_received: Option<Blob>,
+    pub(crate) goaway_sent: bool,
+}
+
+pub(crate) struct Inner<C: Connection> {
+    pub(crate) conn: C,
+    pub(crate) role: Role,
+    pub(crate) version: Version,
+    pub(crate) peer_setup: SetupParameters,
+    pub(crate) out: mpsc::Sender<ControlMessage>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) credit: Notify,
+    pub(crate) close: watch::Sender<Option<SessionClose>>,
+}
+
+impl<C: Connection> Inner<C> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug; keep serving with the data as it is.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Closes the session with `code` and `reason`, once.
+    pub(crate) fn close(&self, code: u64, reason: &str, by_peer: bool) {
+        let first = self.close.send_if_modified(|c| {
+            if c.is_none() {
+                *c = Some(SessionClose {
+                    code,
+                    reason: reason.to_string(),
+                    by_peer,
+                });
+                true
+            } else {
+                false
+            }
+        });
+        if first {
+            if by_peer {
+                tracing::info!(code, reason, "session closed by peer");
+            } else {
+                tracing::info!(code, reason, "closing session");
+                self.conn.close(code, reason);
+            }
+            self.credit.notify_waiters();
+        }
+    }
+
+    pub(crate) fn violation(&self, v: &Violation) {
+        tracing::warn!(code = v.code.name(), reason = %v.reason, "protocol violation");
+        self.close(v.code.code(), &v.reason, false);
+    }
+
+    pub(crate) fn closed_state(&self) -> Option<SessionClose> {
+        self.close.borrow().clone()
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), SessionError> {
+        match self.closed_state() {
+            Some(c) => Err(SessionError::Closed(c)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A running session. Cheap to clone; the session ends when closed or when the connection ends.
+pub struct Session<C: Connection> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: Connection> Clone for Session<C> {
+    fn clone(&self) -> Self {
+        Session {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<C: Connection> Session<C> {
+    /// Connects as a client over `conn`: SETUP, then the control stream runs in the background.
+    /// Returns the session and the stream of the peer's requests.
+    pub async fn connect(
+        conn: C,
+        cfg: SessionConfig,
+        target: ClientTarget,
+    ) -> Result<(Self, mpsc::Receiver<IncomingEvent>), SessionError> {
+        let peer = PeerIds::new(Role::Server, cfg.request_window);
+        let (send, recv, reader, server) =
+            setup::client(&conn, &cfg, &target, peer.granted()).await?;
+        let local = LocalIds::new(Role::Client, server.parameters.max_request_id().unwrap_or(0));
+        Ok(Self::start(
+            conn,
+            &cfg,
+            Role::Client,
+            server.version,
+            server.parameters,
+            local,
+            peer,
+            (send, recv, reader),
+        ))
+    }
+
+    /// Accepts a client over `conn`: SETUP with version negotiation, then the control stream runs
+    /// in the background. Returns the session and the stream of the peer's requests.
+    pub async fn accept(
+        conn: C,
+        cfg: SessionConfig,
+    ) -> Result<(Self, mpsc::Receiver<IncomingEvent>), SessionError> {
+        let peer = PeerIds::new(Role::Client, cfg.request_window);
+        let (send, recv, reader, client, version) =
+            setup::server(&conn, &cfg, peer.granted()).await?;
+        let local = LocalIds::new(Role::Server, client.parameters.max_request_id().unwrap_or(0));
+        Ok(Self::start(
+            conn,
+            &cfg,
+            Role::Server,
+            version,
+            client.parameters,
+            local,
+            peer,
+            (send, recv, reader),
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        conn: C,
+        cfg: &SessionConfig,
+        role: Role,
+        version: Version,
+        peer_setup: SetupParameters,
+        local: LocalIds,
+        peer: PeerIds,
+        control: (C::Send, C::Recv, ControlReader),
+    ) -> (Self, mpsc::Receiver<IncomingEvent>) {
+        let (out, out_rx) = mpsc::channel(1024);
+        let (incoming_tx, incoming_rx) = mpsc::channel(cfg.incoming_queue.max(1));
+        let inner = Arc::new(Inner {
+            conn,
+            role,
+            version,
+            peer_setup,
+            out,
+            state: Mutex::new(State {
+                local,
+                peer,
+                routes: HashMap::new(),
+                goaway_received: None,
+                goaway_sent: false,
+            }),
+            credit: Notify::new(),
+            close: watch::channel(None).0,
+        });
+        let (send, recv, reader) = control;
+        control::spawn(inner.clone(), send, recv, reader, out_rx, incoming_tx);
+        (Session { inner }, incoming_rx)
+    }
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.inner.role
+    }
+
+    /// The negotiated version.
+    pub fn version(&self) -> Version {
+        self.inner.version
+    }
+
+    /// The peer's setup parameters.
+    pub fn peer_setup(&self) -> &SetupParameters {
+        &self.inner.peer_setup
+    }
+
+    /// The connection under the session.
+    pub fn connection(&self) -> &C {
+        &self.inner.conn
+    }
+
+    /// The URI from the peer's GOAWAY, once one arrived (empty = reconnect to the same URI).
+    pub fn goaway_received(&self) -> Option<String> {
+        self.inner
+            .state()
+            .goaway_received
+            .as_ref()
+            .map(|b| b.to_string())
+    }
+
+    /// How the session ended, if it has.
+    pub fn close_reason(&self) -> Option<SessionClose> {
+        self.inner.closed_state()
+    }
+
+    /// Waits until the session ends.
+    pub async fn closed(&self) -> SessionClose {
+        let mut rx = self.inner.close.subscribe();
+        loop {
+            if let Some(c) = rx.borrow_and_update().clone() {
+                return c;
+            }
+            if rx.changed().await.is_err() {
+                return SessionClose {
+                    code: SessionErrorCode::InternalError.code(),
+                    reason: "session dropped".into(),
+                    by_peer: false,
+                };
+            }
+        }
+    }
+
+    /// Closes the session with a draft error code and a reason phrase.
+    pub fn close(&self, code: SessionErrorCode, reason: &str) {
+        self.inner.close(code.code(), reason, false);
+    }
+
+    /// Sends a message that is not a new request (e.g. UNSUBSCRIBE, PUBLISH_DONE).
+    pub async fn send(&self, msg: ControlMessage) -> Result<(), SessionError> {
+        self.inner.check_open()?;
+        self.inner.out.send(msg).await.map_err(|_| self.gone())
+    }
+
+    fn gone(&self) -> SessionError {
+        SessionError::Closed(self.inner.closed_state().unwrap_or(SessionClose {
+            code: SessionErrorCode::InternalError.code(),
+            reason: "control stream writer stopped".into(),
+            by_peer: false,
+        }))
+    }
+
+    /// Issues a new request: waits for a Request ID within the peer's MAX_REQUEST_ID (sending
+    /// REQUESTS_BLOCKED when blocked), lets `build` fill in the message, and returns a handle on
+    /// which the replies and follow-ups for that ID arrive.
+    pub async fn request(
+        &self,
+        build: impl FnOnce(u64) -> ControlMessage,
+    ) -> Result<OutgoingRequest, SessionError> {
+        let id = self.next_request_id().await?;
+        let (tx, rx) = mpsc::channel(32);
+        self.inner.state().routes.insert(id, tx);
+        let msg = build(id);
+        debug_assert_eq!(msg.request_id(), Some(id));
+        let handle = OutgoingRequest::new(id, rx, self.inner.clone());
+        self.send(msg).await?;
+        Ok(handle)
+    }
+
+    async fn next_request_id(&self) -> Result<u64, SessionError> {
+        loop {
+            self.inner.check_open()?;
+            let notified = self.inner.credit.notified();
+            let issue = {
+                let mut st = self.inner.state();
+                if let Some(uri) = &st.goaway_received {
+                    return Err(SessionError::GoingAway(uri.to_string()));
+                }
+                st.local.issue()
+            };
+            match issue {
+                Issue::Ready(id) => return Ok(id),
+                Issue::BlockedSend(max) => {
+                    tracing::debug!(max, "blocked on MAX_REQUEST_ID, sending REQUESTS_BLOCKED");
+                    self.send(ControlMessage::RequestsBlocked(RequestsBlocked {
+                        max_request_id: max,
+                    }))
+                    .await?;
+                }
+                Issue::Blocked => {}
+            }
+            if !matches!(issue, Issue::Ready(_)) {
+                notified.await;
+            }
+        }
+    }
+
+    /// Sends GOAWAY (servers may name a new URI), then closes the session once the peer has
+    /// closed or `drain` has passed (GOAWAY_TIMEOUT).
+    pub async fn goaway(&self, new_session_uri: &str, drain: Duration) -> Result<(), SessionError> {
+        self.inner.state().goaway_sent = true;
+        let uri = if self.inner.role == Role::Server {
+            new_session_uri
+        } else {
+            ""
+        };
+        self.send(ControlMessage::Goaway(Goaway {
+            new_session_uri: Blob::from(uri),
+        }))
+        .await?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            if tokio::time::timeout(drain, me.closed()).await.is_err() {
+                me.inner.close(
+                    SessionErrorCode::GoawayTimeout.code(),
+                    "peer did not close after GOAWAY",
+                    false,
+                );
+            }
+        });
+        Ok(())
+    }
+}

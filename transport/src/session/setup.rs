@@ -1,0 +1,239 @@
+//! The SETUP exchange (§9.3): CLIENT_SETUP / SERVER_SETUP on the first bidirectional stream,
+//! version negotiation and the setup parameters each side sends and checks.
+
+use super::{SessionClose, SessionConfig, SessionError};
+use crate::connection::{Connection, RecvStream, SendStream, StreamError, TransportKind};
+use bytes::BytesMut;
+use moqlink_model::control::*;
+use moqlink_model::params::{SetupParameter, SetupParameters};
+use moqlink_model::{Blob, DecodeError, Encoding, SessionErrorCode, Version};
+
+/// What a client puts in PATH and AUTHORITY (raw QUIC only, §9.3.2.1-2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTarget {
+    /// `path-abempty` plus `?query` of a `moqt://` URI.
+    pub path: Option<String>,
+    /// The authority of a `moqt://` URI.
+    pub authority: Option<String>,
+}
+
+/// A control stream read failure.
+pub(crate) enum ReadFailure {
+    /// The bytes broke a rule: close with its code.
+    Violation(DecodeError),
+    /// The stream ended (FIN) or was reset while the session is active.
+    Ended(String),
+    /// The connection is gone.
+    Connection(SessionClose),
+}
+
+/// Reads the next whole message from the control stream.
+pub(crate) async fn read_message<R: RecvStream>(
+    recv: &mut R,
+    reader: &mut ControlReader,
+) -> Result<ControlMessage, ReadFailure> {
+    loop {
+        match reader.next_message() {
+            Ok(Some(m)) => return Ok(m),
+            Ok(None) => {}
+            Err(e) => return Err(ReadFailure::Violation(e)),
+        }
+        match recv.read_chunk(64 * 1024).await {
+            Ok(Some(chunk)) => reader.push(chunk),
+            Ok(None) => return Err(ReadFailure::Ended("control stream finished".into())),
+            Err(StreamError::Connection(c)) => return Err(ReadFailure::Connection((&c).into())),
+            Err(e) => return Err(ReadFailure::Ended(format!("control stream: {e}"))),
+        }
+    }
+}
+
+/// Writes one message to the control stream.
+pub(crate) async fn write_message<S: SendStream>(
+    send: &mut S,
+    msg: &ControlMessage,
+) -> Result<(), String> {
+    let mut buf = BytesMut::new();
+    msg.encode(&mut buf, Encoding::new(Version::DRAFT_14))
+        .map_err(|e| format!("encoding {}: {e}", msg.message_type().name()))?;
+    send.write_chunk(buf.freeze())
+        .await
+        .map_err(|e| format!("writing {}: {e}", msg.message_type().name()))
+}
+
+/// Closes `conn` with `code`/`reason` and returns the matching error.
+pub(crate) fn fail<C: Connection>(conn: &C, code: SessionErrorCode, reason: &str) -> SessionError {
+    tracing::warn!(code = code.name(), reason, "closing session during setup");
+    conn.close(code.code(), reason);
+    SessionError::Closed(SessionClose {
+        code: code.code(),
+        reason: reason.to_string(),
+        by_peer: false,
+    })
+}
+
+pub(crate) fn read_failure<C: Connection>(conn: &C, f: ReadFailure, expecting: &str) -> SessionError {
+    match f {
+        ReadFailure::Violation(e) => fail(conn, e.code(), &e.to_string()),
+        ReadFailure::Ended(why) => fail(
+            conn,
+            SessionErrorCode::ProtocolViolation,
+            &format!("{why} before {expecting}"),
+        ),
+        ReadFailure::Connection(c) => SessionError::Closed(c),
+    }
+}
+
+fn common_params(cfg: &SessionConfig, granted: u64) -> SetupParameters {
+    let mut p = SetupParameters::new();
+    p.push(SetupParameter::MaxRequestId { value: granted });
+    p.push(SetupParameter::MaxAuthTokenCacheSize {
+        value: cfg.max_auth_token_cache_size,
+    });
+    p.push(SetupParameter::Implementation {
+        value: Blob::from(cfg.implementation.as_str()),
+    });
+    p
+}
+
+/// Client side: open the control stream, send CLIENT_SETUP, read and check SERVER_SETUP.
+pub(crate) async fn client<C: Connection>(
+    conn: &C,
+    cfg: &SessionConfig,
+    target: &ClientTarget,
+    granted: u64,
+) -> Result<(C::Send, C::Recv, ControlReader, ServerSetup), SessionError> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let mut parameters = common_params(cfg, granted);
+    if conn.kind() == TransportKind::RawQuic {
+        // §9.3.2.1-2: PATH and AUTHORITY only over raw QUIC.
+        if let Some(path) = &target.path {
+            parameters.push(SetupParameter::Path {
+                value: Blob::from(path.as_str()),
+            });
+        }
+        if let Some(authority) = &target.authority {
+            parameters.push(SetupParameter::Authority {
+                value: Blob::from(authority.as_str()),
+            });
+        }
+    }
+    let setup = ControlMessage::ClientSetup(ClientSetup {
+        versions: cfg.versions.clone(),
+        parameters,
+    });
+    tracing::debug!(?setup, "sending CLIENT_SETUP");
+    write_message(&mut send, &setup)
+        .await
+        .map_err(|e| fail(conn, SessionErrorCode::InternalError, &e))?;
+    let mut reader = ControlReader::new(Version::DRAFT_14);
+    let reply = tokio::time::timeout(cfg.setup_timeout, read_message(&mut recv, &mut reader))
+        .await
+        .map_err(|_| {
+            fail(
+                conn,
+                SessionErrorCode::ControlMessageTimeout,
+                "no SERVER_SETUP in time",
+            )
+        })?
+        .map_err(|f| read_failure(conn, f, "SERVER_SETUP"))?;
+    let ControlMessage::ServerSetup(server) = reply else {
+        return Err(fail(
+            conn,
+            SessionErrorCode::ProtocolViolation,
+            &format!("expected SERVER_SETUP, got {}", reply.message_type().name()),
+        ));
+    };
+    tracing::debug!(?server, "received SERVER_SETUP");
+    if !cfg.versions.contains(&server.version) {
+        return Err(fail(
+            conn,
+            SessionErrorCode::VersionNegotiationFailed,
+            &format!("server selected {} which was not offered", server.version),
+        ));
+    }
+    // §9.3.2.1-2: a server must not send PATH or AUTHORITY.
+    if server.parameters.path().is_some() {
+        return Err(fail(conn, SessionErrorCode::InvalidPath, "PATH sent by the server"));
+    }
+    if server.parameters.authority().is_some() {
+        return Err(fail(
+            conn,
+            SessionErrorCode::InvalidAuthority,
+            "AUTHORITY sent by the server",
+        ));
+    }
+    reader.set_version(server.version);
+    Ok((send, recv, reader, server))
+}
+
+/// Picks the first version in the client's list that the server supports (§9.3.1).
+pub fn select_version(offered: &[Version], supported: &[Version]) -> Option<Version> {
+    offered.iter().copied().find(|v| supported.contains(v))
+}
+
+/// Server side: accept the control stream, read CLIENT_SETUP, choose a version, answer
+/// SERVER_SETUP.
+pub(crate) async fn server<C: Connection>(
+    conn: &C,
+    cfg: &SessionConfig,
+    granted: u64,
+) -> Result<(C::Send, C::Recv, ControlReader, ClientSetup, Version), SessionError> {
+    let (mut send, mut recv) = tokio::time::timeout(cfg.setup_timeout, conn.accept_bi())
+        .await
+        .map_err(|_| {
+            fail(
+                conn,
+                SessionErrorCode::ControlMessageTimeout,
+                "no control stream in time",
+            )
+        })??;
+    let mut reader = ControlReader::new(Version::DRAFT_14);
+    let first = tokio::time::timeout(cfg.setup_timeout, read_message(&mut recv, &mut reader))
+        .await
+        .map_err(|_| {
+            fail(
+                conn,
+                SessionErrorCode::ControlMessageTimeout,
+                "no CLIENT_SETUP in time",
+            )
+        })?
+        .map_err(|f| read_failure(conn, f, "CLIENT_SETUP"))?;
+    let ControlMessage::ClientSetup(client) = first else {
+        return Err(fail(
+            conn,
+            SessionErrorCode::ProtocolViolation,
+            &format!("expected CLIENT_SETUP, got {}", first.message_type().name()),
+        ));
+    };
+    tracing::debug!(?client, "received CLIENT_SETUP");
+    let Some(version) = select_version(&client.versions, &cfg.versions) else {
+        let offered: Vec<String> = client.versions.iter().map(|v| v.to_string()).collect();
+        return Err(fail(
+            conn,
+            SessionErrorCode::VersionNegotiationFailed,
+            &format!("no supported version among [{}]", offered.join(", ")),
+        ));
+    };
+    if conn.kind() == TransportKind::WebTransport {
+        if client.parameters.path().is_some() {
+            return Err(fail(conn, SessionErrorCode::InvalidPath, "PATH over WebTransport"));
+        }
+        if client.parameters.authority().is_some() {
+            return Err(fail(
+                conn,
+                SessionErrorCode::InvalidAuthority,
+                "AUTHORITY over WebTransport",
+            ));
+        }
+    }
+    let reply = ControlMessage::ServerSetup(ServerSetup {
+        version,
+        parameters: common_params(cfg, granted),
+    });
+    tracing::debug!(?reply, "sending SERVER_SETUP");
+    write_message(&mut send, &reply)
+        .await
+        .map_err(|e| fail(conn, SessionErrorCode::InternalError, &e))?;
+    reader.set_version(version);
+    Ok((send, recv, reader, client, version))
+}
