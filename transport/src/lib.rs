@@ -1,7 +1,9 @@
 //! Connections (WebTransport and raw QUIC), control and data stream handlers, and MoQ sessions.
 
 pub mod connection;
+pub mod endpoint;
 pub mod session;
+pub mod tls;
 
 pub use connection::{
     Connection, ConnectionError, RecvStream, SendStream, StreamError, TransportKind,

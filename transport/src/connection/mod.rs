@@ -2,7 +2,10 @@
 //! datagrams, and closing with a code and a reason. Implemented by raw QUIC, WebTransport and an
 //! in-memory pair for tests.
 
+pub mod any;
 pub mod memory;
+pub mod quic;
+pub mod webtransport;
 
 use bytes::Bytes;
 use std::future::Future;

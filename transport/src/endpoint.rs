@@ -1,0 +1,729 @@
+//! Real network endpoints. One server UDP port serves WebTransport (ALPN `h3`), raw QUIC draft-14
+//! (`moq-00`) and raw QUIC moq-lite (`moql`); a client picks the transport from the URL scheme
+//! (`https://`, `moqt://`, `moql://`).
+
+use crate::connection::any::AnyConnection;
+use crate::connection::quic::QuicConnection;
+use crate::connection::webtransport::WebTransportConnection;
+use crate::tls::{self, ClientTls, Fingerprint, ServerIdentity, TlsError};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex};
+use wtransport::quinn;
+
+/// ALPN for WebTransport over HTTP/3.
+pub const ALPN_H3: &str = "h3";
+/// ALPN for MoQ Transport draft-14 over raw QUIC (§3.1.2).
+pub const ALPN_MOQ: &str = "moq-00";
+/// ALPN for moq-lite over raw QUIC.
+pub const ALPN_MOQ_LITE: &str = "moql";
+/// WebTransport subprotocols the server selects (in `WT-Protocol`) when a client offers them.
+pub const WT_PROTOCOLS: &[&str] = &[ALPN_MOQ];
+/// Default port when a URL has none.
+pub const DEFAULT_PORT: u16 = 443;
+/// How long an incoming connection may take from first packet to an accepted session.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client waits for the QUIC/TLS (and WebTransport) handshake.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// QUIC keep-alive interval.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
+/// QUIC idle timeout.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent unidirectional streams the peer may open (MoQ opens one per subgroup).
+pub const MAX_UNI_STREAMS: u32 = 1024;
+/// Concurrent bidirectional streams the peer may open.
+pub const MAX_BI_STREAMS: u32 = 100;
+
+/// Why an endpoint operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The URL could not be used.
+    #[error("invalid URL {url:?}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The host name did not resolve.
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    /// TLS configuration failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A socket operation failed.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The QUIC, TLS or WebTransport handshake failed.
+    #[error("handshake: {0}")]
+    Handshake(String),
+}
+
+/// The transport profile of a connection, as negotiated by ALPN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Alpn {
+    /// `h3`: WebTransport over HTTP/3.
+    H3,
+    /// `moq-00`: MoQ Transport draft-14 over raw QUIC.
+    Moq,
+    /// `moql`: moq-lite over raw QUIC.
+    MoqLite,
+}
+
+impl Alpn {
+    /// The ALPN string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Alpn::H3 => ALPN_H3,
+            Alpn::Moq => ALPN_MOQ,
+            Alpn::MoqLite => ALPN_MOQ_LITE,
+        }
+    }
+
+    /// Recognises a negotiated ALPN value.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        [Alpn::H3, Alpn::Moq, Alpn::MoqLite]
+            .into_iter()
+            .find(|a| a.as_str().as_bytes() == b)
+    }
+}
+
+impl fmt::Display for Alpn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The QUIC transport settings both sides use: datagrams on, keep-alive, idle timeout, and room
+/// for many concurrent streams.
+pub fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_uni_streams(MAX_UNI_STREAMS.into());
+    t.max_concurrent_bidi_streams(MAX_BI_STREAMS.into());
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    t.datagram_receive_buffer_size(Some(1 << 20));
+    t.datagram_send_buffer_size(1 << 20);
+    t
+}
+
+// ---------------------------------------------------------------------------------------------
+// URLs
+
+/// The URL schemes a client can connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `https://`: WebTransport.
+    Https,
+    /// `moqt://`: raw QUIC, ALPN `moq-00`.
+    Moqt,
+    /// `moql://`: raw QUIC, ALPN `moql`.
+    Moql,
+}
+
+impl Scheme {
+    /// The ALPN this scheme connects with.
+    pub const fn alpn(self) -> Alpn {
+        match self {
+            Scheme::Https => Alpn::H3,
+            Scheme::Moqt => Alpn::Moq,
+            Scheme::Moql => Alpn::MoqLite,
+        }
+    }
+}
+
+/// A parsed connection URL (`https`, `moqt` or `moql`), keeping the authority, path and query
+/// exactly as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoqUrl {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The host without IPv6 brackets.
+    pub host: String,
+    /// The port (443 when absent).
+    pub port: u16,
+    /// The authority as written (`host[:port]`).
+    pub authority: String,
+    /// path-abempty plus `?query` when present, as written (may be empty).
+    pub path_and_query: String,
+    original: String,
+}
+
+/// What a raw QUIC client sends in CLIENT_SETUP: the PATH (0x01) and AUTHORITY (0x05) values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetupTarget {
+    /// path-abempty, then `?` and the query if the URL had one.
+    pub path: String,
+    /// The URL's authority (`host[:port]`).
+    pub authority: String,
+}
+
+impl MoqUrl {
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.original
+    }
+
+    /// PATH and AUTHORITY for CLIENT_SETUP on raw QUIC; `None` for WebTransport, where they
+    /// travel in the CONNECT request instead.
+    pub fn setup_target(&self) -> Option<SetupTarget> {
+        match self.scheme {
+            Scheme::Https => None,
+            Scheme::Moqt | Scheme::Moql => Some(SetupTarget {
+                path: self.path_and_query.clone(),
+                authority: self.authority.clone(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for MoqUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
+impl FromStr for MoqUrl {
+    type Err = EndpointError;
+
+    fn from_str(url: &str) -> Result<Self, EndpointError> {
+        let bad = |reason| EndpointError::Url {
+            url: url.to_string(),
+            reason,
+        };
+        let (scheme, rest) = url.split_once("://").ok_or(bad("missing scheme"))?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "https" => Scheme::Https,
+            "moqt" => Scheme::Moqt,
+            "moql" => Scheme::Moql,
+            _ => return Err(bad("scheme must be https, moqt or moql")),
+        };
+        if rest.contains('#') {
+            return Err(bad("fragments are not allowed"));
+        }
+        if rest.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad("whitespace or control characters"));
+        }
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path_and_query) = rest.split_at(end);
+        if authority.contains('@') {
+            return Err(bad("user information is not supported"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or(bad("unclosed '['"))?;
+            host.parse::<Ipv6Addr>()
+                .map_err(|_| bad("invalid IPv6 address"))?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or(bad("junk after ']'"))?),
+            };
+            (host, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        if host.contains(['[', ']', ':']) && !authority.starts_with('[') {
+            return Err(bad("invalid host"));
+        }
+        let port = match port {
+            None | Some("") => DEFAULT_PORT,
+            Some(p) => p.parse::<u16>().map_err(|_| bad("invalid port"))?,
+        };
+        Ok(MoqUrl {
+            scheme,
+            host: host.to_string(),
+            port,
+            authority: authority.to_string(),
+            path_and_query: path_and_query.to_string(),
+            original: url.to_string(),
+        })
+    }
+}
+
+/// Resolves a host to one address, preferring IPv4 (servers usually bind `0.0.0.0` or
+/// `127.0.0.1`); `localhost` falls back to 127.0.0.1 when the resolver has nothing.
+pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, EndpointError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let found: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => addrs.collect(),
+        Err(_) => Vec::new(),
+    };
+    let pick = found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| found.first())
+        .copied();
+    match pick {
+        Some(a) => Ok(a),
+        None if host.eq_ignore_ascii_case("localhost") => {
+            Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port))
+        }
+        None => Err(EndpointError::Resolve(format!("{host}:{port}"))),
+    }
+}
+
+/// The local address a client binds for `target`: loopback for loopback targets, otherwise the
+/// unspecified address of the same family; port 0.
+fn client_bind(target: SocketAddr) -> SocketAddr {
+    let ip: IpAddr = match (target.ip().is_loopback(), target) {
+        (true, SocketAddr::V4(_)) => Ipv4Addr::LOCALHOST.into(),
+        (true, SocketAddr::V6(_)) => Ipv6Addr::LOCALHOST.into(),
+        (false, SocketAddr::V4(_)) => Ipv4Addr::UNSPECIFIED.into(),
+        (false, SocketAddr::V6(_)) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    SocketAddr::new(ip, 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+
+/// A newly accepted session, ready for the MoQ layer.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The connection.
+    pub conn: AnyConnection,
+    /// The negotiated ALPN.
+    pub alpn: Alpn,
+    /// The WebTransport request `:path` (with query); `None` on raw QUIC, where the PATH setup
+    /// parameter carries it.
+    pub path: Option<String>,
+    /// The WebTransport request `:authority`; `None` on raw QUIC (AUTHORITY setup parameter).
+    pub authority: Option<String>,
+    /// The TLS server name (SNI) the client asked for, if any.
+    pub server_name: Option<String>,
+    /// Subprotocols the client offered in `WT-Available-Protocols` (empty if none / raw QUIC).
+    pub wt_protocols: Vec<String>,
+    /// The subprotocol this server selected in `WT-Protocol`, if any.
+    pub wt_protocol: Option<String>,
+    /// The client's UDP address.
+    pub remote: SocketAddr,
+}
+
+/// A server endpoint: one UDP socket accepting WebTransport and raw QUIC sessions.
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    incoming: Mutex<mpsc::Receiver<Incoming>>,
+    accept_task: tokio::task::JoinHandle<()>,
+    fingerprint: Fingerprint,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.endpoint.local_addr().ok())
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) and starts accepting; needs a tokio runtime.
+    pub fn bind(addr: SocketAddr, identity: &ServerIdentity) -> Result<Self, EndpointError> {
+        let alpns = [ALPN_H3, ALPN_MOQ, ALPN_MOQ_LITE].map(str::as_bytes);
+        let crypto =
+            quinn::crypto::rustls::QuicServerConfig::try_from(identity.server_config(&alpns)?)
+                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(Arc::new(transport_config()));
+        let endpoint = quinn::Endpoint::server(config, addr)?;
+        let (tx, rx) = mpsc::channel(64);
+        let accept_task = tokio::spawn(accept_loop(endpoint.clone(), tx));
+        tracing::info!(addr = %endpoint.local_addr()?, fingerprint = %identity.fingerprint(),
+            "listening for WebTransport (h3) and raw QUIC (moq-00, moql)");
+        Ok(Server {
+            endpoint,
+            incoming: Mutex::new(rx),
+            accept_task,
+            fingerprint: identity.fingerprint(),
+        })
+    }
+
+    /// The bound address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, EndpointError> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    /// The SHA-256 fingerprint of the served leaf certificate.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// The next established session; `None` once the server is closed.
+    pub async fn accept(&self) -> Option<Incoming> {
+        self.incoming.lock().await.recv().await
+    }
+
+    /// Stops accepting and closes every connection with this application code.
+    pub fn close(&self, code: u64, reason: &str) {
+        self.accept_task.abort();
+        self.endpoint
+            .close(crate::connection::quic::varint(code), reason.as_bytes());
+    }
+
+    /// Waits until every connection has been cleanly shut down.
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, tx: mpsc::Sender<Incoming>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let tx = tx.clone();
+        let remote = incoming.remote_address();
+        // Each handshake runs on its own task so a slow client cannot hold up the others.
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(incoming)).await {
+                Ok(Ok(session)) => {
+                    tracing::debug!(%remote, alpn = %session.alpn, path = ?session.path,
+                        "session accepted");
+                    // If the server is gone the session is dropped, which closes it.
+                    let _ = tx.send(session).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "incoming session failed"),
+                Err(_) => tracing::debug!(%remote, "incoming session timed out"),
+            }
+        });
+    }
+}
+
+async fn handshake(incoming: quinn::Incoming) -> Result<Incoming, String> {
+    let remote = incoming.remote_address();
+    let mut connecting = incoming.accept().map_err(|e| e.to_string())?;
+    let data = connecting
+        .handshake_data()
+        .await
+        .map_err(|e| e.to_string())?;
+    let data = data
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .map_err(|_| "unexpected handshake data type".to_string())?;
+    let server_name = data.server_name.clone();
+    let alpn = data.protocol.as_deref().and_then(Alpn::from_bytes);
+    match alpn {
+        Some(Alpn::H3) => {
+            let request =
+                wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            let path = request.path().to_string();
+            let authority = request.authority().to_string();
+            let offered = request
+                .headers()
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("wt-available-protocols"))
+                .map(|(_, v)| parse_sf_string_list(v))
+                .unwrap_or_default();
+            let selected = offered
+                .iter()
+                .find(|p| WT_PROTOCOLS.contains(&p.as_str()))
+                .cloned();
+            let conn = match &selected {
+                Some(p) => request
+                    .accept_with_headers([("wt-protocol", format!("\"{p}\""))])
+                    .await
+                    .map_err(|e| e.to_string())?,
+                None => request.accept().await.map_err(|e| e.to_string())?,
+            };
+            Ok(Incoming {
+                conn: WebTransportConnection::new(conn).into(),
+                alpn: Alpn::H3,
+                path: Some(path),
+                authority: Some(authority),
+                server_name,
+                wt_protocols: offered,
+                wt_protocol: selected,
+                remote,
+            })
+        }
+        Some(alpn) => {
+            let conn = connecting.await.map_err(|e| e.to_string())?;
+            Ok(Incoming {
+                conn: QuicConnection::new(conn, alpn.as_str()).into(),
+                alpn,
+                path: None,
+                authority: None,
+                server_name,
+                wt_protocols: Vec::new(),
+                wt_protocol: None,
+                remote,
+            })
+        }
+        None => {
+            // The client offered no ALPN (with an unknown one rustls already refused).
+            if let Ok(conn) = connecting.await {
+                conn.close(0u32.into(), b"no application protocol");
+            }
+            Err("client offered no ALPN".into())
+        }
+    }
+}
+
+/// Parses an RFC 8941 list of strings (e.g. `"moq-00", "moql";q=1`), ignoring parameters and
+/// tokens it cannot read.
+pub fn parse_sf_string_list(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = value.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+            chars.next();
+        }
+        let mut item = String::new();
+        let mut quoted = false;
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            quoted = true;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => item.extend(chars.next()),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+        }
+        // Skip parameters or an unquoted token up to the next member.
+        for c in chars.by_ref() {
+            if c == ',' {
+                break;
+            }
+        }
+        if quoted && !item.is_empty() {
+            out.push(item);
+        }
+        if chars.peek().is_none() {
+            return out;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+/// Client settings.
+#[derive(Clone, Debug, Default)]
+pub struct ClientConfig {
+    /// How to verify the server's certificate.
+    pub tls: ClientTls,
+    /// Subprotocols offered in `WT-Available-Protocols` on `https://` (empty: no header, which
+    /// every known MoQ relay accepts).
+    pub wt_protocols: Vec<String>,
+}
+
+/// An established client session and what the MoQ layer needs to set it up.
+#[derive(Debug)]
+pub struct Connected {
+    /// The connection.
+    pub conn: AnyConnection,
+    /// The URL it was opened from.
+    pub url: MoqUrl,
+    /// PATH and AUTHORITY for CLIENT_SETUP (raw QUIC only).
+    pub setup: Option<SetupTarget>,
+}
+
+/// A client able to open sessions by URL.
+#[derive(Clone)]
+pub struct Client {
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    wt_protocols: Vec<String>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("wt_protocols", &self.wt_protocols)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hands wtransport the address we already resolved.
+#[derive(Debug)]
+struct FixedResolver(SocketAddr);
+
+impl wtransport::config::DnsResolver for FixedResolver {
+    fn resolve(&self, _host: &str) -> std::pin::Pin<Box<dyn wtransport::config::DnsLookupFuture>> {
+        let addr = self.0;
+        Box::pin(async move { Ok(Some(addr)) })
+    }
+}
+
+impl Client {
+    /// Builds a client (loads root certificates / CA files now).
+    pub fn new(config: ClientConfig) -> Result<Self, EndpointError> {
+        Ok(Client {
+            verifier: config.tls.verifier()?,
+            wt_protocols: config.wt_protocols,
+        })
+    }
+
+    /// Connects to `https://`, `moqt://` or `moql://` URL.
+    pub async fn connect(&self, url: &str) -> Result<Connected, EndpointError> {
+        let url: MoqUrl = url.parse()?;
+        self.connect_url(url).await
+    }
+
+    /// Connects to a parsed URL, giving up after [`CONNECT_TIMEOUT`].
+    pub async fn connect_url(&self, url: MoqUrl) -> Result<Connected, EndpointError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, self.connect_inner(url))
+            .await
+            .map_err(|_| EndpointError::Handshake("timed out".into()))?
+    }
+
+    async fn connect_inner(&self, url: MoqUrl) -> Result<Connected, EndpointError> {
+        let addr = resolve(&url.host, url.port).await?;
+        let alpn = url.scheme.alpn();
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config(
+            self.verifier.clone(),
+            alpn.as_str().as_bytes(),
+        )?)
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        let mut quic = quinn::ClientConfig::new(Arc::new(crypto));
+        quic.transport_config(Arc::new(transport_config()));
+        let socket = std::net::UdpSocket::bind(client_bind(addr))?;
+        socket.set_nonblocking(true)?;
+        let conn: AnyConnection = match url.scheme {
+            Scheme::Https => self.connect_wt(&url, addr, socket, quic).await?.into(),
+            Scheme::Moqt | Scheme::Moql => {
+                let endpoint = quinn::Endpoint::new(
+                    quinn::EndpointConfig::default(),
+                    None,
+                    socket,
+                    Arc::new(quinn::TokioRuntime),
+                )?;
+                let conn = endpoint
+                    .connect_with(quic, addr, &url.host)
+                    .map_err(|e| EndpointError::Handshake(e.to_string()))?
+                    .await
+                    .map_err(|e| EndpointError::Handshake(e.to_string()))?;
+                QuicConnection::new(conn, alpn.as_str()).into()
+            }
+        };
+        tracing::debug!(url = %url, peer = %addr, %alpn, "connected");
+        let setup = url.setup_target();
+        Ok(Connected { conn, url, setup })
+    }
+
+    async fn connect_wt(
+        &self,
+        url: &MoqUrl,
+        addr: SocketAddr,
+        socket: std::net::UdpSocket,
+        quic: quinn::ClientConfig,
+    ) -> Result<WebTransportConnection, EndpointError> {
+        let mut config = wtransport::ClientConfig::builder()
+            .with_bind_socket(socket)
+            .build_with_quic_config(quic);
+        config.set_dns_resolver(FixedResolver(addr));
+        let endpoint = wtransport::Endpoint::client(config)?;
+        let mut options = wtransport::endpoint::ConnectOptions::builder(url.as_str());
+        if !self.wt_protocols.is_empty() {
+            let list: Vec<String> = self.wt_protocols.iter().map(|p| format!("{p:?}")).collect();
+            options = options.add_header("wt-available-protocols", list.join(", "));
+        }
+        let conn = endpoint
+            .connect(options)
+            .await
+            .map_err(|e| EndpointError::Handshake(e.to_string()))?;
+        Ok(WebTransportConnection::new(conn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> MoqUrl {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn moqt_url_keeps_path_query_and_authority() {
+        let u = url("moqt://relay.example:4443/moq/a?token=x&y=1");
+        assert_eq!(u.scheme, Scheme::Moqt);
+        assert_eq!((u.host.as_str(), u.port), ("relay.example", 4443));
+        let t = u.setup_target().unwrap();
+        assert_eq!(t.path, "/moq/a?token=x&y=1");
+        assert_eq!(t.authority, "relay.example:4443");
+
+        let u = url("moqt://127.0.0.1:4443");
+        assert_eq!(u.setup_target().unwrap().path, "");
+        let u = url("moqt://h?q");
+        assert_eq!((u.port, u.path_and_query.as_str()), (443, "?q"));
+        let u = url("moql://[::1]:9000/x");
+        assert_eq!((u.host.as_str(), u.port), ("::1", 9000));
+        assert_eq!(u.authority, "[::1]:9000");
+        assert_eq!(u.scheme.alpn(), Alpn::MoqLite);
+        let u = url("https://localhost:4443/anything");
+        assert_eq!(u.setup_target(), None);
+        assert_eq!(u.scheme.alpn().as_str(), "h3");
+    }
+
+    #[test]
+    fn bad_urls_are_rejected() {
+        for bad in [
+            "relay:4443",
+            "http://h:1",
+            "moqt://:4443/x",
+            "moqt://h:99999",
+            "moqt://h:x",
+            "moqt://u@h:1",
+            "moqt://h:1/#frag",
+            "moqt://[::1/x",
+            "moqt://[zz]:1",
+            "moqt://a:b:c",
+            "moqt://h:1/a b",
+        ] {
+            assert!(bad.parse::<MoqUrl>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn structured_field_list() {
+        assert_eq!(parse_sf_string_list("\"moq-00\""), vec!["moq-00"]);
+        assert_eq!(
+            parse_sf_string_list("\"moql\";q=1, token, \"moq-00\",\"a\\\"b\""),
+            vec!["moql", "moq-00", "a\"b"]
+        );
+        assert!(parse_sf_string_list("").is_empty());
+        // Arbitrary peer input never panics.
+        for junk in [
+            "\"",
+            "\"\\",
+            ",,,",
+            "\"a\";;;,\"",
+            "é\"ü\"",
+            "\"\\\"",
+            ";q=\"x\"",
+        ] {
+            let _ = parse_sf_string_list(junk);
+        }
+    }
+
+    #[test]
+    fn alpn_round_trip() {
+        for a in [Alpn::H3, Alpn::Moq, Alpn::MoqLite] {
+            assert_eq!(Alpn::from_bytes(a.as_str().as_bytes()), Some(a));
+        }
+        assert_eq!(Alpn::from_bytes(b"h2"), None);
+    }
+
+    #[tokio::test]
+    async fn localhost_resolves_to_loopback() {
+        let a = resolve("localhost", 1234).await.unwrap();
+        assert!(a.ip().is_loopback());
+        assert_eq!(a.port(), 1234);
+    }
+}
