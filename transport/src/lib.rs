@@ -1,6 +1,7 @@
 //! Connections (WebTransport and raw QUIC), control and data stream handlers, and MoQ sessions.
 
 pub mod connection;
+pub mod data;
 pub mod endpoint;
 pub mod session;
 pub mod tls;

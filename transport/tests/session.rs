@@ -41,7 +41,12 @@ impl RawPeer {
                 if let Some(m) = self.reader.next_message().unwrap() {
                     return m;
                 }
-                let chunk = self.recv.read_chunk(4096).await.unwrap().expect("stream ended");
+                let chunk = self
+                    .recv
+                    .read_chunk(4096)
+                    .await
+                    .unwrap()
+                    .expect("stream ended");
                 self.reader.push(chunk);
             }
         })
@@ -50,7 +55,10 @@ impl RawPeer {
     }
 
     async fn closed(&self) -> (u64, String) {
-        match tokio::time::timeout(T, self.conn.closed()).await.expect("not closed") {
+        match tokio::time::timeout(T, self.conn.closed())
+            .await
+            .expect("not closed")
+        {
             ConnectionError::ClosedByPeer { code, reason } => (code, reason),
             other => panic!("unexpected close {other:?}"),
         }
@@ -164,9 +172,10 @@ async fn negotiation_picks_the_clients_first_supported_version() {
     let (c, s) = pair();
     let other = Version(0xff00_0099);
     let server = tokio::spawn(Session::accept(s, cfg(&[Version::DRAFT_14, other])));
-    let (client, _) = Session::connect(c, cfg(&[other, Version::DRAFT_14]), ClientTarget::default())
-        .await
-        .unwrap();
+    let (client, _) =
+        Session::connect(c, cfg(&[other, Version::DRAFT_14]), ClientTarget::default())
+            .await
+            .unwrap();
     assert_eq!(client.version(), other);
     server.await.unwrap().unwrap();
 }
@@ -179,7 +188,10 @@ async fn no_common_version_closes_with_version_negotiation_failed() {
     let Err(SessionError::Closed(close)) = client else {
         panic!("client connected")
     };
-    assert_eq!(close.code, SessionErrorCode::VersionNegotiationFailed.code());
+    assert_eq!(
+        close.code,
+        SessionErrorCode::VersionNegotiationFailed.code()
+    );
     assert!(close.by_peer);
     let Err(SessionError::Closed(close)) = server.await.unwrap() else {
         panic!("server accepted")
@@ -189,12 +201,19 @@ async fn no_common_version_closes_with_version_negotiation_failed() {
 
 #[tokio::test]
 async fn client_rejects_a_version_it_did_not_offer() {
-    let (peer, client) =
-        raw_server_and_client(cfg(&[Version::DRAFT_14]), Version::DRAFT_16, setup_params(10)).await;
+    let (peer, client) = raw_server_and_client(
+        cfg(&[Version::DRAFT_14]),
+        Version::DRAFT_16,
+        setup_params(10),
+    )
+    .await;
     let Err(SessionError::Closed(close)) = client else {
         panic!("accepted an unoffered version")
     };
-    assert_eq!(close.code, SessionErrorCode::VersionNegotiationFailed.code());
+    assert_eq!(
+        close.code,
+        SessionErrorCode::VersionNegotiationFailed.code()
+    );
     assert_eq!(peer.closed().await.0, 0x15);
 }
 
@@ -204,7 +223,8 @@ async fn client_rejects_path_from_a_server() {
     p.push(SetupParameter::Path {
         value: Blob::from("/x"),
     });
-    let (peer, client) = raw_server_and_client(cfg(&[Version::DRAFT_14]), Version::DRAFT_14, p).await;
+    let (peer, client) =
+        raw_server_and_client(cfg(&[Version::DRAFT_14]), Version::DRAFT_14, p).await;
     assert!(client.is_err());
     assert_eq!(peer.closed().await.0, SessionErrorCode::InvalidPath.code());
 }
@@ -214,11 +234,17 @@ async fn peer_request_ids_are_checked() {
     // Parity: a client using an odd ID.
     let (mut peer, _s) = raw_client_and_server(SessionConfig::default(), 0).await;
     peer.write(subscribe(1)).await;
-    assert_eq!(peer.closed().await.0, SessionErrorCode::InvalidRequestId.code());
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::InvalidRequestId.code()
+    );
     // Skipping 0.
     let (mut peer, _s) = raw_client_and_server(SessionConfig::default(), 0).await;
     peer.write(subscribe(2)).await;
-    assert_eq!(peer.closed().await.0, SessionErrorCode::InvalidRequestId.code());
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::InvalidRequestId.code()
+    );
     // Beyond MAX_REQUEST_ID: a window of 1 allows only ID 0.
     let small = SessionConfig {
         request_window: 1,
@@ -230,7 +256,10 @@ async fn peer_request_ids_are_checked() {
         panic!("request not delivered")
     };
     peer.write(subscribe(2)).await;
-    assert_eq!(peer.closed().await.0, SessionErrorCode::TooManyRequests.code());
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::TooManyRequests.code()
+    );
 }
 
 #[tokio::test]
@@ -259,13 +288,20 @@ async fn max_request_id_is_granted_again_as_requests_finish() {
     }
     assert_eq!(grants, vec![6, 8]);
     peer.write(subscribe(4)).await;
-    assert!(matches!(incoming.recv().await, Some(IncomingEvent::Request(_))));
+    assert!(matches!(
+        incoming.recv().await,
+        Some(IncomingEvent::Request(_))
+    ));
 }
 
 #[tokio::test]
 async fn a_blocked_client_sends_requests_blocked_and_waits_for_credit() {
-    let (mut peer, client) =
-        raw_server_and_client(cfg(&[Version::DRAFT_14]), Version::DRAFT_14, setup_params(0)).await;
+    let (mut peer, client) = raw_server_and_client(
+        cfg(&[Version::DRAFT_14]),
+        Version::DRAFT_14,
+        setup_params(0),
+    )
+    .await;
     let (client, _incoming) = client.unwrap();
     let pending = tokio::spawn({
         let client = client.clone();
@@ -275,17 +311,24 @@ async fn a_blocked_client_sends_requests_blocked_and_waits_for_credit() {
         panic!("no REQUESTS_BLOCKED")
     };
     assert_eq!(b.max_request_id, 0);
-    peer.write(ControlMessage::MaxRequestId(MaxRequestId { max_request_id: 2 }))
-        .await;
+    peer.write(ControlMessage::MaxRequestId(MaxRequestId {
+        max_request_id: 2,
+    }))
+    .await;
     let ControlMessage::Subscribe(s) = peer.read().await else {
         panic!("no SUBSCRIBE")
     };
     assert_eq!(s.request_id, 0);
     assert_eq!(pending.await.unwrap().unwrap(), 0);
     // §9.5: a MAX_REQUEST_ID that does not increase closes the session.
-    peer.write(ControlMessage::MaxRequestId(MaxRequestId { max_request_id: 2 }))
-        .await;
-    assert_eq!(peer.closed().await.0, SessionErrorCode::ProtocolViolation.code());
+    peer.write(ControlMessage::MaxRequestId(MaxRequestId {
+        max_request_id: 2,
+    }))
+    .await;
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::ProtocolViolation.code()
+    );
 }
 
 #[tokio::test]
@@ -332,8 +375,12 @@ async fn unhandled_requests_get_not_supported_and_dropped_ones_internal_error() 
 
 #[tokio::test]
 async fn replies_reach_the_request_and_strangers_close_the_session() {
-    let (mut peer, client) =
-        raw_server_and_client(cfg(&[Version::DRAFT_14]), Version::DRAFT_14, setup_params(10)).await;
+    let (mut peer, client) = raw_server_and_client(
+        cfg(&[Version::DRAFT_14]),
+        Version::DRAFT_14,
+        setup_params(10),
+    )
+    .await;
     let (client, _incoming) = client.unwrap();
     let mut req = client.request(subscribe).await.unwrap();
     let ControlMessage::Subscribe(s) = peer.read().await else {
@@ -346,7 +393,10 @@ async fn replies_reach_the_request_and_strangers_close_the_session() {
     }))
     .await;
     let err = req.reply().await.unwrap_err();
-    assert!(matches!(err, SessionError::Rejected { code: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, SessionError::Rejected { code: 4, .. }),
+        "{err:?}"
+    );
     // A reply to an ID the client never used.
     peer.write(ControlMessage::SubscribeOk(SubscribeOk {
         request_id: 8,
@@ -357,7 +407,10 @@ async fn replies_reach_the_request_and_strangers_close_the_session() {
         parameters: Default::default(),
     }))
     .await;
-    assert_eq!(peer.closed().await.0, SessionErrorCode::InvalidRequestId.code());
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::InvalidRequestId.code()
+    );
     let close = client.closed().await;
     assert_eq!(close.code, SessionErrorCode::InvalidRequestId.code());
     assert!(!close.by_peer);
@@ -392,7 +445,10 @@ async fn malformed_parameters_close_with_their_code() {
 async fn closing_the_control_stream_is_a_protocol_violation() {
     let (mut peer, _s) = raw_client_and_server(SessionConfig::default(), 0).await;
     peer.send.finish().unwrap();
-    assert_eq!(peer.closed().await.0, SessionErrorCode::ProtocolViolation.code());
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::ProtocolViolation.code()
+    );
 }
 
 #[tokio::test]
@@ -403,7 +459,10 @@ async fn setup_after_setup_is_a_protocol_violation() {
         parameters: setup_params(1),
     }))
     .await;
-    assert_eq!(peer.closed().await.0, SessionErrorCode::ProtocolViolation.code());
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::ProtocolViolation.code()
+    );
 }
 
 #[tokio::test]
@@ -432,8 +491,12 @@ async fn goaway_stops_new_requests_and_surfaces_the_uri() {
 
 #[tokio::test]
 async fn a_second_goaway_or_a_uri_sent_to_a_server_is_a_violation() {
-    let (mut peer, client) =
-        raw_server_and_client(cfg(&[Version::DRAFT_14]), Version::DRAFT_14, setup_params(10)).await;
+    let (mut peer, client) = raw_server_and_client(
+        cfg(&[Version::DRAFT_14]),
+        Version::DRAFT_14,
+        setup_params(10),
+    )
+    .await;
     let _client = client.unwrap();
     let empty = || {
         ControlMessage::Goaway(Goaway {
@@ -442,14 +505,20 @@ async fn a_second_goaway_or_a_uri_sent_to_a_server_is_a_violation() {
     };
     peer.write(empty()).await;
     peer.write(empty()).await;
-    assert_eq!(peer.closed().await.0, SessionErrorCode::ProtocolViolation.code());
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::ProtocolViolation.code()
+    );
 
     let (mut peer, _s) = raw_client_and_server(SessionConfig::default(), 0).await;
     peer.write(ControlMessage::Goaway(Goaway {
         new_session_uri: Blob::from("https://x/"),
     }))
     .await;
-    assert_eq!(peer.closed().await.0, SessionErrorCode::ProtocolViolation.code());
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::ProtocolViolation.code()
+    );
 }
 
 #[tokio::test]
@@ -476,5 +545,8 @@ async fn subscribe_update_for_a_request_that_never_existed_is_a_violation() {
         parameters: Default::default(),
     }))
     .await;
-    assert_eq!(peer.closed().await.0, SessionErrorCode::ProtocolViolation.code());
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::ProtocolViolation.code()
+    );
 }

@@ -1,11 +1,11 @@
 //! FETCH_HEADER and the objects of a fetch stream (§10.4.4).
 
 use super::{
-    check_status_extensions, decode_length_status, encode_status_payload, read_payload, Extensions,
+    check_status_extensions, decode_length_status, encode_length_status, read_payload, Extensions,
     ObjectStatus, FETCH_HEADER_TYPE,
 };
 use crate::blob::Blob;
-use crate::codec::{put_u8, put_varint, read_u8, Encoding};
+use crate::codec::{put_slice, put_u8, put_varint, read_u8, Encoding};
 use crate::error::{DecodeError, EncodeError, Rule};
 use crate::primitives::Location;
 use crate::varint;
@@ -128,6 +128,12 @@ impl FetchObject {
 
     /// Writes one object.
     pub fn encode<B: BufMut>(&self, b: &mut B, enc: Encoding) -> Result<(), EncodeError> {
+        self.encode_head(b, enc)?;
+        put_slice(b, &self.payload)
+    }
+
+    /// Writes everything but the payload bytes.
+    pub fn encode_head<B: BufMut>(&self, b: &mut B, enc: Encoding) -> Result<(), EncodeError> {
         put_varint(b, self.group_id, enc)?;
         put_varint(b, self.subgroup_id, enc)?;
         put_varint(b, self.object_id, enc)?;
@@ -139,7 +145,7 @@ impl FetchObject {
             ));
         }
         self.extensions.encode_block(b, enc)?;
-        encode_status_payload(b, self.status, &self.payload, enc)
+        encode_length_status(b, self.status, &self.payload, enc)
     }
 }
 

@@ -14,11 +14,23 @@ pub use reader::*;
 pub use subgroup::*;
 
 use crate::blob::Blob;
-use crate::codec::{need, put_slice, put_varint, Encoding};
+use crate::codec::{need, put_varint, Encoding};
 use crate::error::{DecodeError, EncodeError, Rule};
 use crate::varint;
 use bytes::{Buf, BufMut};
 use serde::{Deserialize, Serialize};
+
+/// RESET_STREAM / STOP_SENDING codes for data streams (§10.4.3, §13.1.8).
+pub mod reset_code {
+    /// An implementation specific error.
+    pub const INTERNAL_ERROR: u64 = 0x0;
+    /// UNSUBSCRIBE, FETCH_CANCEL, STOP_SENDING, or the publisher ended the subscription.
+    pub const CANCELLED: u64 = 0x1;
+    /// The DELIVERY TIMEOUT was exceeded.
+    pub const DELIVERY_TIMEOUT: u64 = 0x2;
+    /// The publisher session is being closed.
+    pub const SESSION_CLOSED: u64 = 0x3;
+}
 
 /// Stream type of a FETCH_HEADER (§10.4.4).
 pub const FETCH_HEADER_TYPE: u64 = 0x05;
@@ -85,8 +97,9 @@ pub(crate) fn read_payload<B: Buf>(b: &mut B, len: u64) -> Result<Blob, DecodeEr
     Ok(Blob(b.copy_to_bytes(len)))
 }
 
-/// Writes Object Payload Length, the status when there is no payload, and the payload.
-pub(crate) fn encode_status_payload<B: BufMut>(
+/// Writes Object Payload Length and, when there is no payload, the status; the payload bytes
+/// themselves are left to the caller.
+pub(crate) fn encode_length_status<B: BufMut>(
     b: &mut B,
     status: ObjectStatus,
     payload: &Blob,
@@ -100,8 +113,7 @@ pub(crate) fn encode_status_payload<B: BufMut>(
             "an object with status {status:?} must have an empty payload"
         )))
     } else {
-        put_varint(b, payload.len() as u64, enc)?;
-        put_slice(b, payload)
+        put_varint(b, payload.len() as u64, enc)
     }
 }
 

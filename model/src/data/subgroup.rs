@@ -1,11 +1,11 @@
 //! SUBGROUP_HEADER and the objects of a subgroup stream (§10.4.2).
 
 use super::{
-    check_status_extensions, decode_length_status, encode_status_payload, read_payload, Extensions,
+    check_status_extensions, decode_length_status, encode_length_status, read_payload, Extensions,
     ObjectStatus,
 };
 use crate::blob::Blob;
-use crate::codec::{put_u8, put_varint, read_u8, Encoding};
+use crate::codec::{put_slice, put_u8, put_varint, read_u8, Encoding};
 use crate::error::{DecodeError, EncodeError, Rule};
 use crate::limits::MAX_VARINT;
 use crate::varint;
@@ -235,6 +235,18 @@ impl SubgroupObject {
         prev: Option<u64>,
         enc: Encoding,
     ) -> Result<(), EncodeError> {
+        self.encode_head(b, header, prev, enc)?;
+        put_slice(b, &self.payload)
+    }
+
+    /// Writes everything but the payload bytes, so the payload can be sent without a copy.
+    pub fn encode_head<B: BufMut>(
+        &self,
+        b: &mut B,
+        header: &SubgroupHeader,
+        prev: Option<u64>,
+        enc: Encoding,
+    ) -> Result<(), EncodeError> {
         let delta = match prev {
             None => self.object_id,
             Some(p) if self.object_id > p => self.object_id - p - 1,
@@ -259,7 +271,7 @@ impl SubgroupObject {
                 "an Object Does Not Exist cannot carry extension headers",
             ));
         }
-        encode_status_payload(b, self.status, &self.payload, enc)
+        encode_length_status(b, self.status, &self.payload, enc)
     }
 }
 

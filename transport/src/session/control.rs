@@ -128,7 +128,10 @@ async fn handle<C: Connection>(
             Ok(())
         }
         M::RequestsBlocked(b) => {
-            tracing::debug!(max = b.max_request_id, "peer is blocked on our MAX_REQUEST_ID");
+            tracing::debug!(
+                max = b.max_request_id,
+                "peer is blocked on our MAX_REQUEST_ID"
+            );
             Ok(())
         }
         M::SubscribeUpdate(u) => {
@@ -149,7 +152,9 @@ async fn handle<C: Connection>(
                     ));
                 }
                 if let Some(max) = grant {
-                    let _ = inner.out.try_send(M::MaxRequestId(MaxRequestId { max_request_id: max }));
+                    let _ = inner.out.try_send(M::MaxRequestId(MaxRequestId {
+                        max_request_id: max,
+                    }));
                 }
                 st.routes.get(&u.subscription_request_id).cloned()
             };
@@ -235,7 +240,10 @@ async fn route_followup<C: Connection>(
         if !ours && !theirs {
             return Err(violation(
                 SessionErrorCode::InvalidRequestId,
-                format!("{} for request ID {id}, which never existed", msg.message_type().name()),
+                format!(
+                    "{} for request ID {id}, which never existed",
+                    msg.message_type().name()
+                ),
             ));
         }
         st.routes.get(&id).cloned()

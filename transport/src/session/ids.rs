@@ -166,7 +166,10 @@ impl PeerIds {
         if id >= self.granted {
             return Err(Violation::new(
                 SessionErrorCode::TooManyRequests,
-                format!("request ID {id} is not below MAX_REQUEST_ID {}", self.granted),
+                format!(
+                    "request ID {id} is not below MAX_REQUEST_ID {}",
+                    self.granted
+                ),
             ));
         }
         if id != self.expected {
@@ -236,16 +239,31 @@ mod tests {
         assert_eq!(peer.granted(), 4);
         peer.on_request(0).unwrap();
         // Parity: odd IDs belong to servers.
-        assert_eq!(peer.on_request(1).unwrap_err().code, SessionErrorCode::InvalidRequestId);
+        assert_eq!(
+            peer.on_request(1).unwrap_err().code,
+            SessionErrorCode::InvalidRequestId
+        );
         // Skipping an ID.
-        assert_eq!(peer.on_request(4).unwrap_err().code, SessionErrorCode::TooManyRequests);
+        assert_eq!(
+            peer.on_request(4).unwrap_err().code,
+            SessionErrorCode::TooManyRequests
+        );
         let mut p2 = PeerIds::new(Role::Client, 10);
         p2.on_request(0).unwrap();
-        assert_eq!(p2.on_request(4).unwrap_err().code, SessionErrorCode::InvalidRequestId);
+        assert_eq!(
+            p2.on_request(4).unwrap_err().code,
+            SessionErrorCode::InvalidRequestId
+        );
         // Reusing an ID.
-        assert_eq!(p2.on_request(0).unwrap_err().code, SessionErrorCode::InvalidRequestId);
+        assert_eq!(
+            p2.on_request(0).unwrap_err().code,
+            SessionErrorCode::InvalidRequestId
+        );
         peer.on_request(2).unwrap();
-        assert_eq!(peer.on_request(4).unwrap_err().code, SessionErrorCode::TooManyRequests);
+        assert_eq!(
+            peer.on_request(4).unwrap_err().code,
+            SessionErrorCode::TooManyRequests
+        );
     }
 
     #[test]
@@ -259,6 +277,9 @@ mod tests {
         assert_eq!(peer.on_finished(), Some(9));
         peer.on_request(5).unwrap();
         peer.on_request(7).unwrap();
-        assert_eq!(peer.on_request(9).unwrap_err().code, SessionErrorCode::TooManyRequests);
+        assert_eq!(
+            peer.on_request(9).unwrap_err().code,
+            SessionErrorCode::TooManyRequests
+        );
     }
 }

@@ -38,7 +38,9 @@ impl<C: Connection> RouteOwner for Inner<C> {
         if let Some(max) = grant {
             if self.closed_state().is_none() {
                 let out = self.out.clone();
-                let msg = ControlMessage::MaxRequestId(MaxRequestId { max_request_id: max });
+                let msg = ControlMessage::MaxRequestId(MaxRequestId {
+                    max_request_id: max,
+                });
                 if let Err(mpsc::error::TrySendError::Full(msg)) = out.try_send(msg) {
                     tokio::spawn(async move {
                         let _ = out.send(msg).await;
@@ -111,7 +113,12 @@ pub fn error_type(request: MessageType) -> Option<MessageType> {
 }
 
 /// Builds the *_ERROR answering `request` with `code` and `reason`.
-pub fn error_message(request: MessageType, id: u64, code: u64, reason: &str) -> Option<ControlMessage> {
+pub fn error_message(
+    request: MessageType,
+    id: u64,
+    code: u64,
+    reason: &str,
+) -> Option<ControlMessage> {
     let e = RequestError {
         request_id: id,
         error_code: code,
@@ -198,8 +205,12 @@ impl Drop for Responder {
         if self.answered {
             return;
         }
-        let Some(msg) = error_message(self.kind, self.id, INTERNAL_ERROR, "request dropped unanswered")
-        else {
+        let Some(msg) = error_message(
+            self.kind,
+            self.id,
+            INTERNAL_ERROR,
+            "request dropped unanswered",
+        ) else {
             return;
         };
         let out = self.out.clone();

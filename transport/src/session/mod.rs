@@ -11,8 +11,10 @@ pub use incoming::{IncomingEvent, IncomingRequest, OutgoingRequest, Responder};
 pub use setup::ClientTarget;
 
 use crate::connection::{Connection, ConnectionError};
+use crate::data::{DataRouter, FetchWriter, SubgroupWriter, WriteError};
 use ids::{Issue, LocalIds, PeerIds, Violation};
 use moqlink_model::control::*;
+use moqlink_model::data::{ObjectDatagram, SubgroupHeader};
 use moqlink_model::params::SetupParameters;
 use moqlink_model::{Blob, SessionErrorCode, Version};
 use std::collections::HashMap;
@@ -75,7 +77,11 @@ impl std::fmt::Display for SessionClose {
         write!(
             f,
             "{} {} (0x{:x}): {}",
-            if self.by_peer { "peer closed with" } else { "closed with" },
+            if self.by_peer {
+                "peer closed with"
+            } else {
+                "closed with"
+            },
             self.code_name(),
             self.code,
             self.reason
@@ -143,6 +149,7 @@ pub(crate) struct State {
 
 pub(crate) struct Inner<C: Connection> {
     pub(crate) conn: C,
+    pub(crate) data: Arc<DataRouter>,
     pub(crate) role: Role,
     pub(crate) version: Version,
     pub(crate) peer_setup: SetupParameters,
@@ -224,7 +231,10 @@ impl<C: Connection> Session<C> {
         let peer = PeerIds::new(Role::Server, cfg.request_window);
         let (send, recv, reader, server) =
             setup::client(&conn, &cfg, &target, peer.granted()).await?;
-        let local = LocalIds::new(Role::Client, server.parameters.max_request_id().unwrap_or(0));
+        let local = LocalIds::new(
+            Role::Client,
+            server.parameters.max_request_id().unwrap_or(0),
+        );
         Ok(Self::start(
             conn,
             &cfg,
@@ -246,7 +256,10 @@ impl<C: Connection> Session<C> {
         let peer = PeerIds::new(Role::Client, cfg.request_window);
         let (send, recv, reader, client, version) =
             setup::server(&conn, &cfg, peer.granted()).await?;
-        let local = LocalIds::new(Role::Server, client.parameters.max_request_id().unwrap_or(0));
+        let local = LocalIds::new(
+            Role::Server,
+            client.parameters.max_request_id().unwrap_or(0),
+        );
         Ok(Self::start(
             conn,
             &cfg,
@@ -274,6 +287,7 @@ impl<C: Connection> Session<C> {
         let (incoming_tx, incoming_rx) = mpsc::channel(cfg.incoming_queue.max(1));
         let inner = Arc::new(Inner {
             conn,
+            data: Arc::new(DataRouter::default()),
             role,
             version,
             peer_setup,
@@ -290,7 +304,61 @@ impl<C: Connection> Session<C> {
         });
         let (send, recv, reader) = control;
         control::spawn(inner.clone(), send, recv, reader, out_rx, incoming_tx);
+        let weak = Arc::downgrade(&inner);
+        inner.data.spawn(
+            inner.conn.clone(),
+            Arc::new(move |code: SessionErrorCode, reason: String| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.close(code.code(), &reason, false);
+                }
+            }),
+        );
         (Session { inner }, incoming_rx)
+    }
+
+    /// Incoming data streams and datagrams, routed by track alias and fetch request.
+    pub fn data(&self) -> &DataRouter {
+        &self.inner.data
+    }
+
+    /// Opens a subgroup stream at `priority` (see [`crate::data::stream_priority`]).
+    pub async fn open_subgroup(
+        &self,
+        header: SubgroupHeader,
+        priority: i32,
+    ) -> Result<SubgroupWriter<C::Send>, WriteError> {
+        SubgroupWriter::open(&self.inner.conn, header, priority).await
+    }
+
+    /// Opens the fetch stream answering `request_id`.
+    pub async fn open_fetch(
+        &self,
+        request_id: u64,
+        priority: i32,
+    ) -> Result<FetchWriter<C::Send>, WriteError> {
+        FetchWriter::open(&self.inner.conn, request_id, priority).await
+    }
+
+    /// Sends one object as a datagram (dropped silently if larger than the path allows).
+    pub fn send_datagram(&self, d: &ObjectDatagram) -> Result<(), WriteError> {
+        let mut buf = bytes::BytesMut::new();
+        d.encode(&mut buf, moqlink_model::Encoding::new(self.inner.version))?;
+        if self
+            .inner
+            .conn
+            .max_datagram_size()
+            .is_some_and(|max| buf.len() > max)
+        {
+            tracing::debug!(
+                len = buf.len(),
+                "datagram larger than the path allows, dropped"
+            );
+            return Ok(());
+        }
+        self.inner
+            .conn
+            .send_datagram(buf.freeze())
+            .map_err(|e| WriteError::Stream(e.into()))
     }
 
     /// This endpoint's role.

@@ -71,7 +71,11 @@ pub(crate) fn fail<C: Connection>(conn: &C, code: SessionErrorCode, reason: &str
     })
 }
 
-pub(crate) fn read_failure<C: Connection>(conn: &C, f: ReadFailure, expecting: &str) -> SessionError {
+pub(crate) fn read_failure<C: Connection>(
+    conn: &C,
+    f: ReadFailure,
+    expecting: &str,
+) -> SessionError {
     match f {
         ReadFailure::Violation(e) => fail(conn, e.code(), &e.to_string()),
         ReadFailure::Ended(why) => fail(
@@ -153,7 +157,11 @@ pub(crate) async fn client<C: Connection>(
     }
     // §9.3.2.1-2: a server must not send PATH or AUTHORITY.
     if server.parameters.path().is_some() {
-        return Err(fail(conn, SessionErrorCode::InvalidPath, "PATH sent by the server"));
+        return Err(fail(
+            conn,
+            SessionErrorCode::InvalidPath,
+            "PATH sent by the server",
+        ));
     }
     if server.parameters.authority().is_some() {
         return Err(fail(
@@ -216,7 +224,11 @@ pub(crate) async fn server<C: Connection>(
     };
     if conn.kind() == TransportKind::WebTransport {
         if client.parameters.path().is_some() {
-            return Err(fail(conn, SessionErrorCode::InvalidPath, "PATH over WebTransport"));
+            return Err(fail(
+                conn,
+                SessionErrorCode::InvalidPath,
+                "PATH over WebTransport",
+            ));
         }
         if client.parameters.authority().is_some() {
             return Err(fail(

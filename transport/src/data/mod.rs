@@ -1,0 +1,14 @@
+//! Data streams and datagrams over a session's connection: writers for subgroup and fetch
+//! streams, datagram sending, and the router that reads incoming streams and datagrams and hands
+//! them to whoever holds the track alias or fetch request.
+
+mod priority;
+mod router;
+mod writer;
+
+pub use priority::stream_priority;
+pub use router::DuplicateAlias;
+pub use router::{
+    DataRouter, FetchEvent, IncomingFetch, IncomingSubgroup, SubgroupEvent, TrackData,
+};
+pub use writer::{FetchWriter, SubgroupWriter, WriteError};

@@ -1,0 +1,430 @@
+//! Incoming data: each unidirectional stream is read by its own task, which decodes the header,
+//! finds who holds the track alias (or fetch request), and passes objects on through a bounded
+//! channel, so a slow consumer slows only its stream (QUIC flow control does the rest).
+
+use crate::connection::{Connection, RecvStream, StreamError};
+use moqlink_model::data::{
+    reset_code, FetchObject, ObjectDatagram, StreamEvent, StreamReader, SubgroupHeader,
+    SubgroupObject,
+};
+use moqlink_model::{DecodeError, SessionErrorCode};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Objects buffered per stream before its reader waits for the consumer.
+const STREAM_QUEUE: usize = 32;
+/// Subgroup streams queued per track before the router waits for the consumer.
+const TRACK_QUEUE: usize = 64;
+/// Datagrams queued per track; more are dropped, as the network may drop them.
+const DATAGRAM_QUEUE: usize = 256;
+
+/// What happens next on an incoming subgroup stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubgroupEvent {
+    /// The next object.
+    Object(SubgroupObject),
+    /// The stream ended with FIN: every object of the subgroup arrived.
+    Finished,
+    /// The publisher reset the stream with this code.
+    Reset(u64),
+}
+
+/// What happens next on an incoming fetch stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchEvent {
+    /// The next object.
+    Object(FetchObject),
+    /// The stream ended with FIN.
+    Finished,
+    /// The publisher reset the stream with this code.
+    Reset(u64),
+}
+
+/// An incoming subgroup stream of a track this session subscribed to.
+#[derive(Debug)]
+pub struct IncomingSubgroup {
+    /// The stream's SUBGROUP_HEADER.
+    pub header: SubgroupHeader,
+    events: mpsc::Receiver<SubgroupEvent>,
+    stop: Option<oneshot::Sender<u64>>,
+}
+
+impl IncomingSubgroup {
+    /// The next event; `None` once the stream is gone.
+    pub async fn next(&mut self) -> Option<SubgroupEvent> {
+        self.events.recv().await
+    }
+
+    /// Asks the publisher to stop sending (STOP_SENDING with `code`).
+    pub fn stop(mut self, code: u64) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(code);
+        }
+    }
+}
+
+/// An incoming fetch stream.
+#[derive(Debug)]
+pub struct IncomingFetch {
+    /// The FETCH this stream answers.
+    pub request_id: u64,
+    events: mpsc::Receiver<FetchEvent>,
+    stop: Option<oneshot::Sender<u64>>,
+}
+
+impl IncomingFetch {
+    /// The next event; `None` once the stream is gone.
+    pub async fn next(&mut self) -> Option<FetchEvent> {
+        self.events.recv().await
+    }
+
+    /// Asks the publisher to stop sending.
+    pub fn stop(mut self, code: u64) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(code);
+        }
+    }
+}
+
+/// Everything that arrives for one track alias.
+#[derive(Debug)]
+pub struct TrackData {
+    /// Subgroup streams, one per stream opened by the publisher.
+    pub subgroups: mpsc::Receiver<IncomingSubgroup>,
+    /// Datagrams.
+    pub datagrams: mpsc::Receiver<ObjectDatagram>,
+}
+
+struct TrackRoute {
+    subgroups: mpsc::Sender<IncomingSubgroup>,
+    datagrams: mpsc::Sender<ObjectDatagram>,
+}
+
+#[derive(Default)]
+struct RouterState {
+    tracks: HashMap<u64, TrackRoute>,
+    fetches: HashMap<u64, oneshot::Sender<IncomingFetch>>,
+    waiting: usize,
+    dropped_datagrams: u64,
+}
+
+/// Closes the session when data breaks a rule.
+pub(crate) type Closer = Arc<dyn Fn(SessionErrorCode, String) + Send + Sync>;
+
+/// Routes incoming data streams and datagrams by track alias and fetch request ID.
+pub struct DataRouter {
+    state: Mutex<RouterState>,
+    registered: Notify,
+    /// How long a stream with an unknown alias waits for SUBSCRIBE_OK / PUBLISH to name it.
+    alias_wait: Duration,
+    /// How many such streams may wait at once; more are refused with STOP_SENDING.
+    max_waiting: usize,
+    max_object: usize,
+}
+
+/// A track alias already routes to another subscription.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("track alias {0} is already in use")]
+pub struct DuplicateAlias(pub u64);
+
+impl Default for DataRouter {
+    fn default() -> Self {
+        DataRouter {
+            state: Mutex::default(),
+            registered: Notify::new(),
+            alias_wait: Duration::from_secs(2),
+            max_waiting: 64,
+            max_object: moqlink_model::limits::DEFAULT_MAX_OBJECT_SIZE,
+        }
+    }
+}
+
+impl DataRouter {
+    fn state(&self) -> MutexGuard<'_, RouterState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts routing data for `alias`; fails if the alias is taken (the session then closes
+    /// with DUPLICATE_TRACK_ALIAS, §9.8).
+    pub fn register_track(&self, alias: u64) -> Result<TrackData, DuplicateAlias> {
+        let (stx, srx) = mpsc::channel(TRACK_QUEUE);
+        let (dtx, drx) = mpsc::channel(DATAGRAM_QUEUE);
+        {
+            let mut st = self.state();
+            if st
+                .tracks
+                .get(&alias)
+                .is_some_and(|r| !r.subgroups.is_closed())
+            {
+                return Err(DuplicateAlias(alias));
+            }
+            st.tracks.insert(
+                alias,
+                TrackRoute {
+                    subgroups: stx,
+                    datagrams: dtx,
+                },
+            );
+        }
+        self.registered.notify_waiters();
+        Ok(TrackData {
+            subgroups: srx,
+            datagrams: drx,
+        })
+    }
+
+    /// Stops routing data for `alias`; later streams for it are refused.
+    pub fn unregister_track(&self, alias: u64) {
+        self.state().tracks.remove(&alias);
+    }
+
+    /// Registers interest in the fetch stream answering `request_id` (call before sending FETCH).
+    pub fn expect_fetch(&self, request_id: u64) -> oneshot::Receiver<IncomingFetch> {
+        let (tx, rx) = oneshot::channel();
+        self.state().fetches.insert(request_id, tx);
+        self.registered.notify_waiters();
+        rx
+    }
+
+    /// Datagrams dropped because their alias was unknown or the consumer was behind.
+    pub fn dropped_datagrams(&self) -> u64 {
+        self.state().dropped_datagrams
+    }
+
+    /// Starts the tasks that accept streams and datagrams on `conn`.
+    pub(crate) fn spawn<C: Connection>(self: &Arc<Self>, conn: C, closer: Closer) {
+        let me = self.clone();
+        let c = conn.clone();
+        let close = closer.clone();
+        tokio::spawn(async move {
+            while let Ok(recv) = c.accept_uni().await {
+                tokio::spawn(me.clone().read_stream(recv, close.clone()));
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Ok(d) = conn.recv_datagram().await {
+                me.on_datagram(d, &closer);
+            }
+        });
+    }
+
+    fn on_datagram(&self, mut bytes: bytes::Bytes, closer: &Closer) {
+        let d = match ObjectDatagram::decode(&mut bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                violation(closer, &e);
+                return;
+            }
+        };
+        let mut st = self.state();
+        let delivered = st
+            .tracks
+            .get(&d.track_alias)
+            .is_some_and(|r| r.datagrams.try_send(d).is_ok());
+        if !delivered {
+            st.dropped_datagrams += 1;
+        }
+    }
+
+    async fn route_wait<T>(
+        &self,
+        mut find: impl FnMut(&mut RouterState) -> Option<T>,
+    ) -> Option<T> {
+        {
+            let mut st = self.state();
+            if let Some(t) = find(&mut st) {
+                return Some(t);
+            }
+            if st.waiting >= self.max_waiting {
+                return None;
+            }
+            st.waiting += 1;
+        }
+        let deadline = tokio::time::Instant::now() + self.alias_wait;
+        let found = loop {
+            let notified = self.registered.notified();
+            if let Some(t) = find(&mut self.state()) {
+                break Some(t);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break find(&mut self.state());
+            }
+        };
+        self.state().waiting -= 1;
+        found
+    }
+
+    async fn read_stream<R: RecvStream>(self: Arc<Self>, mut recv: R, closer: Closer) {
+        let mut reader = StreamReader::new(self.max_object);
+        let first = match next_event(&mut recv, &mut reader, &closer).await {
+            Some(Ok(ev)) => ev,
+            Some(Err(code)) => {
+                tracing::debug!(code, "data stream reset before its header");
+                return;
+            }
+            None => return,
+        };
+        match first {
+            StreamEvent::SubgroupHeader(header) => {
+                let alias = header.track_alias;
+                let route = self
+                    .route_wait(|st| st.tracks.get(&alias).map(|r| r.subgroups.clone()))
+                    .await;
+                let Some(route) = route else {
+                    tracing::debug!(alias, "subgroup stream for an unknown track alias refused");
+                    recv.stop(reset_code::CANCELLED);
+                    return;
+                };
+                let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+                let (stop_tx, stop_rx) = oneshot::channel();
+                let incoming = IncomingSubgroup {
+                    header,
+                    events: rx,
+                    stop: Some(stop_tx),
+                };
+                if route.send(incoming).await.is_err() {
+                    recv.stop(reset_code::CANCELLED);
+                    return;
+                }
+                pump(recv, reader, tx, stop_rx, &closer, |ev| match ev {
+                    StreamEvent::SubgroupObject(o) => Some(SubgroupEvent::Object(o)),
+                    _ => None,
+                })
+                .await;
+            }
+            StreamEvent::FetchHeader(h) => {
+                let id = h.request_id;
+                let route = self.route_wait(|st| st.fetches.remove(&id)).await;
+                let Some(route) = route else {
+                    tracing::debug!(id, "fetch stream for an unknown request refused");
+                    recv.stop(reset_code::CANCELLED);
+                    return;
+                };
+                let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+                let (stop_tx, stop_rx) = oneshot::channel();
+                let incoming = IncomingFetch {
+                    request_id: id,
+                    events: rx,
+                    stop: Some(stop_tx),
+                };
+                if route.send(incoming).is_err() {
+                    recv.stop(reset_code::CANCELLED);
+                    return;
+                }
+                pump(recv, reader, tx, stop_rx, &closer, |ev| match ev {
+                    StreamEvent::FetchObject(o) => Some(FetchEvent::Object(o)),
+                    _ => None,
+                })
+                .await;
+            }
+            // The reader yields a header first; anything else cannot happen.
+            _ => recv.stop(reset_code::INTERNAL_ERROR),
+        }
+    }
+}
+
+trait EndEvent {
+    fn finished() -> Self;
+    fn reset(code: u64) -> Self;
+    fn is_end(&self) -> bool;
+}
+
+impl EndEvent for SubgroupEvent {
+    fn finished() -> Self {
+        SubgroupEvent::Finished
+    }
+    fn reset(code: u64) -> Self {
+        SubgroupEvent::Reset(code)
+    }
+    fn is_end(&self) -> bool {
+        !matches!(self, SubgroupEvent::Object(_))
+    }
+}
+
+impl EndEvent for FetchEvent {
+    fn finished() -> Self {
+        FetchEvent::Finished
+    }
+    fn reset(code: u64) -> Self {
+        FetchEvent::Reset(code)
+    }
+    fn is_end(&self) -> bool {
+        !matches!(self, FetchEvent::Object(_))
+    }
+}
+
+/// Reads objects and passes them on until FIN, reset, STOP from the consumer, or an error.
+async fn pump<R: RecvStream, E: EndEvent>(
+    mut recv: R,
+    mut reader: StreamReader,
+    tx: mpsc::Sender<E>,
+    mut stop_rx: oneshot::Receiver<u64>,
+    closer: &Closer,
+    map: impl Fn(StreamEvent) -> Option<E>,
+) {
+    loop {
+        let ev = tokio::select! {
+            ev = next_event(&mut recv, &mut reader, closer) => ev,
+            code = &mut stop_rx => {
+                recv.stop(code.unwrap_or(reset_code::CANCELLED));
+                return;
+            }
+        };
+        let out = match ev {
+            Some(Ok(ev)) => match map(ev) {
+                Some(e) => e,
+                None => continue,
+            },
+            Some(Err(code)) => E::reset(code),
+            None => E::finished(),
+        };
+        let end = out.is_end();
+        if tx.send(out).await.is_err() {
+            // The consumer went away: nobody wants the rest of this stream.
+            recv.stop(reset_code::CANCELLED);
+            return;
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+/// The next header or object: `Some(Ok)`, `Some(Err(reset code))` when the peer reset the
+/// stream, `None` at a clean FIN or when the session closed (after closing it on bad data).
+async fn next_event<R: RecvStream>(
+    recv: &mut R,
+    reader: &mut StreamReader,
+    closer: &Closer,
+) -> Option<Result<StreamEvent, u64>> {
+    loop {
+        match reader.next_event() {
+            Ok(Some(ev)) => return Some(Ok(ev)),
+            Ok(None) => {}
+            Err(e) => {
+                violation(closer, &e);
+                return None;
+            }
+        }
+        match recv.read_chunk(64 * 1024).await {
+            Ok(Some(chunk)) => reader.push(chunk),
+            Ok(None) => {
+                if let Err(e) = reader.finish() {
+                    // §10.4: a FIN inside an object (or before the header).
+                    violation(closer, &e);
+                }
+                return None;
+            }
+            Err(StreamError::Reset(code)) => return Some(Err(code)),
+            Err(_) => return None,
+        }
+    }
+}
+
+fn violation(closer: &Closer, e: &DecodeError) {
+    tracing::warn!(error = %e, "data stream violation");
+    closer(e.code(), e.to_string());
+}

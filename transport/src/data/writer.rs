@@ -1,0 +1,142 @@
+//! Writers for subgroup and fetch streams: the header once, then objects with their payloads
+//! passed through as `Bytes` (never copied).
+
+use crate::connection::{Connection, SendStream, StreamError};
+use bytes::BytesMut;
+use moqlink_model::data::{FetchHeader, FetchObject, SubgroupHeader, SubgroupObject};
+use moqlink_model::{EncodeError, Encoding, Version};
+
+/// Why writing an object failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The object cannot be encoded (e.g. IDs out of order, a limit broken).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The stream or connection failed.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+}
+
+/// A subgroup stream being written.
+pub struct SubgroupWriter<S: SendStream> {
+    stream: S,
+    header: SubgroupHeader,
+    prev: Option<u64>,
+    buf: BytesMut,
+}
+
+impl<S: SendStream> SubgroupWriter<S> {
+    /// Opens a unidirectional stream at `priority` and writes the SUBGROUP_HEADER.
+    pub async fn open<C: Connection<Send = S>>(
+        conn: &C,
+        header: SubgroupHeader,
+        priority: i32,
+    ) -> Result<Self, WriteError> {
+        let stream = conn.open_uni().await.map_err(StreamError::from)?;
+        stream.set_priority(priority);
+        let mut w = SubgroupWriter {
+            stream,
+            header,
+            prev: None,
+            buf: BytesMut::with_capacity(64),
+        };
+        header.encode(&mut w.buf, Encoding::new(Version::DRAFT_14))?;
+        let head = w.buf.split().freeze();
+        w.stream.write_chunk(head).await?;
+        Ok(w)
+    }
+
+    /// The header this stream was opened with.
+    pub fn header(&self) -> &SubgroupHeader {
+        &self.header
+    }
+
+    /// The last Object ID written.
+    pub fn last_object_id(&self) -> Option<u64> {
+        self.prev
+    }
+
+    /// Writes one object; its ID must be above the previous one.
+    pub async fn write(&mut self, obj: &SubgroupObject) -> Result<(), WriteError> {
+        obj.encode_head(
+            &mut self.buf,
+            &self.header,
+            self.prev,
+            Encoding::new(Version::DRAFT_14),
+        )?;
+        let head = self.buf.split().freeze();
+        self.stream.write_chunk(head).await?;
+        if !obj.payload.is_empty() {
+            self.stream.write_chunk(obj.payload.bytes().clone()).await?;
+        }
+        self.prev = Some(obj.object_id);
+        Ok(())
+    }
+
+    /// Changes the stream's send priority.
+    pub fn set_priority(&self, priority: i32) {
+        self.stream.set_priority(priority);
+    }
+
+    /// Ends the stream with FIN: every object of the subgroup was written.
+    pub fn finish(mut self) -> Result<(), StreamError> {
+        self.stream.finish()
+    }
+
+    /// Abandons the stream with a reset code (`moqlink_model::data::reset_code`).
+    pub fn reset(mut self, code: u64) -> Result<(), StreamError> {
+        self.stream.reset(code)
+    }
+
+    /// Waits for the peer's STOP_SENDING.
+    pub async fn stopped(&mut self) -> Option<u64> {
+        self.stream.stopped().await
+    }
+}
+
+/// A fetch stream being written.
+pub struct FetchWriter<S: SendStream> {
+    stream: S,
+    buf: BytesMut,
+}
+
+impl<S: SendStream> FetchWriter<S> {
+    /// Opens a unidirectional stream at `priority` and writes the FETCH_HEADER.
+    pub async fn open<C: Connection<Send = S>>(
+        conn: &C,
+        request_id: u64,
+        priority: i32,
+    ) -> Result<Self, WriteError> {
+        let stream = conn.open_uni().await.map_err(StreamError::from)?;
+        stream.set_priority(priority);
+        let mut w = FetchWriter {
+            stream,
+            buf: BytesMut::with_capacity(64),
+        };
+        FetchHeader { request_id }.encode(&mut w.buf, Encoding::new(Version::DRAFT_14))?;
+        let head = w.buf.split().freeze();
+        w.stream.write_chunk(head).await?;
+        Ok(w)
+    }
+
+    /// Writes one object.
+    pub async fn write(&mut self, obj: &FetchObject) -> Result<(), WriteError> {
+        obj.encode_head(&mut self.buf, Encoding::new(Version::DRAFT_14))?;
+        let head = self.buf.split().freeze();
+        self.stream.write_chunk(head).await?;
+        if !obj.payload.is_empty() {
+            self.stream.write_chunk(obj.payload.bytes().clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream with FIN.
+    pub fn finish(mut self) -> Result<(), StreamError> {
+        self.stream.finish()
+    }
+
+    /// Abandons the stream with a reset code.
+    pub fn reset(mut self, code: u64) -> Result<(), StreamError> {
+        self.stream.reset(code)
+    }
+}
