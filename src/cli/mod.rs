@@ -1,3 +1,15 @@
 //! Subcommands of the `moqlink` binary.
 
 pub mod decode;
+pub mod relay;
+
+/// Logs to stderr; `RUST_LOG` overrides the level.
+pub fn init_logging(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,5 +1,6 @@
 //! Connections (WebTransport and raw QUIC), control and data stream handlers, and MoQ sessions.
 
+pub mod client;
 pub mod connection;
 pub mod data;
 pub mod endpoint;

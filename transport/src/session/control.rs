@@ -11,6 +11,9 @@ use moqlink_model::SessionErrorCode;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// How long a finished control stream waits for the peer's connection close.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Starts the writer, reader and watcher tasks of a session.
 pub(crate) fn spawn<C: Connection>(
     inner: Arc<Inner<C>>,
@@ -66,9 +69,16 @@ async fn read_loop<C: Connection>(
                 return;
             }
             Err(ReadFailure::Ended(why)) => {
-                if inner.closed_state().is_none() {
+                // Peers often finish the control stream just before closing the connection;
+                // give their close a moment to arrive so it is the reason recorded.
+                let grace = tokio::time::timeout(CLOSE_GRACE, inner.conn.closed()).await;
+                match grace {
+                    Ok(e) => {
+                        let c: SessionClose = (&e).into();
+                        inner.close(c.code, &c.reason, c.by_peer);
+                    }
                     // §3.3: closing the control stream is a protocol violation.
-                    inner.close(SessionErrorCode::ProtocolViolation.code(), &why, false);
+                    Err(_) => inner.close(SessionErrorCode::ProtocolViolation.code(), &why, false),
                 }
                 return;
             }
