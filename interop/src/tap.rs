@@ -1,0 +1,127 @@
+//! TAP version 14 output, as the interop runner reads it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// The outcome of one test case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It passed.
+    Pass,
+    /// It failed: what was expected, what arrived, and why.
+    Fail {
+        /// What the case expected.
+        expected: String,
+        /// What the peer actually did.
+        received: String,
+        /// A one-line explanation.
+        message: String,
+    },
+    /// The case is not supported (by this client or the peer).
+    Skip(String),
+}
+
+/// One case's result with its diagnostics.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The case id.
+    pub id: &'static str,
+    /// Pass, fail or skip.
+    pub outcome: Outcome,
+    /// How long it ran.
+    pub duration: Duration,
+    /// Connection IDs for the YAML block: `connection_id`, or publisher / subscriber ones.
+    pub connections: Vec<(&'static str, String)>,
+}
+
+impl CaseResult {
+    /// Whether it counts as a failure.
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Fail { .. })
+    }
+}
+
+fn yaml_str(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
+}
+
+/// Renders the TAP document: version, comments, plan, one line (and YAML block) per case.
+pub fn render(comments: &[String], results: &[CaseResult]) -> String {
+    let mut out = String::from("TAP version 14\n");
+    for c in comments {
+        let _ = writeln!(out, "# {c}");
+    }
+    let _ = writeln!(out, "1..{}", results.len());
+    for (i, r) in results.iter().enumerate() {
+        let n = i + 1;
+        match &r.outcome {
+            Outcome::Pass => {
+                let _ = writeln!(out, "ok {n} - {}", r.id);
+            }
+            Outcome::Skip(why) => {
+                let _ = writeln!(out, "ok {n} - {} # SKIP {why}", r.id);
+                continue;
+            }
+            Outcome::Fail { .. } => {
+                let _ = writeln!(out, "not ok {n} - {}", r.id);
+            }
+        }
+        out.push_str("  ---\n");
+        let _ = writeln!(out, "  duration_ms: {}", r.duration.as_millis());
+        for (k, v) in &r.connections {
+            let _ = writeln!(out, "  {k}: {v}");
+        }
+        if let Outcome::Fail {
+            expected,
+            received,
+            message,
+        } = &r.outcome
+        {
+            let _ = writeln!(out, "  expected: {}", yaml_str(expected));
+            let _ = writeln!(out, "  received: {}", yaml_str(received));
+            let _ = writeln!(out, "  message: {}", yaml_str(message));
+        }
+        out.push_str("  ...\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_tap14_with_yaml_blocks() {
+        let results = vec![
+            CaseResult {
+                id: "setup-only",
+                outcome: Outcome::Pass,
+                duration: Duration::from_millis(12),
+                connections: vec![("connection_id", "ab12".into())],
+            },
+            CaseResult {
+                id: "announce-only",
+                outcome: Outcome::Fail {
+                    expected: "PUBLISH_NAMESPACE_OK".into(),
+                    received: "PUBLISH_NAMESPACE_ERROR code 0x3 \"no\"".into(),
+                    message: "rejected".into(),
+                },
+                duration: Duration::from_millis(3),
+                connections: vec![],
+            },
+            CaseResult {
+                id: "fetch",
+                outcome: Outcome::Skip("not implemented".into()),
+                duration: Duration::ZERO,
+                connections: vec![],
+            },
+        ];
+        let tap = render(&["moqlink-interop 0.1.0".into()], &results);
+        let expected = "TAP version 14\n# moqlink-interop 0.1.0\n1..3\nok 1 - setup-only\n  ---\n  duration_ms: 12\n  connection_id: ab12\n  ...\nnot ok 2 - announce-only\n  ---\n  duration_ms: 3\n  expected: \"PUBLISH_NAMESPACE_OK\"\n  received: \"PUBLISH_NAMESPACE_ERROR code 0x3 \\\"no\\\"\"\n  message: \"rejected\"\n  ...\nok 3 - fetch # SKIP not implemented\n";
+        assert_eq!(tap, expected);
+    }
+}
