@@ -6,6 +6,7 @@ pub mod data;
 pub mod endpoint;
 pub mod session;
 pub mod tls;
+pub mod track;
 
 pub use connection::{
     Connection, ConnectionError, RecvStream, SendStream, StreamError, TransportKind,

@@ -1,0 +1,217 @@
+//! Reading a track: subgroups and datagrams in arrival order, objects within each subgroup.
+
+use super::*;
+
+/// One object a FETCH returns, with its coordinates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedObject {
+    /// Group ID.
+    pub group: u64,
+    /// Subgroup ID (the Object ID for datagram objects).
+    pub subgroup: u64,
+    /// Publisher priority.
+    pub priority: u8,
+    /// The object.
+    pub object: Object,
+}
+
+/// What a track reader gets next.
+pub enum TrackItem {
+    /// A subgroup to read object by object (one stream on the wire).
+    Subgroup(SubgroupConsumer),
+    /// An object that travels as a datagram.
+    Datagram {
+        /// Group ID.
+        group: u64,
+        /// Publisher priority.
+        priority: u8,
+        /// The object.
+        object: Object,
+    },
+}
+
+/// Reads a track from a start location, at its own pace. Cheap to clone (a clone continues
+/// from the same position independently).
+#[derive(Clone)]
+pub struct TrackConsumer {
+    shared: Arc<TrackShared>,
+    cursor: u64,
+    start: Location,
+    end_group: Option<u64>,
+    lost: u64,
+}
+
+impl fmt::Debug for TrackConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TrackConsumer({} from {} to {:?})",
+            self.shared.name, self.start, self.end_group
+        )
+    }
+}
+
+impl TrackConsumer {
+    pub(crate) fn new(shared: Arc<TrackShared>, start: Location, end_group: Option<u64>) -> Self {
+        let cursor = shared.lock().items.front().map_or(0, |(s, _)| *s);
+        TrackConsumer {
+            shared,
+            cursor,
+            start,
+            end_group,
+            lost: 0,
+        }
+    }
+
+    /// The track's name.
+    pub fn name(&self) -> &TrackName {
+        &self.shared.name
+    }
+
+    /// Largest location, group order and end.
+    pub fn status(&self) -> TrackStatus {
+        let st = self.shared.lock();
+        TrackStatus {
+            largest: st.largest,
+            group_order: st.group_order,
+            end: st.end.clone(),
+        }
+    }
+
+    /// The first location this reader delivers.
+    pub fn start(&self) -> Location {
+        self.start
+    }
+
+    /// The last group this reader delivers, if bounded.
+    pub fn end_group(&self) -> Option<u64> {
+        self.end_group
+    }
+
+    /// Narrows the range (SUBSCRIBE_UPDATE): later items outside it are skipped.
+    pub fn set_range(&mut self, start: Location, end_group: Option<u64>) {
+        self.start = start;
+        self.end_group = end_group;
+    }
+
+    /// Items skipped because they were evicted before this reader got to them.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Whether the track has moved past this reader's end group.
+    pub fn past_end(&self) -> bool {
+        match (self.end_group, self.shared.lock().largest) {
+            (Some(end), Some(l)) => l.group > end,
+            _ => false,
+        }
+    }
+
+    fn wanted_group(&self, group: u64) -> bool {
+        group >= self.start.group && self.end_group.is_none_or(|e| group <= e)
+    }
+
+    /// The next subgroup or datagram in arrival order; `None` once the track has ended and
+    /// everything retained was read.
+    pub async fn next(&mut self) -> Option<TrackItem> {
+        let mut rx = self.shared.changed.subscribe();
+        loop {
+            {
+                let st = self.shared.lock();
+                if let Some((front, _)) = st.items.front() {
+                    if self.cursor < *front {
+                        self.lost += *front - self.cursor;
+                        self.cursor = *front;
+                    }
+                }
+                let first = st.items.front().map_or(0, |(s, _)| *s);
+                let skip = usize::try_from(self.cursor.saturating_sub(first)).unwrap_or(usize::MAX);
+                for (seq, item) in st.items.iter().skip(skip) {
+                    self.cursor = seq + 1;
+                    if !self.wanted_group(item.group()) {
+                        continue;
+                    }
+                    match item {
+                        Item::Subgroup(s) => {
+                            if s.lock().end == Some(SubgroupEnd::Evicted) {
+                                self.lost += 1;
+                                continue;
+                            }
+                            let start_object =
+                                (s.info.group == self.start.group).then_some(self.start.object);
+                            return Some(TrackItem::Subgroup(SubgroupConsumer {
+                                shared: s.clone(),
+                                index: 0,
+                                start_object,
+                            }));
+                        }
+                        Item::Datagram {
+                            group,
+                            priority,
+                            object,
+                        } => {
+                            if Location::new(*group, object.id) < self.start {
+                                continue;
+                            }
+                            return Some(TrackItem::Datagram {
+                                group: *group,
+                                priority: *priority,
+                                object: object.clone(),
+                            });
+                        }
+                    }
+                }
+                if st.end.is_some() {
+                    return None;
+                }
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+/// Reads one subgroup's objects.
+pub struct SubgroupConsumer {
+    shared: Arc<SubgroupShared>,
+    index: usize,
+    start_object: Option<u64>,
+}
+
+impl SubgroupConsumer {
+    /// The subgroup's IDs and header layout.
+    pub fn info(&self) -> SubgroupInfo {
+        self.shared.info
+    }
+
+    /// The next object, or how the subgroup ended.
+    pub async fn next(&mut self) -> Result<Object, SubgroupEnd> {
+        let mut rx = self.shared.changed.subscribe();
+        loop {
+            {
+                let s = self.shared.lock();
+                while let Some((o, _)) = s.objects.get(self.index) {
+                    self.index += 1;
+                    if self.start_object.is_some_and(|min| o.id < min) {
+                        continue;
+                    }
+                    return Ok(o.clone());
+                }
+                if let Some(end) = s.end {
+                    return Err(end);
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(SubgroupEnd::Reset(
+                    moqlink_model::data::reset_code::INTERNAL_ERROR,
+                ));
+            }
+        }
+    }
+
+    /// When the next unread object arrived (for delivery timeouts), if one is waiting.
+    pub fn next_arrival(&self) -> Option<Instant> {
+        self.shared.lock().objects.get(self.index).map(|(_, t)| *t)
+    }
+}

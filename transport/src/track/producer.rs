@@ -1,0 +1,380 @@
+//! Writing a track: subgroups, objects, datagrams, and the track's end.
+
+use super::*;
+use moqlink_model::control::FetchEnd;
+use moqlink_model::data::ObjectStatus;
+
+/// Why a write was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackError {
+    /// Object IDs within a subgroup must increase.
+    #[error("object {id} does not follow object {prev} in the subgroup")]
+    OutOfOrder {
+        /// The refused ID.
+        id: u64,
+        /// The previous ID.
+        prev: u64,
+    },
+    /// The subgroup already ended.
+    #[error("the subgroup has ended")]
+    Ended,
+    /// A non-Normal object carried a payload.
+    #[error("an object with status {0:?} cannot carry a payload")]
+    StatusWithPayload(ObjectStatus),
+}
+
+/// Writes a track. Cheap to clone; every clone writes the same track.
+#[derive(Clone)]
+pub struct TrackProducer {
+    pub(crate) shared: Arc<TrackShared>,
+}
+
+impl fmt::Debug for TrackProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TrackProducer({})", self.shared.name)
+    }
+}
+
+impl TrackProducer {
+    /// A new, empty track.
+    pub fn new(name: TrackName, config: TrackConfig) -> Self {
+        TrackProducer {
+            shared: Arc::new(TrackShared {
+                name,
+                config,
+                state: Mutex::new(TrackState {
+                    items: VecDeque::new(),
+                    next_seq: 0,
+                    groups: VecDeque::new(),
+                    bytes: 0,
+                    largest: None,
+                    group_order: GroupOrder::Ascending,
+                    end: None,
+                    evicted_groups: 0,
+                }),
+                changed: tokio::sync::watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// The track's name.
+    pub fn name(&self) -> &TrackName {
+        &self.shared.name
+    }
+
+    /// Whether `other` writes the same track.
+    pub fn same_track(&self, other: &TrackProducer) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Sets the publisher's group order (reported in SUBSCRIBE_OK / PUBLISH).
+    pub fn set_group_order(&self, order: GroupOrder) {
+        if order != GroupOrder::Original {
+            self.shared.lock().group_order = order;
+        }
+    }
+
+    /// Largest location, group order and end, as TRACK_STATUS reports them.
+    pub fn status(&self) -> TrackStatus {
+        let st = self.shared.lock();
+        TrackStatus {
+            largest: st.largest,
+            group_order: st.group_order,
+            end: st.end.clone(),
+        }
+    }
+
+    /// Groups dropped from history so far.
+    pub fn evicted_groups(&self) -> u64 {
+        self.shared.lock().evicted_groups
+    }
+
+    /// The ID a new group should take: one past the largest, or 0.
+    pub fn next_group_id(&self) -> u64 {
+        self.shared.lock().largest.map_or(0, |l| l.group + 1)
+    }
+
+    /// Starts a subgroup; readers see it at once.
+    pub fn create_subgroup(&self, info: SubgroupInfo) -> SubgroupProducer {
+        let sub = Arc::new(SubgroupShared {
+            info,
+            state: Mutex::new(SubgroupState {
+                objects: Vec::new(),
+                end: None,
+            }),
+            changed: tokio::sync::watch::channel(0).0,
+        });
+        {
+            let mut st = self.shared.lock();
+            let now = Instant::now();
+            group_entry(&mut st, info.group, now)
+                .subgroups
+                .push(sub.clone());
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.items.push_back((seq, Item::Subgroup(sub.clone())));
+            evict(&mut st, &self.shared.config);
+        }
+        self.shared.bump();
+        SubgroupProducer {
+            sub,
+            track: self.shared.clone(),
+            last: None,
+            ended: false,
+        }
+    }
+
+    /// Adds an object sent as a datagram.
+    pub fn write_datagram(&self, group: u64, priority: u8, object: Object) {
+        {
+            let mut st = self.shared.lock();
+            let now = Instant::now();
+            let loc = Location::new(group, object.id);
+            if st.largest.is_none_or(|l| loc > l) {
+                st.largest = Some(loc);
+            }
+            let len = object.payload.len();
+            let g = group_entry(&mut st, group, now);
+            g.datagrams.push((priority, object.clone(), now));
+            g.bytes += len;
+            g.newest = now;
+            st.bytes += len;
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.items.push_back((
+                seq,
+                Item::Datagram {
+                    group,
+                    priority,
+                    object,
+                },
+            ));
+            evict(&mut st, &self.shared.config);
+        }
+        self.shared.bump();
+    }
+
+    /// Ends the track (PUBLISH_DONE): readers finish what is retained, then see the end.
+    pub fn finish(&self, end: TrackEnd) {
+        {
+            let mut st = self.shared.lock();
+            if st.end.is_none() {
+                st.end = Some(end);
+            }
+        }
+        self.shared.bump();
+    }
+
+    /// A reader of everything at or after `start` (and up to `end_group`, inclusive), starting
+    /// with what the track still retains.
+    pub fn consume(&self, start: Location, end_group: Option<u64>) -> TrackConsumer {
+        TrackConsumer::new(self.shared.clone(), start, end_group)
+    }
+
+    /// A reader of objects published from now on (after the current largest object).
+    pub fn consume_new(&self) -> TrackConsumer {
+        let start = self.status().largest.map_or(Location::new(0, 0), |l| {
+            Location::new(l.group, l.object + 1)
+        });
+        self.consume(start, None)
+    }
+
+    /// The retained objects between `start` and `end` in `order` (within a group by object ID),
+    /// as a FETCH returns them.
+    pub fn fetch(&self, start: Location, end: FetchEnd, order: GroupOrder) -> Vec<FetchedObject> {
+        let st = self.shared.lock();
+        let fresh = |t: &Instant| {
+            self.shared
+                .config
+                .max_age
+                .is_none_or(|age| t.elapsed() <= age)
+        };
+        let mut groups: Vec<&GroupEntry> = st
+            .groups
+            .iter()
+            .filter(|g| g.id >= start.group && g.id <= end.group)
+            .collect();
+        groups.sort_by_key(|g| g.id);
+        if order == GroupOrder::Descending {
+            groups.reverse();
+        }
+        let mut out = Vec::new();
+        for g in groups {
+            let mut objs: Vec<FetchedObject> = Vec::new();
+            for sub in &g.subgroups {
+                let s = sub.lock();
+                for (o, _) in s.objects.iter().filter(|(_, t)| fresh(t)) {
+                    objs.push(FetchedObject {
+                        group: g.id,
+                        subgroup: sub.info.subgroup,
+                        priority: sub.info.priority,
+                        object: o.clone(),
+                    });
+                }
+            }
+            for (p, o, _) in g.datagrams.iter().filter(|(_, _, t)| fresh(t)) {
+                objs.push(FetchedObject {
+                    group: g.id,
+                    // §10.4.4: datagram objects travel with Subgroup ID = Object ID.
+                    subgroup: o.id,
+                    priority: *p,
+                    object: o.clone(),
+                });
+            }
+            objs.sort_by_key(|f| f.object.id);
+            objs.dedup_by_key(|f| f.object.id);
+            out.extend(objs.into_iter().filter(|f| {
+                let loc = Location::new(f.group, f.object.id);
+                loc >= start && end.covers(loc)
+            }));
+        }
+        out
+    }
+}
+
+fn group_entry(st: &mut TrackState, id: u64, now: Instant) -> &mut GroupEntry {
+    let pos = match st.groups.iter().position(|g| g.id == id) {
+        Some(p) => p,
+        None => {
+            st.groups.push_back(GroupEntry {
+                id,
+                subgroups: Vec::new(),
+                datagrams: Vec::new(),
+                bytes: 0,
+                newest: now,
+            });
+            st.groups.len() - 1
+        }
+    };
+    &mut st.groups[pos]
+}
+
+/// Drops the oldest groups until the limits hold; the newest group always stays.
+fn evict(st: &mut TrackState, config: &TrackConfig) {
+    let max_groups = config.max_groups.max(1);
+    while st.groups.len() > max_groups || (st.bytes > config.max_bytes && st.groups.len() > 1) {
+        let Some(g) = st.groups.pop_front() else {
+            break;
+        };
+        st.bytes -= g.bytes.min(st.bytes);
+        st.evicted_groups += 1;
+        for sub in &g.subgroups {
+            {
+                let mut s = sub.lock();
+                s.objects = Vec::new();
+                s.end = Some(SubgroupEnd::Evicted);
+            }
+            sub.bump();
+        }
+    }
+    // Trim the arrival log of items whose group is gone.
+    while let Some((_, item)) = st.items.front() {
+        let g = item.group();
+        if st.groups.iter().any(|e| e.id == g) {
+            break;
+        }
+        st.items.pop_front();
+    }
+}
+
+/// Writes one subgroup. Dropping it without `finish` or `reset` finishes it.
+pub struct SubgroupProducer {
+    sub: Arc<SubgroupShared>,
+    track: Arc<TrackShared>,
+    last: Option<u64>,
+    ended: bool,
+}
+
+impl SubgroupProducer {
+    /// The subgroup's IDs and header layout.
+    pub fn info(&self) -> SubgroupInfo {
+        self.sub.info
+    }
+
+    /// The last object ID written.
+    pub fn last_object_id(&self) -> Option<u64> {
+        self.last
+    }
+
+    /// Appends an object; IDs must increase.
+    pub fn write(&mut self, object: Object) -> Result<(), TrackError> {
+        if self.ended {
+            return Err(TrackError::Ended);
+        }
+        if let Some(prev) = self.last {
+            if object.id <= prev {
+                return Err(TrackError::OutOfOrder {
+                    id: object.id,
+                    prev,
+                });
+            }
+        }
+        if object.status != ObjectStatus::Normal && !object.payload.is_empty() {
+            return Err(TrackError::StatusWithPayload(object.status));
+        }
+        let now = Instant::now();
+        let len = object.payload.len();
+        let loc = Location::new(self.sub.info.group, object.id);
+        {
+            let mut st = self.track.lock();
+            if st.largest.is_none_or(|l| loc > l) {
+                st.largest = Some(loc);
+            }
+            if let Some(g) = st.groups.iter_mut().find(|g| g.id == loc.group) {
+                g.bytes += len;
+                g.newest = now;
+                st.bytes += len;
+            }
+            let mut s = self.sub.lock();
+            if s.end == Some(SubgroupEnd::Evicted) {
+                // Evicted while being written: readers already moved on.
+                self.last = Some(object.id);
+                return Ok(());
+            }
+            s.objects.push((object.clone(), now));
+            drop(s);
+            evict(&mut st, &self.track.config);
+        }
+        self.last = Some(object.id);
+        self.sub.bump();
+        self.track.bump();
+        Ok(())
+    }
+
+    /// Appends a normal object with the next ID (0 for the first).
+    pub fn write_next(&mut self, payload: impl Into<Bytes>) -> Result<u64, TrackError> {
+        let id = self.last.map_or(0, |l| l + 1);
+        self.write(Object::new(id, payload))?;
+        Ok(id)
+    }
+
+    fn end(&mut self, end: SubgroupEnd) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        {
+            let mut s = self.sub.lock();
+            if s.end.is_none() {
+                s.end = Some(end);
+            }
+        }
+        self.sub.bump();
+    }
+
+    /// Ends the subgroup: every object was written.
+    pub fn finish(mut self) {
+        self.end(SubgroupEnd::Finished);
+    }
+
+    /// Abandons the subgroup with a stream reset code.
+    pub fn reset(mut self, code: u64) {
+        self.end(SubgroupEnd::Reset(code));
+    }
+}
+
+impl Drop for SubgroupProducer {
+    fn drop(&mut self) {
+        self.end(SubgroupEnd::Finished);
+    }
+}

@@ -1,0 +1,215 @@
+//! Track handles: fan-out without copies, filters, bounded history, FETCH ranges, the end.
+
+use bytes::Bytes;
+use moqlink_model::control::FetchEnd;
+use moqlink_model::data::ObjectStatus;
+use moqlink_model::{GroupOrder, Location};
+use moqlink_transport::track::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(2);
+
+fn track(max_groups: usize) -> TrackProducer {
+    TrackProducer::new(
+        TrackName::new("moq-test/interop", "test-track"),
+        TrackConfig {
+            max_groups,
+            ..Default::default()
+        },
+    )
+}
+
+async fn next_subgroup(c: &mut TrackConsumer) -> SubgroupConsumer {
+    match tokio::time::timeout(T, c.next()).await.unwrap() {
+        Some(TrackItem::Subgroup(s)) => s,
+        _ => panic!("expected a subgroup"),
+    }
+}
+
+async fn ids(s: &mut SubgroupConsumer) -> (Vec<u64>, SubgroupEnd) {
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(T, s.next()).await.unwrap() {
+            Ok(o) => out.push(o.id),
+            Err(end) => return (out, end),
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_consumers_share_one_copy() {
+    let t = track(4);
+    let mut a = t.consume(Location::new(0, 0), None);
+    let mut b = t.consume(Location::new(0, 0), None);
+    let mut sg = t.create_subgroup(SubgroupInfo::new(0, 0, 1));
+    let payload = Bytes::from_static(b"shared");
+    sg.write(Object::new(0, payload.clone())).unwrap();
+    sg.finish();
+    let mut sa = next_subgroup(&mut a).await;
+    let mut sb = next_subgroup(&mut b).await;
+    let oa = sa.next().await.unwrap();
+    let ob = sb.next().await.unwrap();
+    // Same allocation: no per-consumer copy.
+    assert_eq!(oa.payload.as_ptr(), payload.as_ptr());
+    assert_eq!(ob.payload.as_ptr(), payload.as_ptr());
+    assert_eq!(sa.next().await, Err(SubgroupEnd::Finished));
+}
+
+#[tokio::test]
+async fn start_location_filters_groups_and_objects() {
+    let t = track(8);
+    for g in 0..3 {
+        let mut sg = t.create_subgroup(SubgroupInfo::new(g, 0, 1));
+        for _ in 0..4 {
+            sg.write_next(Bytes::from_static(b"x")).unwrap();
+        }
+        sg.finish();
+    }
+    // Largest Object semantics: after {2, 3} nothing is left; {1, 2} starts mid-group.
+    let mut c = t.consume(Location::new(1, 2), Some(1));
+    let mut s = next_subgroup(&mut c).await;
+    assert_eq!(s.info().group, 1);
+    assert_eq!(ids(&mut s).await, (vec![2, 3], SubgroupEnd::Finished));
+    t.finish(TrackEnd {
+        status: 2,
+        reason: "done".into(),
+    });
+    // Group 2 is past the end group.
+    assert!(tokio::time::timeout(T, c.next()).await.unwrap().is_none());
+    assert!(c.past_end());
+}
+
+#[tokio::test]
+async fn a_slow_consumer_loses_whole_old_groups_and_the_producer_never_waits() {
+    let t = track(2);
+    let mut slow = t.consume(Location::new(0, 0), None);
+    let mut first = next_subgroup_after_write(&t, &mut slow).await;
+    for g in 1..10u64 {
+        let mut sg = t.create_subgroup(SubgroupInfo::new(g, 0, 1));
+        sg.write_next(Bytes::from_static(b"y")).unwrap();
+        sg.finish();
+    }
+    // The group the slow reader was inside was evicted under it.
+    assert_eq!(ids(&mut first).await.1, SubgroupEnd::Evicted);
+    // It resumes at the oldest retained group.
+    let s = next_subgroup(&mut slow).await;
+    assert_eq!(s.info().group, 8);
+    assert!(slow.lost() > 0);
+    assert_eq!(t.evicted_groups(), 8);
+}
+
+async fn next_subgroup_after_write(t: &TrackProducer, c: &mut TrackConsumer) -> SubgroupConsumer {
+    let mut sg = t.create_subgroup(SubgroupInfo::new(0, 0, 1));
+    sg.write_next(Bytes::from_static(b"g0")).unwrap();
+    std::mem::forget(sg);
+    next_subgroup(c).await
+}
+
+#[tokio::test]
+async fn byte_budget_bounds_memory() {
+    let t = TrackProducer::new(
+        TrackName::new("a", "b"),
+        TrackConfig {
+            max_groups: 100,
+            max_bytes: 1000,
+            max_age: None,
+        },
+    );
+    for g in 0..50u64 {
+        let mut sg = t.create_subgroup(SubgroupInfo::new(g, 0, 1));
+        sg.write_next(Bytes::from(vec![0u8; 100])).unwrap();
+    }
+    let fetched = t.fetch(
+        Location::new(0, 0),
+        FetchEnd {
+            group: 100,
+            object: None,
+        },
+        GroupOrder::Ascending,
+    );
+    assert!(fetched.len() <= 11, "{} objects retained", fetched.len());
+    assert_eq!(fetched.last().unwrap().group, 49);
+}
+
+#[tokio::test]
+async fn fetch_returns_the_range_in_group_order() {
+    let t = track(8);
+    for g in 0..3u64 {
+        let mut sg = t.create_subgroup(SubgroupInfo::new(g, 0, 5));
+        sg.write(Object::new(0, Bytes::from_static(b"a"))).unwrap();
+        sg.write(Object::new(2, Bytes::from_static(b"b"))).unwrap();
+        sg.write(Object::status(3, ObjectStatus::EndOfGroup))
+            .unwrap();
+    }
+    t.write_datagram(3, 9, Object::new(0, Bytes::from_static(b"d")));
+    let got: Vec<(u64, u64)> = t
+        .fetch(
+            Location::new(0, 2),
+            FetchEnd {
+                group: 2,
+                object: Some(0),
+            },
+            GroupOrder::Ascending,
+        )
+        .iter()
+        .map(|f| (f.group, f.object.id))
+        .collect();
+    assert_eq!(got, vec![(0, 2), (0, 3), (1, 0), (1, 2), (1, 3), (2, 0)]);
+    let desc: Vec<u64> = t
+        .fetch(
+            Location::new(1, 0),
+            FetchEnd {
+                group: 3,
+                object: None,
+            },
+            GroupOrder::Descending,
+        )
+        .iter()
+        .map(|f| f.group)
+        .collect();
+    assert_eq!(desc, vec![3, 2, 2, 2, 1, 1, 1]);
+    let dg = t.fetch(
+        Location::new(3, 0),
+        FetchEnd {
+            group: 3,
+            object: None,
+        },
+        GroupOrder::Ascending,
+    );
+    // §10.4.4: a datagram object's Subgroup ID is its Object ID.
+    assert_eq!((dg[0].subgroup, dg[0].priority), (0, 9));
+    assert_eq!(t.status().largest, Some(Location::new(3, 0)));
+}
+
+#[tokio::test]
+async fn object_ids_must_increase_and_status_objects_carry_no_payload() {
+    let t = track(2);
+    let mut sg = t.create_subgroup(SubgroupInfo::new(0, 0, 1));
+    sg.write(Object::new(5, Bytes::from_static(b"x"))).unwrap();
+    assert!(sg.write(Object::new(5, Bytes::from_static(b"x"))).is_err());
+    let mut bad = Object::status(6, ObjectStatus::EndOfGroup);
+    bad.payload = Bytes::from_static(b"no");
+    assert!(sg.write(bad).is_err());
+}
+
+#[tokio::test]
+async fn readers_wait_for_new_data_and_see_the_end() {
+    let t = track(4);
+    let mut c = t.consume_new();
+    let waiter = tokio::spawn(async move {
+        let mut s = next_subgroup(&mut c).await;
+        let o = s.next().await.unwrap();
+        (o.id, c)
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut sg = t.create_subgroup(SubgroupInfo::new(7, 0, 1));
+    sg.write(Object::new(4, Bytes::from_static(b"late")))
+        .unwrap();
+    let (id, mut c) = waiter.await.unwrap();
+    assert_eq!(id, 4);
+    t.finish(TrackEnd {
+        status: 2,
+        reason: String::new(),
+    });
+    assert!(tokio::time::timeout(T, c.next()).await.unwrap().is_none());
+}
