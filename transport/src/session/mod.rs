@@ -4,11 +4,15 @@
 mod control;
 pub mod ids;
 mod incoming;
+mod publisher;
 mod setup;
+mod subscriber;
 
 pub use ids::Role;
 pub use incoming::{IncomingEvent, IncomingRequest, OutgoingRequest, Responder};
+pub use publisher::*;
 pub use setup::ClientTarget;
+pub use subscriber::*;
 
 use crate::connection::{Connection, ConnectionError};
 use crate::data::{DataRouter, FetchWriter, SubgroupWriter, WriteError};
@@ -157,6 +161,10 @@ pub(crate) struct Inner<C: Connection> {
     pub(crate) state: Mutex<State>,
     pub(crate) credit: Notify,
     pub(crate) close: watch::Sender<Option<SessionClose>>,
+    /// Track aliases this endpoint hands out as a publisher.
+    pub(crate) next_alias: std::sync::atomic::AtomicU64,
+    /// Subscriptions this endpoint serves as a publisher, for joining FETCH (§9.16.2).
+    pub(crate) served: Mutex<HashMap<u64, publisher::Served>>,
 }
 
 impl<C: Connection> Inner<C> {
@@ -301,6 +309,8 @@ impl<C: Connection> Session<C> {
             }),
             credit: Notify::new(),
             close: watch::channel(None).0,
+            next_alias: std::sync::atomic::AtomicU64::new(0),
+            served: Mutex::new(HashMap::new()),
         });
         let (send, recv, reader) = control;
         control::spawn(inner.clone(), send, recv, reader, out_rx, incoming_tx);

@@ -164,6 +164,12 @@ impl TrackConsumer {
                 if st.end.is_some() {
                     return None;
                 }
+                // Everything up to the end group was handed out and the track moved past it.
+                if let (Some(end), Some(l)) = (self.end_group, st.largest) {
+                    if l.group > end {
+                        return None;
+                    }
+                }
             }
             if rx.changed().await.is_err() {
                 return None;
@@ -187,16 +193,21 @@ impl SubgroupConsumer {
 
     /// The next object, or how the subgroup ended.
     pub async fn next(&mut self) -> Result<Object, SubgroupEnd> {
+        self.next_timed().await.map(|(o, _)| o)
+    }
+
+    /// The next object with the time it arrived, or how the subgroup ended.
+    pub async fn next_timed(&mut self) -> Result<(Object, Instant), SubgroupEnd> {
         let mut rx = self.shared.changed.subscribe();
         loop {
             {
                 let s = self.shared.lock();
-                while let Some((o, _)) = s.objects.get(self.index) {
+                while let Some((o, t)) = s.objects.get(self.index) {
                     self.index += 1;
                     if self.start_object.is_some_and(|min| o.id < min) {
                         continue;
                     }
-                    return Ok(o.clone());
+                    return Ok((o.clone(), *t));
                 }
                 if let Some(end) = s.end {
                     return Err(end);
