@@ -320,6 +320,9 @@ async fn a_stalled_handshake_does_not_block_others() {
 /// CLOSE_WEBTRANSPORT_SESSION capsule must reach `closed()`, and `WT-Protocol` must parse.
 #[tokio::test]
 async fn webtransport_codes_match_web_transport_quinn() {
+    // A workspace-wide build may enable both of rustls' providers (another crate's dev
+    // dependencies pull aws-lc-rs); web-transport-quinn then needs a process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     timeout(LIMIT, async {
         let (server, addr, identity) = start_server();
         let url: url::Url = format!("https://127.0.0.1:{}/wtq", addr.port())
