@@ -46,7 +46,9 @@ fn serve(
                 };
                 match &req.message {
                     ControlMessage::Subscribe(m) => match lookup(&m.namespace, &m.name) {
-                        Some(t) => s.serve_subscribe(req, &t).await.unwrap(),
+                        Some(t) => {
+                            s.serve_subscribe(req, &t).await.unwrap();
+                        }
                         None => req
                             .responder
                             .reject(TRACK_DOES_NOT_EXIST, "no such track")

@@ -98,25 +98,28 @@ impl<C: Connection> Session<C> {
     }
 
     /// Answers a SUBSCRIBE from `track`: SUBSCRIBE_OK (or INVALID_RANGE), then objects until the
-    /// track or the filter ends (PUBLISH_DONE) or the subscriber unsubscribes.
+    /// track or the filter ends (PUBLISH_DONE) or the subscriber unsubscribes. Returns the task
+    /// sending the subscription (finished when the subscription is over), or `None` if refused.
     pub async fn serve_subscribe(
         &self,
         req: IncomingRequest,
         track: &TrackProducer,
-    ) -> Result<(), SessionError> {
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, SessionError> {
         let IncomingRequest {
             message,
             responder,
             followups,
         } = req;
         let ControlMessage::Subscribe(sub) = message else {
-            return responder.reject(INTERNAL_ERROR, "not a SUBSCRIBE").await;
+            responder.reject(INTERNAL_ERROR, "not a SUBSCRIBE").await?;
+            return Ok(None);
         };
         if let Filter::AbsoluteRange { start, end_group } = sub.filter {
             if end_group < start.group {
-                return responder
+                responder
                     .reject(INVALID_RANGE, "End Group is before the start group")
-                    .await;
+                    .await?;
+                return Ok(None);
             }
         }
         let status = track.status();
@@ -162,8 +165,13 @@ impl<C: Connection> Session<C> {
             delivery_timeout: timeout.map(Duration::from_millis),
         };
         let (done_tx, _) = watch::channel(None);
-        tokio::spawn(send(self.clone(), consumer, terms, followups, done_tx));
-        Ok(())
+        Ok(Some(tokio::spawn(send(
+            self.clone(),
+            consumer,
+            terms,
+            followups,
+            done_tx,
+        ))))
     }
 
     /// Answers TRACK_STATUS from `track`, or TRACK_STATUS_ERROR TRACK_DOES_NOT_EXIST.

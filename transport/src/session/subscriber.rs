@@ -274,6 +274,9 @@ impl<C: Connection> Session<C> {
         };
         let track = TrackProducer::new(name, config);
         track.set_group_order(group_order);
+        if let Some(l) = largest {
+            track.note_largest(l);
+        }
         let (cmd, cmd_rx) = mpsc::channel(4);
         let (done_tx, done_rx) = watch::channel(None);
         let request_id = followups.id();

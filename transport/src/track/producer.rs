@@ -84,6 +84,15 @@ impl TrackProducer {
         }
     }
 
+    /// Raises the largest location without an object (e.g. what an upstream SUBSCRIBE_OK
+    /// reported before any object arrived here).
+    pub fn note_largest(&self, loc: Location) {
+        let mut st = self.shared.lock();
+        if st.largest.is_none_or(|l| loc > l) {
+            st.largest = Some(loc);
+        }
+    }
+
     /// Groups dropped from history so far.
     pub fn evicted_groups(&self) -> u64 {
         self.shared.lock().evicted_groups
