@@ -80,6 +80,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         drain: Duration::from_secs(args.drain_secs),
+        ..Default::default()
     };
     let relay = Relay::bind(config, &identity)?;
     tracing::info!(addr = %relay.local_addr()?, "relay listening (WebTransport and raw QUIC)");

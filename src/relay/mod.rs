@@ -1,13 +1,19 @@
-//! The relay: accepts WebTransport and raw QUIC sessions on one UDP port and serves them.
-//!
-//! This first version completes SETUP with version negotiation and answers every request with
-//! the matching *_ERROR (NOT_SUPPORTED); routing, fan-out and the cache come with the relay issue.
+//! The relay: accepts WebTransport and raw QUIC sessions on one UDP port and serves them from
+//! one registry of namespaces and tracks. Every track has one upstream subscription however many
+//! subscribers read it; each downstream subscription reads its own consumer of the shared track.
+
+mod registry;
+mod serve;
 
 use moqlink_model::SessionErrorCode;
 use moqlink_transport::endpoint::{Alpn, EndpointError, Incoming, Server};
-use moqlink_transport::session::{IncomingEvent, Session, SessionConfig};
+use moqlink_transport::session::{Session, SessionConfig};
 use moqlink_transport::tls::ServerIdentity;
+use moqlink_transport::track::TrackConfig;
+use serve::{Ctx, Shared};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the relay needs to run.
@@ -19,6 +25,22 @@ pub struct RelayConfig {
     pub session: SessionConfig,
     /// How long sessions may drain after GOAWAY on shutdown.
     pub drain: Duration,
+    /// How long a SUBSCRIBE waits for its namespace to be announced.
+    pub namespace_wait: Duration,
+    /// History each relayed track keeps (the cache FETCH is served from).
+    pub track: TrackConfig,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 4443)),
+            session: SessionConfig::default(),
+            drain: Duration::from_secs(5),
+            namespace_wait: Duration::from_secs(1),
+            track: TrackConfig::default(),
+        }
+    }
 }
 
 /// Why the relay stopped.
@@ -32,7 +54,8 @@ pub enum RelayError {
 /// A running relay endpoint.
 pub struct Relay {
     server: Server,
-    config: RelayConfig,
+    shared: Arc<Shared>,
+    next_id: AtomicU64,
     sessions: tokio::sync::Mutex<Vec<moqlink_transport::client::AnySession>>,
 }
 
@@ -42,7 +65,11 @@ impl Relay {
         let server = Server::bind(config.bind, identity)?;
         Ok(Relay {
             server,
-            config,
+            shared: Arc::new(Shared {
+                registry: Default::default(),
+                config,
+            }),
+            next_id: AtomicU64::new(1),
             sessions: Default::default(),
         })
     }
@@ -59,7 +86,7 @@ impl Relay {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), RelayError> {
         tokio::pin!(shutdown);
-        let me = std::sync::Arc::new(self);
+        let me = Arc::new(self);
         loop {
             tokio::select! {
                 incoming = me.server.accept() => {
@@ -71,13 +98,14 @@ impl Relay {
             }
         }
         tracing::info!("shutting down: GOAWAY to every session");
+        let drain = me.shared.config.drain;
         let sessions: Vec<_> = me.sessions.lock().await.drain(..).collect();
         for s in &sessions {
             if s.close_reason().is_none() {
-                let _ = s.goaway("", me.config.drain).await;
+                let _ = s.goaway("", drain).await;
             }
         }
-        let _ = tokio::time::timeout(me.config.drain, async {
+        let _ = tokio::time::timeout(drain, async {
             for s in &sessions {
                 s.closed().await;
             }
@@ -99,35 +127,26 @@ impl Relay {
             );
             return;
         }
-        let (session, mut events) =
-            match Session::accept(incoming.conn, self.config.session.clone()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::info!(%remote, error = %e, "setup failed");
-                    return;
-                }
-            };
-        tracing::info!(%remote, alpn = %incoming.alpn, version = %session.version(), "session established");
+        let accepted = Session::accept(incoming.conn, self.shared.config.session.clone()).await;
+        let (session, events) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(%remote, error = %e, "setup failed");
+                return;
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(session = id, %remote, alpn = %incoming.alpn, version = %session.version(), "session established");
         {
             let mut all = self.sessions.lock().await;
             all.retain(|s| s.close_reason().is_none());
             all.push(session.clone());
         }
-        loop {
-            tokio::select! {
-                ev = events.recv() => match ev {
-                    Some(IncomingEvent::Request(req)) => {
-                        let what = req.message.message_type().name();
-                        let _ = req.responder.not_supported(what).await;
-                    }
-                    Some(IncomingEvent::Notice(_)) => {}
-                    None => break,
-                },
-                close = session.closed() => {
-                    tracing::info!(%remote, %close, "session ended");
-                    break;
-                }
-            }
-        }
+        let ctx = Ctx {
+            id,
+            session,
+            shared: self.shared.clone(),
+        };
+        serve::serve(ctx, events).await;
     }
 }

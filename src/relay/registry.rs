@@ -1,0 +1,270 @@
+//! The relay's one registry of routes (namespaces announced with PUBLISH_NAMESPACE), tracks
+//! (upstream subscriptions and PUBLISHed tracks) and namespace subscribers.
+
+use moqlink_model::TrackNamespace;
+use moqlink_transport::client::AnySession;
+use moqlink_transport::connection::any::AnyConnection;
+use moqlink_transport::session::Subscription;
+use moqlink_transport::track::{TrackName, TrackProducer};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, Notify};
+
+/// A namespace a publisher session announced.
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) session_id: u64,
+    pub(crate) session: AnySession,
+    pub(crate) namespace: TrackNamespace,
+}
+
+/// Where a track's objects come from.
+pub(crate) enum Origin {
+    /// A subscription this relay made upstream on behalf of its subscribers.
+    Upstream,
+    /// A publisher sent PUBLISH for it.
+    Published,
+}
+
+/// One track the relay carries: a shared producer that every downstream subscription reads.
+pub(crate) struct TrackEntry {
+    pub(crate) producer: TrackProducer,
+    pub(crate) origin: Origin,
+    /// The upstream SUBSCRIBE or the accepted PUBLISH; dropping it unsubscribes.
+    pub(crate) upstream: Mutex<Option<Subscription<AnyConnection>>>,
+    pub(crate) publisher_session: u64,
+    refs: AtomicUsize,
+}
+
+impl TrackEntry {
+    pub(crate) fn new(
+        sub: Subscription<AnyConnection>,
+        origin: Origin,
+        publisher_session: u64,
+    ) -> Arc<Self> {
+        Arc::new(TrackEntry {
+            producer: sub.track().clone(),
+            origin,
+            upstream: Mutex::new(Some(sub)),
+            publisher_session,
+            refs: AtomicUsize::new(0),
+        })
+    }
+
+    /// Whether the track has ended (PUBLISH_DONE or its publisher left).
+    pub(crate) fn ended(&self) -> bool {
+        self.producer.status().end.is_some()
+    }
+
+    pub(crate) fn acquire(&self) {
+        self.refs.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Drops one downstream reference; true when it was the last.
+    pub(crate) fn release(&self) -> bool {
+        self.refs.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+}
+
+/// Something a namespace subscriber should hear about.
+#[derive(Clone)]
+pub(crate) enum NsEvent {
+    /// A namespace was announced under its prefix.
+    Namespace(TrackNamespace),
+    /// A namespace was withdrawn.
+    NamespaceDone(TrackNamespace),
+    /// A track was PUBLISHed under its prefix.
+    Track(TrackProducer),
+}
+
+struct NsSubscriber {
+    session_id: u64,
+    prefix: TrackNamespace,
+    tx: mpsc::UnboundedSender<NsEvent>,
+}
+
+#[derive(Default)]
+struct State {
+    routes: Vec<Route>,
+    tracks: HashMap<TrackName, Arc<TrackEntry>>,
+    ns_subscribers: Vec<NsSubscriber>,
+}
+
+/// Routes, tracks and namespace subscribers, shared by every session task.
+#[derive(Default)]
+pub(crate) struct Registry {
+    state: Mutex<State>,
+    /// Wakes subscriptions waiting for a namespace or track to appear.
+    pub(crate) changed: Notify,
+    /// Serializes upstream SUBSCRIBEs per track so concurrent subscribers share one.
+    locks: Mutex<HashMap<TrackName, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Registry {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock held while creating the upstream subscription for `name`.
+    pub(crate) fn track_lock(&self, name: &TrackName) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Adds a route and tells matching namespace subscribers.
+    pub(crate) fn add_route(&self, route: Route) {
+        {
+            let mut st = self.state();
+            st.routes
+                .retain(|r| !(r.session_id == route.session_id && r.namespace == route.namespace));
+            let ns = route.namespace.clone();
+            let from = route.session_id;
+            st.routes.push(route);
+            notify_ns(&mut st, &ns, from, NsEvent::Namespace(ns.clone()));
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Removes a session's route for `namespace` (PUBLISH_NAMESPACE_DONE).
+    pub(crate) fn remove_route(&self, session_id: u64, namespace: &TrackNamespace) {
+        let mut st = self.state();
+        let before = st.routes.len();
+        st.routes
+            .retain(|r| !(r.session_id == session_id && &r.namespace == namespace));
+        if st.routes.len() != before {
+            notify_ns(
+                &mut st,
+                namespace,
+                session_id,
+                NsEvent::NamespaceDone(namespace.clone()),
+            );
+        }
+    }
+
+    /// Forgets everything a session published or subscribed to namespaces (it ended).
+    pub(crate) fn remove_session(&self, session_id: u64) {
+        let mut st = self.state();
+        let gone: Vec<TrackNamespace> = st
+            .routes
+            .iter()
+            .filter(|r| r.session_id == session_id)
+            .map(|r| r.namespace.clone())
+            .collect();
+        st.routes.retain(|r| r.session_id != session_id);
+        for ns in gone {
+            notify_ns(&mut st, &ns, session_id, NsEvent::NamespaceDone(ns.clone()));
+        }
+        st.ns_subscribers.retain(|s| s.session_id != session_id);
+        st.tracks
+            .retain(|_, t| t.publisher_session != session_id || !t.ended());
+    }
+
+    /// The route whose namespace is the longest prefix of `namespace`.
+    pub(crate) fn route_for(&self, namespace: &TrackNamespace) -> Option<Route> {
+        self.state()
+            .routes
+            .iter()
+            .filter(|r| r.namespace.is_prefix_of(namespace))
+            .max_by_key(|r| r.namespace.fields().len())
+            .cloned()
+    }
+
+    /// A live track entry.
+    pub(crate) fn track(&self, name: &TrackName) -> Option<Arc<TrackEntry>> {
+        let mut st = self.state();
+        match st.tracks.get(name) {
+            Some(t) if t.ended() => {
+                st.tracks.remove(name);
+                None
+            }
+            Some(t) => Some(t.clone()),
+            None => None,
+        }
+    }
+
+    /// Adds a track; PUBLISHed tracks are announced to matching namespace subscribers.
+    pub(crate) fn add_track(&self, name: TrackName, entry: Arc<TrackEntry>) {
+        {
+            let mut st = self.state();
+            if matches!(entry.origin, Origin::Published) {
+                let ev = NsEvent::Track(entry.producer.clone());
+                notify_ns(&mut st, &name.namespace, entry.publisher_session, ev);
+            }
+            st.tracks.insert(name, entry);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Removes a track entry if it is still `entry`.
+    pub(crate) fn remove_track(&self, name: &TrackName, entry: &Arc<TrackEntry>) {
+        let mut st = self.state();
+        if st.tracks.get(name).is_some_and(|t| Arc::ptr_eq(t, entry)) {
+            st.tracks.remove(name);
+        }
+    }
+
+    /// Whether `prefix` overlaps (prefix of, extension of, or equal to) an active namespace
+    /// subscription of the same session (§9.28).
+    pub(crate) fn ns_overlap(&self, session_id: u64, prefix: &TrackNamespace) -> bool {
+        self.state().ns_subscribers.iter().any(|s| {
+            s.session_id == session_id
+                && (s.prefix.is_prefix_of(prefix) || prefix.is_prefix_of(&s.prefix))
+        })
+    }
+
+    /// Registers a namespace subscriber and returns what currently matches its prefix.
+    pub(crate) fn add_ns_subscriber(
+        &self,
+        session_id: u64,
+        prefix: TrackNamespace,
+        tx: mpsc::UnboundedSender<NsEvent>,
+    ) -> Vec<NsEvent> {
+        let mut st = self.state();
+        let mut now: Vec<NsEvent> = st
+            .routes
+            .iter()
+            .filter(|r| r.session_id != session_id && prefix.is_prefix_of(&r.namespace))
+            .map(|r| NsEvent::Namespace(r.namespace.clone()))
+            .collect();
+        now.dedup_by(|a, b| match (a, b) {
+            (NsEvent::Namespace(x), NsEvent::Namespace(y)) => x == y,
+            _ => false,
+        });
+        for (name, t) in &st.tracks {
+            if matches!(t.origin, Origin::Published)
+                && !t.ended()
+                && t.publisher_session != session_id
+                && prefix.is_prefix_of(&name.namespace)
+            {
+                now.push(NsEvent::Track(t.producer.clone()));
+            }
+        }
+        st.ns_subscribers.push(NsSubscriber {
+            session_id,
+            prefix,
+            tx,
+        });
+        now
+    }
+
+    /// Ends a namespace subscription (UNSUBSCRIBE_NAMESPACE).
+    pub(crate) fn remove_ns_subscriber(&self, session_id: u64, prefix: &TrackNamespace) {
+        self.state()
+            .ns_subscribers
+            .retain(|s| !(s.session_id == session_id && &s.prefix == prefix));
+    }
+}
+
+fn notify_ns(st: &mut State, ns: &TrackNamespace, from: u64, ev: NsEvent) {
+    st.ns_subscribers.retain(|s| {
+        if s.session_id == from || !s.prefix.is_prefix_of(ns) {
+            return !s.tx.is_closed();
+        }
+        s.tx.send(ev.clone()).is_ok()
+    });
+}

@@ -1,0 +1,400 @@
+//! One relay session: every request a client sends, answered from the registry, the cache, or
+//! the publisher that owns the namespace.
+
+use super::registry::{NsEvent, Origin, Registry, Route, TrackEntry};
+use super::RelayConfig;
+use moqlink_model::control::*;
+use moqlink_model::params::VersionParameters;
+use moqlink_model::{GroupOrder, TrackNamespace};
+use moqlink_transport::client::AnySession;
+use moqlink_transport::session::{
+    IncomingEvent, IncomingRequest, PublishAccept, SessionError, SubscribeOptions,
+    TRACK_DOES_NOT_EXIST,
+};
+use moqlink_transport::track::TrackName;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// SUBSCRIBE_NAMESPACE_ERROR: the prefix overlaps an active one (§9.28).
+const NAMESPACE_PREFIX_OVERLAP: u64 = 0x5;
+/// *_ERROR code 0x0.
+const INTERNAL_ERROR: u64 = 0x0;
+
+/// What every session task shares.
+pub(crate) struct Shared {
+    pub(crate) registry: Registry,
+    pub(crate) config: RelayConfig,
+}
+
+/// One client session of the relay.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) id: u64,
+    pub(crate) session: AnySession,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Answers the session's requests until it ends, then removes its routes.
+pub(crate) async fn serve(ctx: Ctx, mut events: mpsc::Receiver<IncomingEvent>) {
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(IncomingEvent::Request(req)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move { ctx.request(req).await });
+                }
+                Some(IncomingEvent::Notice(n)) => ctx.notice(n),
+                None => break,
+            },
+            close = ctx.session.closed() => {
+                tracing::info!(session = ctx.id, %close, "session ended");
+                break;
+            }
+        }
+    }
+    ctx.shared.registry.remove_session(ctx.id);
+}
+
+fn name_of(ns: &TrackNamespace, name: &moqlink_model::Blob) -> TrackName {
+    TrackName {
+        namespace: ns.clone(),
+        name: name.clone(),
+    }
+}
+
+impl Ctx {
+    fn notice(&self, msg: ControlMessage) {
+        match msg {
+            ControlMessage::PublishNamespaceDone(d) => {
+                tracing::info!(session = self.id, namespace = %d.namespace, "PUBLISH_NAMESPACE_DONE");
+                self.shared.registry.remove_route(self.id, &d.namespace);
+            }
+            ControlMessage::UnsubscribeNamespace(u) => {
+                self.shared
+                    .registry
+                    .remove_ns_subscriber(self.id, &u.namespace_prefix);
+            }
+            other => tracing::debug!(msg = other.message_type().name(), "notice ignored"),
+        }
+    }
+
+    async fn request(&self, req: IncomingRequest) {
+        let kind = req.message.message_type();
+        let result = match &req.message {
+            ControlMessage::PublishNamespace(m) => {
+                let ns = m.namespace.clone();
+                self.publish_namespace(req, ns).await
+            }
+            ControlMessage::Subscribe(m) => {
+                let name = name_of(&m.namespace, &m.name);
+                self.subscribe(req, name).await
+            }
+            ControlMessage::TrackStatus(m) => {
+                let name = name_of(&m.namespace, &m.name);
+                self.track_status(req, name).await
+            }
+            ControlMessage::Fetch(_) => self.fetch(req).await,
+            ControlMessage::Publish(_) => self.publish(req).await,
+            ControlMessage::SubscribeNamespace(m) => {
+                let prefix = m.namespace_prefix.clone();
+                self.subscribe_namespace(req, prefix).await
+            }
+            _ => req.responder.not_supported(kind.name()).await,
+        };
+        if let Err(e) = result {
+            tracing::debug!(session = self.id, request = kind.name(), error = %e, "request failed");
+        }
+    }
+
+    async fn publish_namespace(
+        &self,
+        req: IncomingRequest,
+        ns: TrackNamespace,
+    ) -> Result<(), SessionError> {
+        let id = req.responder.id();
+        tracing::info!(session = self.id, namespace = %ns, "PUBLISH_NAMESPACE");
+        self.shared.registry.add_route(Route {
+            session_id: self.id,
+            session: self.session.clone(),
+            namespace: ns,
+        });
+        req.responder
+            .accept(ControlMessage::PublishNamespaceOk(RequestRef {
+                request_id: id,
+            }))
+            .await
+    }
+
+    /// The track for a downstream request: the live entry, or a new upstream subscription to the
+    /// publisher owning the longest matching namespace, waiting briefly for one to appear.
+    async fn track_for(&self, name: &TrackName) -> Result<Arc<TrackEntry>, (u64, String)> {
+        let registry = &self.shared.registry;
+        let deadline = tokio::time::Instant::now() + self.shared.config.namespace_wait;
+        loop {
+            let notified = registry.changed.notified();
+            if let Some(t) = registry.track(name) {
+                return Ok(t);
+            }
+            if let Some(route) = registry.route_for(&name.namespace) {
+                let lock = registry.track_lock(name);
+                let _guard = lock.lock().await;
+                if let Some(t) = registry.track(name) {
+                    return Ok(t);
+                }
+                let opts = SubscribeOptions {
+                    filter: Filter::LargestObject,
+                    forward: true,
+                    track: self.shared.config.track,
+                    ..Default::default()
+                };
+                return match route.session.subscribe(name.clone(), opts).await {
+                    Ok(sub) => {
+                        let entry = TrackEntry::new(sub, Origin::Upstream, route.session_id);
+                        registry.add_track(name.clone(), entry.clone());
+                        Ok(entry)
+                    }
+                    Err(SessionError::Rejected { code, reason, .. }) => Err((code, reason)),
+                    Err(e) => Err((INTERNAL_ERROR, format!("upstream: {e}"))),
+                };
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err((TRACK_DOES_NOT_EXIST, format!("no publisher for {name}")));
+            }
+        }
+    }
+
+    async fn subscribe(&self, req: IncomingRequest, name: TrackName) -> Result<(), SessionError> {
+        let entry = match self.track_for(&name).await {
+            Ok(e) => e,
+            Err((code, reason)) => return req.responder.reject(code, &reason).await,
+        };
+        entry.acquire();
+        let handle = match self.session.serve_subscribe(req, &entry.producer).await {
+            Ok(Some(h)) => h,
+            other => {
+                self.release(&name, &entry);
+                return other.map(|_| ());
+            }
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _ = handle.await;
+            me.release(&name, &entry);
+        });
+        Ok(())
+    }
+
+    /// One downstream subscription ended; the last one releases the upstream subscription.
+    fn release(&self, name: &TrackName, entry: &Arc<TrackEntry>) {
+        if entry.release() && matches!(entry.origin, Origin::Upstream) {
+            self.shared.registry.remove_track(name, entry);
+            let sub = entry
+                .upstream
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            drop(sub);
+        }
+    }
+
+    async fn track_status(
+        &self,
+        req: IncomingRequest,
+        name: TrackName,
+    ) -> Result<(), SessionError> {
+        if let Some(t) = self.shared.registry.track(&name) {
+            return self
+                .session
+                .serve_track_status(req, Some(&t.producer))
+                .await;
+        }
+        let Some(route) = self.shared.registry.route_for(&name.namespace) else {
+            return self.session.serve_track_status(req, None).await;
+        };
+        let id = req.responder.id();
+        match route.session.track_status(&name).await {
+            Ok(mut ok) => {
+                ok.request_id = id;
+                ok.track_alias = 0;
+                req.responder
+                    .accept(ControlMessage::TrackStatusOk(ok))
+                    .await
+            }
+            Err(SessionError::Rejected { code, reason, .. }) => {
+                req.responder.reject(code, &reason).await
+            }
+            Err(e) => req.responder.reject(INTERNAL_ERROR, &e.to_string()).await,
+        }
+    }
+
+    async fn fetch(&self, req: IncomingRequest) -> Result<(), SessionError> {
+        let ControlMessage::Fetch(f) = &req.message else {
+            return Ok(());
+        };
+        let FetchKind::Standalone {
+            namespace, name, ..
+        } = &f.fetch
+        else {
+            // Joining fetches refer to a subscription this session serves.
+            return self.session.serve_fetch(req, None).await;
+        };
+        let track_name = name_of(namespace, name);
+        if let Some(t) = self.shared.registry.track(&track_name) {
+            return self.session.serve_fetch(req, Some(&t.producer)).await;
+        }
+        match self.shared.registry.route_for(&track_name.namespace) {
+            Some(route) => self.fetch_upstream(req, route).await,
+            None => self.session.serve_fetch(req, None).await,
+        }
+    }
+
+    /// A FETCH for a track not in the cache: forwarded to the publisher, its objects relayed.
+    async fn fetch_upstream(&self, req: IncomingRequest, route: Route) -> Result<(), SessionError> {
+        let IncomingRequest {
+            message,
+            responder,
+            mut followups,
+        } = req;
+        let ControlMessage::Fetch(f) = message else {
+            return Ok(());
+        };
+        let upstream = route
+            .session
+            .fetch(
+                f.fetch.clone(),
+                f.subscriber_priority,
+                f.group_order,
+                f.parameters.clone(),
+            )
+            .await;
+        let mut up = match upstream {
+            Ok(up) => up,
+            Err(SessionError::Rejected { code, reason, .. }) => {
+                return responder.reject(code, &reason).await
+            }
+            Err(e) => return responder.reject(INTERNAL_ERROR, &e.to_string()).await,
+        };
+        let mut ok = up.ok.clone();
+        ok.request_id = f.request_id;
+        responder.accept(ControlMessage::FetchOk(ok)).await?;
+        let mut writer = match self.session.open_fetch(f.request_id, 0).await {
+            Ok(w) => w,
+            Err(e) => return Err(SessionError::Unexpected(e.to_string())),
+        };
+        loop {
+            tokio::select! {
+                obj = up.next() => match obj {
+                    Ok(Some(o)) => {
+                        if writer.write(&o).await.is_err() {
+                            let _ = up.cancel().await;
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = writer.finish();
+                        return Ok(());
+                    }
+                    Err(_) => {
+                        let _ = writer.reset(moqlink_model::data::reset_code::INTERNAL_ERROR);
+                        return Ok(());
+                    }
+                },
+                msg = followups.next() => {
+                    if matches!(msg, Some(ControlMessage::FetchCancel(_)) | None) {
+                        let _ = writer.reset(moqlink_model::data::reset_code::CANCELLED);
+                        let _ = up.cancel().await;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn publish(&self, req: IncomingRequest) -> Result<(), SessionError> {
+        let ControlMessage::Publish(p) = &req.message else {
+            return Ok(());
+        };
+        let name = name_of(&p.namespace, &p.name);
+        tracing::info!(session = self.id, track = %name, "PUBLISH");
+        let accept = PublishAccept {
+            forward: true,
+            group_order: GroupOrder::Original,
+            // Everything the publisher sends from now on is cached for later subscribers.
+            filter: Filter::AbsoluteStart {
+                start: moqlink_model::Location::new(0, 0),
+            },
+            track: self.shared.config.track,
+            ..Default::default()
+        };
+        let sub = self.session.accept_publish(req, accept).await?;
+        let entry = TrackEntry::new(sub, Origin::Published, self.id);
+        self.shared.registry.add_track(name, entry);
+        Ok(())
+    }
+
+    async fn subscribe_namespace(
+        &self,
+        req: IncomingRequest,
+        prefix: TrackNamespace,
+    ) -> Result<(), SessionError> {
+        let registry = &self.shared.registry;
+        if registry.ns_overlap(self.id, &prefix) {
+            return req
+                .responder
+                .reject(
+                    NAMESPACE_PREFIX_OVERLAP,
+                    "prefix overlaps an active SUBSCRIBE_NAMESPACE",
+                )
+                .await;
+        }
+        let id = req.responder.id();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let current = registry.add_ns_subscriber(self.id, prefix.clone(), tx.clone());
+        req.responder
+            .accept(ControlMessage::SubscribeNamespaceOk(RequestRef {
+                request_id: id,
+            }))
+            .await?;
+        for ev in current {
+            let _ = tx.send(ev);
+        }
+        drop(tx);
+        let session = self.session.clone();
+        tokio::spawn(async move {
+            let mut published = HashMap::new();
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    NsEvent::Namespace(ns) => {
+                        match session
+                            .publish_namespace(ns.clone(), VersionParameters::new())
+                            .await
+                        {
+                            Ok(p) => {
+                                published.insert(ns, p);
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "PUBLISH_NAMESPACE to a namespace subscriber failed")
+                            }
+                        }
+                    }
+                    NsEvent::NamespaceDone(ns) => {
+                        if let Some(p) = published.remove(&ns) {
+                            let _ = p.done().await;
+                        }
+                    }
+                    NsEvent::Track(track) => {
+                        let s = session.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = s.publish(&track, true, VersionParameters::new()).await
+                            {
+                                tracing::debug!(error = %e, "PUBLISH to a namespace subscriber failed");
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
