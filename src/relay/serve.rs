@@ -255,6 +255,7 @@ impl Ctx {
             message,
             responder,
             mut followups,
+            ..
         } = req;
         let ControlMessage::Fetch(f) = message else {
             return Ok(());

@@ -550,3 +550,73 @@ async fn subscribe_update_for_a_request_that_never_existed_is_a_violation() {
         SessionErrorCode::ProtocolViolation.code()
     );
 }
+
+fn subscribe_with_token(request_id: u64, token: moqlink_model::params::Token) -> ControlMessage {
+    let mut params = moqlink_model::params::VersionParameters::new();
+    params.push(moqlink_model::params::Parameter::AuthorizationToken { value: token });
+    let ControlMessage::Subscribe(mut s) = subscribe(request_id) else {
+        unreachable!()
+    };
+    s.parameters = params;
+    ControlMessage::Subscribe(s)
+}
+
+#[tokio::test]
+async fn token_aliases_are_registered_used_and_bounded() {
+    use moqlink_model::params::Token;
+    // Cache of 40 bytes: one 4-byte token (16 + 4) fits, a second 5-byte one does not.
+    let small = SessionConfig {
+        max_auth_token_cache_size: 40,
+        ..Default::default()
+    };
+    let (mut peer, (_s, mut incoming)) = raw_client_and_server(small, 0).await;
+    let register = Token::Register {
+        alias: 7,
+        token_type: 0,
+        token_value: Blob::from("abcd"),
+    };
+    peer.write(subscribe_with_token(0, register)).await;
+    let Some(IncomingEvent::Request(req)) = incoming.recv().await else {
+        panic!("request not delivered")
+    };
+    assert_eq!(req.tokens[0].value, Blob::from("abcd"));
+    peer.write(subscribe_with_token(2, Token::UseAlias { alias: 7 }))
+        .await;
+    let Some(IncomingEvent::Request(req2)) = incoming.recv().await else {
+        panic!("request not delivered")
+    };
+    assert_eq!(req2.tokens[0].value, Blob::from("abcd"));
+    // An alias never registered: the message is rejected, the session stays.
+    peer.write(subscribe_with_token(4, Token::UseAlias { alias: 8 }))
+        .await;
+    let ControlMessage::SubscribeError(e) = peer.read().await else {
+        panic!("no SUBSCRIBE_ERROR")
+    };
+    assert_eq!((e.request_id, e.error_code), (4, 0x10));
+    // Registering past the cache size closes with AUTH_TOKEN_CACHE_OVERFLOW.
+    let big = Token::Register {
+        alias: 9,
+        token_type: 0,
+        token_value: Blob::from("abcde"),
+    };
+    peer.write(subscribe_with_token(6, big)).await;
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::AuthTokenCacheOverflow.code()
+    );
+    drop((req, req2));
+
+    // Registering an alias twice closes with DUPLICATE_AUTH_TOKEN_ALIAS.
+    let (mut peer, _s) = raw_client_and_server(SessionConfig::default(), 0).await;
+    let reg = || Token::Register {
+        alias: 1,
+        token_type: 0,
+        token_value: Blob::from("t"),
+    };
+    peer.write(subscribe_with_token(0, reg())).await;
+    peer.write(subscribe_with_token(2, reg())).await;
+    assert_eq!(
+        peer.closed().await.0,
+        SessionErrorCode::DuplicateAuthTokenAlias.code()
+    );
+}

@@ -4,6 +4,7 @@
 use super::ids::Violation;
 use super::incoming::{IncomingEvent, IncomingRequest};
 use super::setup::{read_message, write_message, ReadFailure};
+use super::tokens::TokenOutcome;
 use super::{Inner, Role, SessionClose};
 use crate::connection::{Connection, SendStream};
 use moqlink_model::control::*;
@@ -191,14 +192,27 @@ async fn new_request<C: Connection>(
 ) -> Result<(), Violation> {
     let id = msg.request_id().unwrap_or_default();
     let (tx, rx) = mpsc::channel(32);
-    let goaway_sent = {
+    let (goaway_sent, tokens) = {
         let mut st = inner.state();
         st.peer.on_request(id)?;
         st.routes.insert(id, tx);
-        st.goaway_sent
+        let tokens = match request_parameters(&msg) {
+            Some(p) => st.tokens.apply(p.auth_tokens())?,
+            None => TokenOutcome::Tokens(Vec::new()),
+        };
+        (st.goaway_sent, tokens)
     };
     let kind = msg.message_type();
-    let req = IncomingRequest::new(msg, id, rx, inner.clone());
+    let mut req = IncomingRequest::new(msg, id, rx, inner.clone());
+    match tokens {
+        TokenOutcome::Tokens(t) => req.tokens = t,
+        TokenOutcome::Reject(reason) => {
+            // §9.2.1.1: a message naming an unregistered alias is rejected
+            // (MALFORMED_AUTH_TOKEN; see DISAGREEMENTS.md D13).
+            let _ = req.responder.reject(MALFORMED_AUTH_TOKEN, &reason).await;
+            return Ok(());
+        }
+    }
     if goaway_sent {
         // §9.4: after GOAWAY a publisher may refuse new requests.
         let _ = req.responder.reject(0, "session is going away").await;
@@ -210,6 +224,23 @@ async fn new_request<C: Connection>(
         let _ = req.responder.not_supported(kind.name()).await;
     }
     Ok(())
+}
+
+/// Error code 0x10 (MALFORMED_AUTH_TOKEN) in every request error table (§13.1).
+const MALFORMED_AUTH_TOKEN: u64 = 0x10;
+
+/// The version-specific parameters of a request message.
+fn request_parameters(msg: &ControlMessage) -> Option<&moqlink_model::params::VersionParameters> {
+    use ControlMessage as M;
+    match msg {
+        M::Subscribe(m) | M::TrackStatus(m) => Some(&m.parameters),
+        M::Publish(m) => Some(&m.parameters),
+        M::Fetch(m) => Some(&m.parameters),
+        M::PublishNamespace(m) => Some(&m.parameters),
+        M::SubscribeNamespace(m) => Some(&m.parameters),
+        M::SubscribeUpdate(m) => Some(&m.parameters),
+        _ => None,
+    }
 }
 
 /// A message referring to an existing request: deliver it to whoever holds that request.

@@ -233,6 +233,8 @@ pub struct IncomingRequest {
     pub responder: Responder,
     /// Later messages for the same request ID; keep it while the request lives.
     pub followups: Followups,
+    /// The request's AUTHORIZATION TOKENs, aliases resolved (§9.2.1.1).
+    pub tokens: Vec<super::AuthToken>,
 }
 
 impl IncomingRequest {
@@ -252,6 +254,7 @@ impl IncomingRequest {
                 owner: inner,
                 peer_request: true,
             },
+            tokens: Vec::new(),
         }
     }
 }

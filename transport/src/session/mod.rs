@@ -7,12 +7,14 @@ mod incoming;
 mod publisher;
 mod setup;
 mod subscriber;
+mod tokens;
 
 pub use ids::Role;
 pub use incoming::{IncomingEvent, IncomingRequest, OutgoingRequest, Responder};
 pub use publisher::*;
 pub use setup::ClientTarget;
 pub use subscriber::*;
+pub use tokens::{AuthToken, TokenCache, TokenOutcome};
 
 use crate::connection::{Connection, ConnectionError};
 use crate::data::{DataRouter, FetchWriter, SubgroupWriter, WriteError};
@@ -149,6 +151,7 @@ pub(crate) struct State {
     pub(crate) routes: HashMap<u64, mpsc::Sender<ControlMessage>>,
     pub(crate) goaway_received: Option<Blob>,
     pub(crate) goaway_sent: bool,
+    pub(crate) tokens: tokens::TokenCache,
 }
 
 pub(crate) struct Inner<C: Connection> {
@@ -157,6 +160,7 @@ pub(crate) struct Inner<C: Connection> {
     pub(crate) role: Role,
     pub(crate) version: Version,
     pub(crate) peer_setup: SetupParameters,
+    pub(crate) setup_tokens: Vec<AuthToken>,
     pub(crate) out: mpsc::Sender<ControlMessage>,
     pub(crate) state: Mutex<State>,
     pub(crate) credit: Notify,
@@ -292,6 +296,8 @@ impl<C: Connection> Session<C> {
         control: (C::Send, C::Recv, ControlReader),
     ) -> (Self, mpsc::Receiver<IncomingEvent>) {
         let (out, out_rx) = mpsc::channel(1024);
+        let mut tokens = tokens::TokenCache::new(cfg.max_auth_token_cache_size);
+        let setup_tokens = tokens.apply_setup(peer_setup.auth_tokens());
         let (incoming_tx, incoming_rx) = mpsc::channel(cfg.incoming_queue.max(1));
         let inner = Arc::new(Inner {
             conn,
@@ -299,6 +305,7 @@ impl<C: Connection> Session<C> {
             role,
             version,
             peer_setup,
+            setup_tokens,
             out,
             state: Mutex::new(State {
                 local,
@@ -306,6 +313,7 @@ impl<C: Connection> Session<C> {
                 routes: HashMap::new(),
                 goaway_received: None,
                 goaway_sent: false,
+                tokens,
             }),
             credit: Notify::new(),
             close: watch::channel(None).0,
@@ -384,6 +392,11 @@ impl<C: Connection> Session<C> {
     /// The peer's setup parameters.
     pub fn peer_setup(&self) -> &SetupParameters {
         &self.inner.peer_setup
+    }
+
+    /// The authorization tokens the peer gave in its SETUP (§9.3.2.5).
+    pub fn setup_tokens(&self) -> &[AuthToken] {
+        &self.inner.setup_tokens
     }
 
     /// The connection under the session.

@@ -109,6 +109,7 @@ impl<C: Connection> Session<C> {
             message,
             responder,
             followups,
+            ..
         } = req;
         let ControlMessage::Subscribe(sub) = message else {
             responder.reject(INTERNAL_ERROR, "not a SUBSCRIBE").await?;
@@ -221,6 +222,7 @@ impl<C: Connection> Session<C> {
             message,
             responder,
             followups,
+            ..
         } = req;
         let ControlMessage::Fetch(f) = message else {
             return responder.reject(INTERNAL_ERROR, "not a FETCH").await;
