@@ -543,3 +543,50 @@ async fn datagrams_end_to_end() {
     );
     drop(p.client_events);
 }
+
+#[tokio::test]
+async fn publish_done_goes_out_with_forward_zero() {
+    let (c, s) = pair();
+    let server = tokio::spawn(Session::accept(s, SessionConfig::default()));
+    let (client, _ce) = Session::connect(c, SessionConfig::default(), ClientTarget::default())
+        .await
+        .unwrap();
+    let (server, mut server_events) = server.await.unwrap().unwrap();
+    let track = TrackProducer::new(
+        TrackName::new("moq-test/publish", "published-track"),
+        TrackConfig::default(),
+    );
+    let publisher = tokio::spawn({
+        let client = client.clone();
+        let track = track.clone();
+        async move { client.publish(&track, true, VersionParameters::new()).await }
+    });
+    let Some(IncomingEvent::Request(req)) = server_events.recv().await else {
+        panic!("no PUBLISH")
+    };
+    // A relay with no subscriber answers Forward State 0.
+    let sub = server
+        .accept_publish(
+            req,
+            PublishAccept {
+                forward: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let publication = publisher.await.unwrap().unwrap();
+    assert!(!publication.ok.forward);
+    write_group(&track, 0, 1);
+    track.finish(TrackEnd {
+        status: TRACK_ENDED,
+        reason: String::new(),
+    });
+    let done = tokio::time::timeout(T, publication.done())
+        .await
+        .expect("no PUBLISH_DONE with Forward State 0")
+        .unwrap();
+    assert_eq!((done.status_code, done.stream_count), (TRACK_ENDED, 0));
+    let got = tokio::time::timeout(T, sub.done()).await.unwrap().unwrap();
+    assert_eq!((got.status_code, got.stream_count), (TRACK_ENDED, 0));
+}

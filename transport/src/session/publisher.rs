@@ -423,6 +423,7 @@ async fn send<C: Connection>(
     let mut streams = JoinSet::new();
     let mut opened = 0u64;
     let mut item_open = true;
+    let end_watch = consumer.clone();
     loop {
         tokio::select! {
             item = consumer.next(), if terms.forward && item_open => match item {
@@ -453,6 +454,8 @@ async fn send<C: Connection>(
                 }
                 None => item_open = false,
             },
+            // Forward State 0: nothing is sent, but the track's end still ends the subscription.
+            _ = end_watch.ended(), if !terms.forward && item_open => item_open = false,
             Some(r) = streams.join_next(), if !streams.is_empty() => {
                 if r.unwrap_or(false) {
                     opened += 1;

@@ -99,6 +99,20 @@ impl TrackConsumer {
         self.lost
     }
 
+    /// Waits until the track has ended (its publisher finished it) and returns how.
+    pub async fn ended(&self) -> TrackEnd {
+        let mut rx = self.shared.changed.subscribe();
+        loop {
+            if let Some(end) = self.shared.lock().end.clone() {
+                return end;
+            }
+            if rx.changed().await.is_err() {
+                // The track outlives this reader, so its sender does too; never reached.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Whether the track has moved past this reader's end group.
     pub fn past_end(&self) -> bool {
         match (self.end_group, self.shared.lock().largest) {
