@@ -2,6 +2,7 @@
 //! one registry of namespaces and tracks. Every track has one upstream subscription however many
 //! subscribers read it; each downstream subscription reads its own consumer of the shared track.
 
+pub mod config;
 mod registry;
 mod serve;
 
@@ -29,6 +30,19 @@ pub struct RelayConfig {
     pub namespace_wait: Duration,
     /// History each relayed track keeps (the cache FETCH is served from).
     pub track: TrackConfig,
+    /// Who may publish and subscribe where; empty = open.
+    pub auth: config::AuthRules,
+    /// The relay to forward requests to when no local publisher serves them.
+    pub upstream: Option<Upstream>,
+}
+
+/// An upstream relay: its URL and how to connect to it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `moqt://` or `https://` URL.
+    pub url: String,
+    /// The QUIC / WebTransport client (its TLS policy).
+    pub client: moqlink_transport::endpoint::Client,
 }
 
 impl Default for RelayConfig {
@@ -39,6 +53,8 @@ impl Default for RelayConfig {
             drain: Duration::from_secs(5),
             namespace_wait: Duration::from_secs(1),
             track: TrackConfig::default(),
+            auth: config::AuthRules::default(),
+            upstream: None,
         }
     }
 }
@@ -68,6 +84,7 @@ impl Relay {
             shared: Arc::new(Shared {
                 registry: Default::default(),
                 config,
+                upstream: Default::default(),
             }),
             next_id: AtomicU64::new(1),
             sessions: Default::default(),
@@ -146,6 +163,7 @@ impl Relay {
             id,
             session,
             shared: self.shared.clone(),
+            upstream_link: false,
         };
         serve::serve(ctx, events).await;
     }

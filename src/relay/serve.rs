@@ -1,6 +1,7 @@
 //! One relay session: every request a client sends, answered from the registry, the cache, or
 //! the publisher that owns the namespace.
 
+use super::config::Action;
 use super::registry::{NsEvent, Origin, Registry, Route, TrackEntry};
 use super::RelayConfig;
 use moqlink_model::control::*;
@@ -21,10 +22,50 @@ const NAMESPACE_PREFIX_OVERLAP: u64 = 0x5;
 /// *_ERROR code 0x0.
 const INTERNAL_ERROR: u64 = 0x0;
 
+/// Session ID used for routes through the upstream relay.
+const UPSTREAM_SESSION: u64 = 0;
+
 /// What every session task shares.
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) config: RelayConfig,
+    /// The one shared session to the upstream relay, connected on first use.
+    pub(crate) upstream: tokio::sync::Mutex<Option<AnySession>>,
+}
+
+impl Shared {
+    /// The upstream relay's session, (re)connecting when needed.
+    async fn upstream_session(self: &Arc<Self>) -> Option<AnySession> {
+        let up = self.config.upstream.as_ref()?;
+        let mut slot = self.upstream.lock().await;
+        if let Some(s) = slot.as_ref() {
+            if s.close_reason().is_none() {
+                return Some(s.clone());
+            }
+        }
+        match moqlink_transport::client::connect(&up.client, &up.url, self.config.session.clone())
+            .await
+        {
+            Ok((session, events)) => {
+                tracing::info!(url = %up.url, "connected to the upstream relay");
+                *slot = Some(session.clone());
+                // Requests from the upstream relay are served like any session's, but never
+                // forwarded back up.
+                let ctx = Ctx {
+                    id: UPSTREAM_SESSION,
+                    session: session.clone(),
+                    shared: self.clone(),
+                    upstream_link: true,
+                };
+                spawn_serve(ctx, events);
+                Some(session)
+            }
+            Err(e) => {
+                tracing::warn!(url = %up.url, error = %e, "upstream relay unreachable");
+                None
+            }
+        }
+    }
 }
 
 /// One client session of the relay.
@@ -33,6 +74,13 @@ pub(crate) struct Ctx {
     pub(crate) id: u64,
     pub(crate) session: AnySession,
     pub(crate) shared: Arc<Shared>,
+    /// This is the session to the upstream relay.
+    pub(crate) upstream_link: bool,
+}
+
+/// Serves a session on its own task.
+pub(crate) fn spawn_serve(ctx: Ctx, events: mpsc::Receiver<IncomingEvent>) {
+    tokio::spawn(serve(ctx, events));
 }
 
 /// Answers the session's requests until it ends, then removes its routes.
@@ -56,6 +104,25 @@ pub(crate) async fn serve(ctx: Ctx, mut events: mpsc::Receiver<IncomingEvent>) {
     ctx.shared.registry.remove_session(ctx.id);
 }
 
+/// *_ERROR code 0x1 (UNAUTHORIZED).
+const UNAUTHORIZED: u64 = 0x1;
+
+/// What a request needs authorization for, and on which namespace.
+fn authorization_scope(msg: &ControlMessage) -> Option<(Action, TrackNamespace)> {
+    use ControlMessage as M;
+    Some(match msg {
+        M::PublishNamespace(m) => (Action::Publish, m.namespace.clone()),
+        M::Publish(m) => (Action::Publish, m.namespace.clone()),
+        M::Subscribe(m) | M::TrackStatus(m) => (Action::Subscribe, m.namespace.clone()),
+        M::SubscribeNamespace(m) => (Action::Subscribe, m.namespace_prefix.clone()),
+        M::Fetch(f) => match &f.fetch {
+            FetchKind::Standalone { namespace, .. } => (Action::Subscribe, namespace.clone()),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
 fn name_of(ns: &TrackNamespace, name: &moqlink_model::Blob) -> TrackName {
     TrackName {
         namespace: ns.clone(),
@@ -64,6 +131,29 @@ fn name_of(ns: &TrackNamespace, name: &moqlink_model::Blob) -> TrackName {
 }
 
 impl Ctx {
+    /// The publisher for `namespace`: a local route, else the upstream relay.
+    async fn route(&self, namespace: &TrackNamespace) -> Option<Route> {
+        if let Some(r) = self.shared.registry.route_for(namespace) {
+            return Some(r);
+        }
+        if self.upstream_link {
+            return None;
+        }
+        let session = self.shared.upstream_session().await?;
+        Some(Route {
+            session_id: UPSTREAM_SESSION,
+            session,
+            namespace: namespace.clone(),
+        })
+    }
+
+    /// Whether the request's tokens (and the session's SETUP tokens) allow `action`.
+    fn allowed(&self, action: Action, namespace: &TrackNamespace, req: &IncomingRequest) -> bool {
+        let mut tokens = req.tokens.clone();
+        tokens.extend_from_slice(self.session.setup_tokens());
+        self.shared.config.auth.allows(action, namespace, &tokens)
+    }
+
     fn notice(&self, msg: ControlMessage) {
         match msg {
             ControlMessage::PublishNamespaceDone(d) => {
@@ -81,6 +171,16 @@ impl Ctx {
 
     async fn request(&self, req: IncomingRequest) {
         let kind = req.message.message_type();
+        if let Some((action, ns)) = authorization_scope(&req.message) {
+            if !self.allowed(action, &ns, &req) {
+                tracing::info!(session = self.id, request = kind.name(), namespace = %ns, "unauthorized");
+                let _ = req
+                    .responder
+                    .reject(UNAUTHORIZED, "not authorized for this namespace")
+                    .await;
+                return;
+            }
+        }
         let result = match &req.message {
             ControlMessage::PublishNamespace(m) => {
                 let ns = m.namespace.clone();
@@ -136,7 +236,12 @@ impl Ctx {
             if let Some(t) = registry.track(name) {
                 return Ok(t);
             }
-            if let Some(route) = registry.route_for(&name.namespace) {
+            let route = match registry.route_for(&name.namespace) {
+                Some(r) => Some(r),
+                None if self.shared.config.upstream.is_some() => self.route(&name.namespace).await,
+                None => None,
+            };
+            if let Some(route) = route {
                 let lock = registry.track_lock(name);
                 let _guard = lock.lock().await;
                 if let Some(t) = registry.track(name) {
@@ -145,7 +250,7 @@ impl Ctx {
                 let opts = SubscribeOptions {
                     filter: Filter::LargestObject,
                     forward: true,
-                    track: self.shared.config.track,
+                    track: self.shared.config.track.clone(),
                     ..Default::default()
                 };
                 return match route.session.subscribe(name.clone(), opts).await {
@@ -209,7 +314,7 @@ impl Ctx {
                 .serve_track_status(req, Some(&t.producer))
                 .await;
         }
-        let Some(route) = self.shared.registry.route_for(&name.namespace) else {
+        let Some(route) = self.route(&name.namespace).await else {
             return self.session.serve_track_status(req, None).await;
         };
         let id = req.responder.id();
@@ -243,7 +348,7 @@ impl Ctx {
         if let Some(t) = self.shared.registry.track(&track_name) {
             return self.session.serve_fetch(req, Some(&t.producer)).await;
         }
-        match self.shared.registry.route_for(&track_name.namespace) {
+        match self.route(&track_name.namespace).await {
             Some(route) => self.fetch_upstream(req, route).await,
             None => self.session.serve_fetch(req, None).await,
         }
@@ -325,7 +430,7 @@ impl Ctx {
             filter: Filter::AbsoluteStart {
                 start: moqlink_model::Location::new(0, 0),
             },
-            track: self.shared.config.track,
+            track: self.shared.config.track.clone(),
             ..Default::default()
         };
         let sub = self.session.accept_publish(req, accept).await?;

@@ -113,6 +113,7 @@ async fn byte_budget_bounds_memory() {
             max_groups: 100,
             max_bytes: 1000,
             max_age: None,
+            budget: None,
         },
     );
     for g in 0..50u64 {
@@ -212,4 +213,29 @@ async fn readers_wait_for_new_data_and_see_the_end() {
         reason: String::new(),
     });
     assert!(tokio::time::timeout(T, c.next()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_shared_budget_bounds_several_tracks() {
+    let budget = ByteBudget::new(1000);
+    let config = TrackConfig {
+        max_groups: 100,
+        max_bytes: usize::MAX,
+        max_age: None,
+        budget: Some(budget.clone()),
+    };
+    let a = TrackProducer::new(TrackName::new("a", "1"), config.clone());
+    let b = TrackProducer::new(TrackName::new("a", "2"), config);
+    for g in 0..30u64 {
+        for t in [&a, &b] {
+            let mut sg = t.create_subgroup(SubgroupInfo::new(g, 0, 1));
+            sg.write_next(Bytes::from(vec![0u8; 100])).unwrap();
+        }
+    }
+    // Each track keeps its newest group; beyond that the budget holds (one group of slack
+    // per track while the newest is written).
+    assert!(budget.used() <= 1200, "{} bytes retained", budget.used());
+    drop(a);
+    drop(b);
+    assert_eq!(budget.used(), 0);
 }

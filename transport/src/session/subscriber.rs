@@ -477,6 +477,12 @@ pub struct NamespacePublication<C: Connection> {
     active: bool,
 }
 
+impl<C: Connection> std::fmt::Debug for NamespacePublication<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NamespacePublication({})", self.namespace)
+    }
+}
+
 impl<C: Connection> NamespacePublication<C> {
     /// The namespace.
     pub fn namespace(&self) -> &TrackNamespace {
@@ -514,6 +520,12 @@ pub struct NamespaceSubscription<C: Connection> {
     session: Session<C>,
     prefix: TrackNamespace,
     active: bool,
+}
+
+impl<C: Connection> std::fmt::Debug for NamespaceSubscription<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NamespaceSubscription({})", self.prefix)
+    }
 }
 
 impl<C: Connection> NamespaceSubscription<C> {

@@ -48,7 +48,7 @@ impl fmt::Display for TrackName {
 }
 
 /// How much history a track keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TrackConfig {
     /// Groups retained (at least 1: the newest group is never evicted).
     pub max_groups: usize,
@@ -56,6 +56,9 @@ pub struct TrackConfig {
     pub max_bytes: usize,
     /// Objects older than this are not served from the cache (MAX_CACHE_DURATION).
     pub max_age: Option<Duration>,
+    /// A byte budget shared with other tracks (e.g. relay-wide); over it, tracks drop their
+    /// oldest groups.
+    pub budget: Option<Arc<ByteBudget>>,
 }
 
 impl Default for TrackConfig {
@@ -64,7 +67,46 @@ impl Default for TrackConfig {
             max_groups: 16,
             max_bytes: 64 * 1024 * 1024,
             max_age: None,
+            budget: None,
         }
+    }
+}
+
+/// Payload bytes retained by several tracks together, against one limit.
+#[derive(Debug)]
+pub struct ByteBudget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl ByteBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(ByteBudget {
+            limit,
+            used: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// Bytes retained now.
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.used.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(&self, n: usize) {
+        let _ = self.used.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |u| Some(u.saturating_sub(n)),
+        );
+    }
+
+    pub(crate) fn over(&self) -> bool {
+        self.used() > self.limit
     }
 }
 
@@ -239,5 +281,14 @@ impl TrackShared {
 
     pub(crate) fn bump(&self) {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}
+
+impl Drop for TrackShared {
+    fn drop(&mut self) {
+        if let Some(b) = &self.config.budget {
+            let bytes = self.lock().bytes;
+            b.sub(bytes);
+        }
     }
 }

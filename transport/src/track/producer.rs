@@ -148,6 +148,9 @@ impl TrackProducer {
             g.bytes += len;
             g.newest = now;
             st.bytes += len;
+            if let Some(b) = &self.shared.config.budget {
+                b.add(len);
+            }
             let seq = st.next_seq;
             st.next_seq += 1;
             st.items.push_back((
@@ -261,11 +264,17 @@ fn group_entry(st: &mut TrackState, id: u64, now: Instant) -> &mut GroupEntry {
 /// Drops the oldest groups until the limits hold; the newest group always stays.
 fn evict(st: &mut TrackState, config: &TrackConfig) {
     let max_groups = config.max_groups.max(1);
-    while st.groups.len() > max_groups || (st.bytes > config.max_bytes && st.groups.len() > 1) {
+    let over_budget = |st: &TrackState| {
+        st.bytes > config.max_bytes || config.budget.as_ref().is_some_and(|b| b.over())
+    };
+    while st.groups.len() > max_groups || (over_budget(st) && st.groups.len() > 1) {
         let Some(g) = st.groups.pop_front() else {
             break;
         };
         st.bytes -= g.bytes.min(st.bytes);
+        if let Some(b) = &config.budget {
+            b.sub(g.bytes);
+        }
         st.evicted_groups += 1;
         for sub in &g.subgroups {
             {
@@ -333,6 +342,9 @@ impl SubgroupProducer {
                 g.bytes += len;
                 g.newest = now;
                 st.bytes += len;
+                if let Some(b) = &self.track.config.budget {
+                    b.add(len);
+                }
             }
             let mut s = self.sub.lock();
             if s.end == Some(SubgroupEnd::Evicted) {

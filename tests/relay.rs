@@ -1,0 +1,366 @@
+//! The relay end to end on loopback: routing by namespace, one upstream subscription shared by
+//! several subscribers and released with the last, unknown tracks, PUBLISH_NAMESPACE_DONE,
+//! FETCH from the cache, authorization, GOAWAY on shutdown, and a chain of three relays.
+
+use bytes::Bytes;
+use moqlink::relay::config::{AuthRuleConfig, AuthRules};
+use moqlink::relay::{Relay, RelayConfig, Upstream};
+use moqlink_model::control::{ControlMessage, FetchEnd, FetchKind, Filter};
+use moqlink_model::params::{Parameter, Token, VersionParameters};
+use moqlink_model::{Blob, GroupOrder, Location};
+use moqlink_transport::client::{connect, AnySession};
+use moqlink_transport::endpoint::{Client, ClientConfig};
+use moqlink_transport::session::*;
+use moqlink_transport::tls::{ClientTls, ServerIdentity};
+use moqlink_transport::track::*;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+const T: Duration = Duration::from_secs(5);
+
+fn client() -> Client {
+    Client::new(ClientConfig {
+        tls: ClientTls::DisableVerify,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.addr.port())
+    }
+}
+
+fn start(mut config: RelayConfig) -> Running {
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.namespace_wait = Duration::from_millis(200);
+    config.drain = Duration::from_millis(300);
+    let relay = Relay::bind(config, &ServerIdentity::self_signed().unwrap()).unwrap();
+    let addr = relay.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        relay
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+fn name() -> TrackName {
+    TrackName::new("moq-test/interop", "test-track")
+}
+
+/// A publisher that announces the namespace and serves `track`, counting SUBSCRIBEs.
+async fn publisher(url: &str, track: TrackProducer, subscribes: Arc<AtomicUsize>) -> AnySession {
+    let (session, mut events) = connect(&client(), url, SessionConfig::default())
+        .await
+        .unwrap();
+    let s = session.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            let IncomingEvent::Request(req) = ev else {
+                continue;
+            };
+            match &req.message {
+                ControlMessage::Subscribe(_) => {
+                    subscribes.fetch_add(1, Ordering::SeqCst);
+                    let _ = s.serve_subscribe(req, &track).await;
+                }
+                ControlMessage::Fetch(_) => {
+                    let _ = s.serve_fetch(req, Some(&track)).await;
+                }
+                _ => {
+                    let _ = req.responder.not_supported("test publisher").await;
+                }
+            }
+        }
+    });
+    let ns = session
+        .publish_namespace(name().namespace, VersionParameters::new())
+        .await
+        .unwrap();
+    std::mem::forget(ns);
+    session
+}
+
+async fn subscriber(url: &str) -> AnySession {
+    connect(&client(), url, SessionConfig::default())
+        .await
+        .unwrap()
+        .0
+}
+
+fn write_group(track: &TrackProducer, group: u64, payload: &str) {
+    let mut sg = track.create_subgroup(SubgroupInfo::new(group, 0, 1));
+    sg.write(Object::new(0, Bytes::from(payload.to_string())))
+        .unwrap();
+    sg.finish();
+}
+
+async fn first_payload(c: &mut TrackConsumer) -> String {
+    loop {
+        match tokio::time::timeout(T, c.next())
+            .await
+            .expect("no object")
+            .expect("ended")
+        {
+            TrackItem::Subgroup(mut s) => {
+                if let Ok(o) = tokio::time::timeout(T, s.next()).await.unwrap() {
+                    return String::from_utf8_lossy(&o.payload).into_owned();
+                }
+            }
+            TrackItem::Datagram { object, .. } => {
+                return String::from_utf8_lossy(&object.payload).into_owned()
+            }
+        }
+    }
+}
+
+fn next_group() -> SubscribeOptions {
+    SubscribeOptions {
+        filter: Filter::NextGroupStart,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn fan_out_shares_one_upstream_subscription_and_releases_it() {
+    let relay = start(RelayConfig::default());
+    let track = TrackProducer::new(name(), TrackConfig::default());
+    let count = Arc::new(AtomicUsize::new(0));
+    let _p = publisher(&relay.url("moqt"), track.clone(), count.clone()).await;
+    let a = subscriber(&relay.url("https")).await;
+    let b = subscriber(&relay.url("moqt")).await;
+    let sa = a.subscribe(name(), next_group()).await.unwrap();
+    let sb = b.subscribe(name(), next_group()).await.unwrap();
+    let (mut ca, mut cb) = (sa.consumer(), sb.consumer());
+    write_group(&track, 0, "hello");
+    assert_eq!(first_payload(&mut ca).await, "hello");
+    assert_eq!(first_payload(&mut cb).await, "hello");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "one upstream SUBSCRIBE for two subscribers"
+    );
+    // The publisher ends the track: PUBLISH_DONE reaches both subscribers through the relay.
+    track.finish(TrackEnd {
+        status: TRACK_ENDED,
+        reason: "over".into(),
+    });
+    let da = tokio::time::timeout(T, sa.done()).await.unwrap().unwrap();
+    let db = tokio::time::timeout(T, sb.done()).await.unwrap().unwrap();
+    assert_eq!((da.status_code, db.status_code), (TRACK_ENDED, TRACK_ENDED));
+}
+
+#[tokio::test]
+async fn the_last_unsubscribe_releases_the_upstream_subscription() {
+    let relay = start(RelayConfig::default());
+    let track = TrackProducer::new(name(), TrackConfig::default());
+    let count = Arc::new(AtomicUsize::new(0));
+    let _p = publisher(&relay.url("moqt"), track.clone(), count.clone()).await;
+    let a = subscriber(&relay.url("moqt")).await;
+    let sa = a.subscribe(name(), next_group()).await.unwrap();
+    sa.unsubscribe().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A new subscriber after the release makes a new upstream SUBSCRIBE.
+    let sb = a.subscribe(name(), next_group()).await.unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    drop(sb);
+}
+
+#[tokio::test]
+async fn unknown_tracks_and_withdrawn_namespaces_get_track_does_not_exist() {
+    let relay = start(RelayConfig::default());
+    let s = subscriber(&relay.url("https")).await;
+    let err = s
+        .subscribe(
+            TrackName::new("nonexistent/namespace", "test-track"),
+            next_group(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SessionError::Rejected { code: 0x4, .. }),
+        "{err:?}"
+    );
+
+    let (p, _events) = connect(&client(), &relay.url("moqt"), SessionConfig::default())
+        .await
+        .unwrap();
+    let ns = p
+        .publish_namespace(name().namespace, VersionParameters::new())
+        .await
+        .unwrap();
+    ns.done().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = s.subscribe(name(), next_group()).await.unwrap_err();
+    assert!(
+        matches!(err, SessionError::Rejected { code: 0x4, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn fetch_is_served_from_the_cache() {
+    let relay = start(RelayConfig::default());
+    let track = TrackProducer::new(name(), TrackConfig::default());
+    let count = Arc::new(AtomicUsize::new(0));
+    let _p = publisher(&relay.url("moqt"), track.clone(), count).await;
+    let s = subscriber(&relay.url("moqt")).await;
+    let sub = s.subscribe(name(), next_group()).await.unwrap();
+    let mut c = sub.consumer();
+    for g in 0..3 {
+        write_group(&track, g, &format!("g{g}"));
+    }
+    for _ in 0..3 {
+        first_payload(&mut c).await;
+    }
+    let kind = FetchKind::Standalone {
+        namespace: name().namespace,
+        name: name().name,
+        start: Location::new(1, 0),
+        end: FetchEnd {
+            group: 1,
+            object: None,
+        },
+    };
+    let mut f = s
+        .fetch(kind, 1, GroupOrder::Original, VersionParameters::new())
+        .await
+        .unwrap();
+    let o = tokio::time::timeout(T, f.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((o.group_id, &o.payload[..]), (1, &b"g1"[..]));
+    assert!(tokio::time::timeout(T, f.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn authorization_rules_gate_publishing_and_subscribing() {
+    let rules = vec![AuthRuleConfig {
+        prefix: "moq-test".into(),
+        publish: vec!["pub-token".into()],
+        subscribe: vec!["sub-token".into()],
+    }];
+    let relay = start(RelayConfig {
+        auth: AuthRules::new(&rules),
+        ..Default::default()
+    });
+    let (p, _e) = connect(&client(), &relay.url("moqt"), SessionConfig::default())
+        .await
+        .unwrap();
+    let err = p
+        .publish_namespace(name().namespace, VersionParameters::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SessionError::Rejected { code: 0x1, .. }),
+        "{err:?}"
+    );
+    let with = |v: &str| {
+        let mut params = VersionParameters::new();
+        params.push(Parameter::AuthorizationToken {
+            value: Token::UseValue {
+                token_type: 0,
+                token_value: Blob::from(v),
+            },
+        });
+        params
+    };
+    p.publish_namespace(name().namespace, with("pub-token"))
+        .await
+        .unwrap();
+    let s = subscriber(&relay.url("moqt")).await;
+    let err = s.subscribe(name(), next_group()).await.unwrap_err();
+    assert!(
+        matches!(err, SessionError::Rejected { code: 0x1, .. }),
+        "{err:?}"
+    );
+    let err = s
+        .subscribe(
+            name(),
+            SubscribeOptions {
+                parameters: with("wrong"),
+                ..next_group()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SessionError::Rejected { code: 0x1, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_sends_goaway_and_closes() {
+    let mut relay = start(RelayConfig::default());
+    let s = subscriber(&relay.url("https")).await;
+    let _ = relay.stop.take().unwrap().send(());
+    let close = tokio::time::timeout(T, s.closed()).await.unwrap();
+    assert!(
+        s.goaway_received().is_some(),
+        "no GOAWAY before close ({close})"
+    );
+    tokio::time::timeout(T, relay.task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn three_relays_in_a_chain_carry_one_copy_per_edge() {
+    let origin = start(RelayConfig::default());
+    let upstream = |r: &Running| {
+        Some(Upstream {
+            url: r.url("moqt"),
+            client: client(),
+        })
+    };
+    let middle = start(RelayConfig {
+        upstream: upstream(&origin),
+        ..Default::default()
+    });
+    let edge = start(RelayConfig {
+        upstream: upstream(&middle),
+        ..Default::default()
+    });
+    let track = TrackProducer::new(name(), TrackConfig::default());
+    let count = Arc::new(AtomicUsize::new(0));
+    let _p = publisher(&origin.url("moqt"), track.clone(), count.clone()).await;
+    let a = subscriber(&edge.url("https")).await;
+    let b = subscriber(&edge.url("moqt")).await;
+    let sa = a.subscribe(name(), next_group()).await.unwrap();
+    let sb = b.subscribe(name(), next_group()).await.unwrap();
+    let (mut ca, mut cb) = (sa.consumer(), sb.consumer());
+    write_group(&track, 0, "through three relays");
+    assert_eq!(first_payload(&mut ca).await, "through three relays");
+    assert_eq!(first_payload(&mut cb).await, "through three relays");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "the origin publisher saw one SUBSCRIBE"
+    );
+    let (tx, _rx) = mpsc::channel::<()>(1);
+    drop(tx);
+}
