@@ -102,6 +102,9 @@ fn main() -> ExitCode {
         for c in &selected {
             out.push(cases::run(c, &ctx).await);
         }
+        // Let the last CONNECTION_CLOSE frames leave before the runtime stops; a relay that
+        // never hears them keeps the namespaces of those sessions until its idle timeout.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         out
     });
     let comments = vec![

@@ -32,6 +32,8 @@ pub struct CaseResult {
     pub duration: Duration,
     /// Connection IDs for the YAML block: `connection_id`, or publisher / subscriber ones.
     pub connections: Vec<(&'static str, String)>,
+    /// What a passing case observed (e.g. the error code a relay chose), for the YAML block.
+    pub message: Option<String>,
 }
 
 impl CaseResult {
@@ -75,6 +77,9 @@ pub fn render(comments: &[String], results: &[CaseResult]) -> String {
         for (k, v) in &r.connections {
             let _ = writeln!(out, "  {k}: {v}");
         }
+        if let (Outcome::Pass, Some(m)) = (&r.outcome, &r.message) {
+            let _ = writeln!(out, "  message: {}", yaml_str(m));
+        }
         if let Outcome::Fail {
             expected,
             received,
@@ -102,6 +107,7 @@ mod tests {
                 outcome: Outcome::Pass,
                 duration: Duration::from_millis(12),
                 connections: vec![("connection_id", "ab12".into())],
+                message: Some("SERVER_SETUP selected 0xff00000e".into()),
             },
             CaseResult {
                 id: "announce-only",
@@ -112,16 +118,18 @@ mod tests {
                 },
                 duration: Duration::from_millis(3),
                 connections: vec![],
+                message: None,
             },
             CaseResult {
                 id: "fetch",
                 outcome: Outcome::Skip("not implemented".into()),
                 duration: Duration::ZERO,
                 connections: vec![],
+                message: None,
             },
         ];
         let tap = render(&["moqlink-interop 0.1.0".into()], &results);
-        let expected = "TAP version 14\n# moqlink-interop 0.1.0\n1..3\nok 1 - setup-only\n  ---\n  duration_ms: 12\n  connection_id: ab12\n  ...\nnot ok 2 - announce-only\n  ---\n  duration_ms: 3\n  expected: \"PUBLISH_NAMESPACE_OK\"\n  received: \"PUBLISH_NAMESPACE_ERROR code 0x3 \\\"no\\\"\"\n  message: \"rejected\"\n  ...\nok 3 - fetch # SKIP not implemented\n";
+        let expected = "TAP version 14\n# moqlink-interop 0.1.0\n1..3\nok 1 - setup-only\n  ---\n  duration_ms: 12\n  connection_id: ab12\n  message: \"SERVER_SETUP selected 0xff00000e\"\n  ...\nnot ok 2 - announce-only\n  ---\n  duration_ms: 3\n  expected: \"PUBLISH_NAMESPACE_OK\"\n  received: \"PUBLISH_NAMESPACE_ERROR code 0x3 \\\"no\\\"\"\n  message: \"rejected\"\n  ...\nok 3 - fetch # SKIP not implemented\n";
         assert_eq!(tap, expected);
     }
 }

@@ -1,14 +1,24 @@
 //! The interop runner's test cases (../shared/INTEROP.md), each checking what the peer actually
 //! sent.
 
+mod control;
+mod data;
+mod discovery;
+mod peer;
+mod publish;
 mod setup;
 
+pub use peer::Peer;
+
 use crate::tap::{CaseResult, Outcome};
+use moqlink_model::{Blob, TrackNamespace};
 use moqlink_transport::client::{connect, AnySession, ConnectError};
 use moqlink_transport::endpoint::Client;
-use moqlink_transport::session::{IncomingEvent, SessionConfig};
+use moqlink_transport::session::{IncomingEvent, SessionConfig, SessionError};
+use moqlink_transport::track::TrackName;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -44,16 +54,21 @@ pub struct CaseInfo {
     pub implemented: bool,
 }
 
-/// Every case id of the runner's draft-14 era, in the runner's order.
+/// Every case id: the runner's draft-14 cases in the runner's order, then the data-plane cases
+/// strict clients also run.
 pub const CASES: &[CaseInfo] = &[
     case("setup-only", 2000, true),
-    case("announce-only", 2000, false),
-    case("publish-namespace-done", 2000, false),
-    case("subscribe-error", 2000, false),
-    case("announce-subscribe", 3000, false),
-    case("subscribe-before-announce", 3500, false),
-    case("publish-track-only", 10_000, false),
-    case("publish-track-subscribe", 10_000, false),
+    case("announce-only", 2000, true),
+    case("publish-namespace-done", 2000, true),
+    case("subscribe-error", 2000, true),
+    case("announce-subscribe", 3000, true),
+    case("subscribe-before-announce", 3500, true),
+    case("publish-track-only", 10_000, true),
+    case("publish-track-subscribe", 10_000, true),
+    case("data-subgroup-basic", 15_000, true),
+    case("namespace-discovery", 10_000, true),
+    case("fetch", 15_000, true),
+    case("join", 15_000, true),
 ];
 
 const fn case(id: &'static str, ms: u64, implemented: bool) -> CaseInfo {
@@ -69,8 +84,54 @@ pub fn find(id: &str) -> Option<&'static CaseInfo> {
     CASES.iter().find(|c| c.id == id)
 }
 
-/// A case body's verdict plus the connection IDs it used.
-pub type Verdict = (Outcome, Vec<(&'static str, String)>);
+/// The namespace most cases use: `moq-test/interop`.
+pub fn test_namespace() -> TrackNamespace {
+    TrackNamespace::from_strs(&["moq-test", "interop"])
+}
+
+/// The track most cases use: `moq-test/interop` / `test-track`.
+pub fn test_track() -> TrackName {
+    TrackName {
+        namespace: test_namespace(),
+        name: Blob::from("test-track"),
+    }
+}
+
+/// A failed check: what was expected, what the peer did, and why it matters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What the case expected.
+    pub expected: String,
+    /// What actually arrived.
+    pub received: String,
+    /// A one-line explanation.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with expected / received / message.
+    pub fn new(
+        expected: impl Into<String>,
+        received: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Failure {
+            expected: expected.into(),
+            received: received.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Failure> for Outcome {
+    fn from(f: Failure) -> Self {
+        Outcome::Fail {
+            expected: f.expected,
+            received: f.received,
+            message: f.message,
+        }
+    }
+}
 
 /// A failure with expected / received / message.
 pub fn fail(
@@ -78,10 +139,109 @@ pub fn fail(
     received: impl Into<String>,
     message: impl Into<String>,
 ) -> Outcome {
-    Outcome::Fail {
-        expected: expected.into(),
-        received: received.into(),
-        message: message.into(),
+    Failure::new(expected, received, message).into()
+}
+
+/// What a running case records as it goes, kept even when the case runs out of time.
+#[derive(Debug, Default)]
+pub struct Record {
+    connections: Mutex<Vec<(&'static str, String)>>,
+    step: Mutex<String>,
+}
+
+impl Record {
+    /// Notes a connection ID under its YAML key (`connection_id`, `publisher_connection_id`...).
+    pub fn connection(&self, key: &'static str, id: &str) {
+        lock(&self.connections).push((key, id.to_string()));
+    }
+
+    /// Notes what the case is waiting for now (reported if the time limit hits).
+    pub fn step(&self, what: impl Into<String>) {
+        let what = what.into();
+        tracing::debug!(step = %what);
+        *lock(&self.step) = what;
+    }
+
+    /// The connection IDs noted so far.
+    pub fn connections(&self) -> Vec<(&'static str, String)> {
+        lock(&self.connections).clone()
+    }
+
+    /// The step the case was at.
+    pub fn current_step(&self) -> String {
+        lock(&self.step).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A case body's result: a pass message, or the failure.
+pub type CaseOutput = Result<String, Failure>;
+
+/// Awaits `fut` for at most `limit`; on timeout fails with "`expected` within N ms".
+pub async fn within<T>(
+    limit: Duration,
+    expected: &str,
+    fut: impl Future<Output = T>,
+) -> Result<T, Failure> {
+    tokio::time::timeout(limit, fut).await.map_err(|_| {
+        Failure::new(
+            expected,
+            format!("nothing within {} ms", limit.as_millis()),
+            format!("no {expected} in time"),
+        )
+    })
+}
+
+/// The draft-14 name of an error code in the table of `kind` (SUBSCRIBE_ERROR, PUBLISH_ERROR,
+/// FETCH_ERROR, PUBLISH_NAMESPACE_ERROR, SUBSCRIBE_NAMESPACE_ERROR; §14.1 tables).
+pub fn request_error_name(kind: &str, code: u64) -> &'static str {
+    match (kind, code) {
+        (_, 0x0) => "INTERNAL_ERROR",
+        (_, 0x1) => "UNAUTHORIZED",
+        (_, 0x2) => "TIMEOUT",
+        (_, 0x3) => "NOT_SUPPORTED",
+        ("PUBLISH_ERROR" | "PUBLISH_NAMESPACE_ERROR", 0x4) => "UNINTERESTED",
+        ("SUBSCRIBE_NAMESPACE_ERROR", 0x4) => "NAMESPACE_PREFIX_UNKNOWN",
+        ("SUBSCRIBE_NAMESPACE_ERROR", 0x5) => "NAMESPACE_PREFIX_OVERLAP",
+        ("SUBSCRIBE_ERROR" | "FETCH_ERROR" | "TRACK_STATUS_ERROR", 0x4) => "TRACK_DOES_NOT_EXIST",
+        ("SUBSCRIBE_ERROR" | "FETCH_ERROR" | "TRACK_STATUS_ERROR", 0x5) => "INVALID_RANGE",
+        ("FETCH_ERROR", 0x6) => "NO_OBJECTS",
+        ("FETCH_ERROR", 0x7) => "INVALID_JOINING_REQUEST_ID",
+        ("FETCH_ERROR", 0x8) => "UNKNOWN_STATUS_IN_RANGE",
+        ("FETCH_ERROR", 0x9) => "MALFORMED_TRACK",
+        (_, 0x10) => "MALFORMED_AUTH_TOKEN",
+        (_, 0x12) => "EXPIRED_AUTH_TOKEN",
+        _ => "not a draft-14 code",
+    }
+}
+
+/// The draft-14 name of a PUBLISH_DONE status code.
+pub fn publish_done_name(code: u64) -> &'static str {
+    match code {
+        0x0 => "INTERNAL_ERROR",
+        0x1 => "UNAUTHORIZED",
+        0x2 => "TRACK_ENDED",
+        0x3 => "SUBSCRIPTION_ENDED",
+        0x4 => "GOING_AWAY",
+        0x5 => "EXPIRED",
+        0x6 => "TOO_FAR_BEHIND",
+        0x7 => "MALFORMED_TRACK",
+        _ => "not a draft-14 code",
+    }
+}
+
+/// How a request's outcome reads in the YAML block: `SUBSCRIBE_ERROR code 0x4
+/// (TRACK_DOES_NOT_EXIST) "reason"`, or the session error.
+pub fn describe_error(e: &SessionError) -> String {
+    match e {
+        SessionError::Rejected { kind, code, reason } => format!(
+            "{kind} code 0x{code:x} ({}) {reason:?}",
+            request_error_name(kind, *code)
+        ),
+        other => other.to_string(),
     }
 }
 
@@ -94,35 +254,75 @@ pub async fn run(info: &CaseInfo, ctx: &Ctx) -> CaseResult {
             outcome: Outcome::Skip("not implemented by moqlink-interop yet".into()),
             duration: Duration::ZERO,
             connections: vec![],
+            message: None,
         };
     }
-    let body = dispatch(info.id, ctx);
-    let (outcome, connections) = match tokio::time::timeout(info.limit, body).await {
-        Ok(v) => v,
-        Err(_) => (
-            fail(
-                format!("completion within {} ms", info.limit.as_millis()),
-                "timeout",
-                "the case did not finish in time",
-            ),
-            vec![],
-        ),
+    let record = Arc::new(Record::default());
+    let body = dispatch(info.id, ctx, record.clone());
+    let (outcome, message) = match tokio::time::timeout(info.limit, body).await {
+        Ok(Ok(msg)) => (Outcome::Pass, Some(msg)),
+        Ok(Err(f)) => (f.into(), None),
+        Err(_) => {
+            let step = record.current_step();
+            (
+                fail(
+                    format!("completion within {} ms", info.limit.as_millis()),
+                    if step.is_empty() {
+                        "timeout".to_string()
+                    } else {
+                        format!("timeout while waiting for {step}")
+                    },
+                    "the case did not finish in time",
+                ),
+                None,
+            )
+        }
     };
-    CaseResult {
+    let result = CaseResult {
         id: info.id,
         outcome,
         duration: start.elapsed(),
-        connections,
-    }
+        connections: record.connections(),
+        message,
+    };
+    tracing::info!(case = info.id, failed = result.failed(), "case finished");
+    result
 }
 
-fn dispatch<'a>(
-    id: &str,
-    ctx: &'a Ctx,
-) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+type Body<'a> = std::pin::Pin<Box<dyn Future<Output = CaseOutput> + Send + 'a>>;
+
+fn dispatch<'a>(id: &str, ctx: &'a Ctx, r: Arc<Record>) -> Body<'a> {
     match id {
-        "setup-only" => Box::pin(setup::setup_only(ctx)),
-        _ => Box::pin(async { (Outcome::Skip("unknown case".into()), vec![]) }),
+        "setup-only" => Box::pin(async move { setup::setup_only(ctx, &r).await }),
+        "announce-only" => Box::pin(async move { control::announce_only(ctx, &r).await }),
+        "publish-namespace-done" => {
+            Box::pin(async move { control::publish_namespace_done(ctx, &r).await })
+        }
+        "subscribe-error" => Box::pin(async move { control::subscribe_error(ctx, &r).await }),
+        "announce-subscribe" => Box::pin(async move { control::announce_subscribe(ctx, &r).await }),
+        "subscribe-before-announce" => {
+            Box::pin(async move { control::subscribe_before_announce(ctx, &r).await })
+        }
+        "publish-track-only" => Box::pin(async move { publish::publish_track_only(ctx, &r).await }),
+        "publish-track-subscribe" => {
+            Box::pin(async move { publish::publish_track_subscribe(ctx, &r).await })
+        }
+        "data-subgroup-basic" => Box::pin(async move { data::subgroup_basic(ctx, &r).await }),
+        "namespace-discovery" => {
+            Box::pin(async move { discovery::namespace_discovery(ctx, &r).await })
+        }
+        "fetch" => Box::pin(async move { data::fetch(ctx, &r).await }),
+        "join" => Box::pin(async move { data::join(ctx, &r).await }),
+        other => {
+            let other = other.to_string();
+            Box::pin(async move {
+                Err(Failure::new(
+                    "a known case",
+                    other,
+                    "moqlink-interop has no such case",
+                ))
+            })
+        }
     }
 }
 
