@@ -3,7 +3,9 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
+use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// moqlink: MoQ Transport draft-14 (and moq-lite) interop toolkit.
 #[derive(Parser)]
@@ -22,28 +24,45 @@ enum Command {
     Decode(cli::decode::DecodeArgs),
     /// Run the relay (WebTransport and raw QUIC on one UDP port).
     Relay(cli::relay::RelayArgs),
+    /// Publish stdin as a track: each line is one object.
+    #[command(name = "pub", alias = "publish")]
+    Pub(cli::publish::PubArgs),
+    /// Subscribe to a track and print each object's payload as one line.
+    #[command(alias = "subscribe")]
+    Sub(cli::sub::SubArgs),
+    /// FETCH a range of a track and print each object's payload as one line.
+    Fetch(cli::fetch::FetchArgs),
+}
+
+/// Runs `fut` on a fresh runtime; errors go to stderr with exit code 1.
+fn run_async(verbose: bool, fut: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    cli::init_logging(verbose);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(fut);
+    // Do not wait for stragglers (e.g. a stdin read still blocked).
+    rt.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => cli::decode::run(args),
-        Command::Relay(args) => {
-            cli::init_logging(cli.verbose);
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: starting the runtime: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            match rt.block_on(cli::relay::run(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Command::Relay(args) => run_async(cli.verbose, cli::relay::run(args)),
+        Command::Pub(args) => run_async(cli.verbose, cli::publish::run(args)),
+        Command::Sub(args) => run_async(cli.verbose, cli::sub::run(args)),
+        Command::Fetch(args) => run_async(cli.verbose, cli::fetch::run(args)),
     }
 }

@@ -1,7 +1,11 @@
 //! Subcommands of the `moqlink` binary.
 
+pub mod common;
 pub mod decode;
+pub mod fetch;
+pub mod publish;
 pub mod relay;
+pub mod sub;
 
 /// Logs to stderr; `RUST_LOG` overrides the level.
 pub fn init_logging(verbose: bool) {
