@@ -60,7 +60,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => cli::decode::run(args),
-        Command::Relay(args) => run_async(cli.verbose, cli::relay::run(args)),
+        Command::Relay(args) => {
+            let file = match cli::relay::load_file(&args) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let (Some(level), Err(_)) = (&file.log_level, std::env::var("RUST_LOG")) {
+                std::env::set_var("RUST_LOG", level);
+            }
+            run_async(cli.verbose, cli::relay::run(args, file))
+        }
         Command::Pub(args) => run_async(cli.verbose, cli::publish::run(args)),
         Command::Sub(args) => run_async(cli.verbose, cli::sub::run(args)),
         Command::Fetch(args) => run_async(cli.verbose, cli::fetch::run(args)),

@@ -2,7 +2,11 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use moqlink::relay::{Relay, RelayConfig};
+use moqlink::relay::config::{AuthRules, FileConfig};
+use moqlink::relay::{Relay, RelayConfig, Upstream};
+use moqlink_transport::endpoint::{Client, ClientConfig};
+use moqlink_transport::tls::ClientTls;
+use moqlink_transport::track::{ByteBudget, TrackConfig};
 use moqlink_model::Version;
 use moqlink_transport::session::SessionConfig;
 use moqlink_transport::tls::ServerIdentity;
@@ -25,18 +29,29 @@ pub struct RelayArgs {
     /// Use a generated self-signed certificate (the default when no certificate is found).
     #[arg(long, conflicts_with = "cert")]
     dev: bool,
-    /// Versions accepted, comma separated (draft-14, lite-02, lite-01, or 0x hex).
-    #[arg(long, value_delimiter = ',', default_value = "draft-14")]
+    /// Versions accepted, comma separated (draft-14, lite-02, lite-01, or 0x hex; default draft-14).
+    #[arg(long, value_delimiter = ',')]
     versions: Vec<Version>,
-    /// Seconds sessions may drain after GOAWAY on shutdown.
-    #[arg(long, default_value_t = 5)]
-    drain_secs: u64,
+    /// Seconds sessions may drain after GOAWAY on shutdown (default 5).
+    #[arg(long)]
+    drain_secs: Option<u64>,
+    /// TOML file with everything else (versions, cache, upstream, auth rules, log level).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Upstream relay URL (moqt:// or https://): requests no local publisher serves go there.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Accept any certificate from the upstream relay.
+    #[arg(long)]
+    tls_disable_verify: bool,
 }
 
-fn identity(args: &RelayArgs) -> anyhow::Result<ServerIdentity> {
+fn identity(args: &RelayArgs, file: &FileConfig) -> anyhow::Result<ServerIdentity> {
     let runner_cert = PathBuf::from("/certs/cert.pem");
     let runner_key = PathBuf::from("/certs/priv.key");
-    let files = match (&args.cert, &args.key) {
+    let cert = args.cert.clone().or_else(|| file.cert.clone());
+    let key = args.key.clone().or_else(|| file.key.clone());
+    let files = match (&cert, &key) {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
         _ if !args.dev && runner_cert.exists() && runner_key.exists() => {
             Some((runner_cert, runner_key))
@@ -60,27 +75,66 @@ fn identity(args: &RelayArgs) -> anyhow::Result<ServerIdentity> {
     }
 }
 
+/// The configuration file, if any, read before logging starts (it may set the log level).
+pub fn load_file(args: &RelayArgs) -> anyhow::Result<FileConfig> {
+    match &args.config {
+        Some(p) => FileConfig::load(p).map_err(anyhow::Error::msg),
+        None => Ok(FileConfig::default()),
+    }
+}
+
 /// Runs `moqlink relay` until SIGINT or SIGTERM.
-pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
+pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Ok(role) = std::env::var("MOQT_ROLE") {
         if role != "relay" {
             bail!("MOQT_ROLE={role} is not a role `moqlink relay` plays");
         }
     }
-    let bind = match (args.bind, std::env::var("MOQT_PORT")) {
+    let bind = match (args.bind.or(file.bind), std::env::var("MOQT_PORT")) {
         (Some(b), _) => b,
         (None, Ok(port)) => format!("[::]:{port}").parse().context("MOQT_PORT")?,
         (None, Err(_)) => "127.0.0.1:4443".parse()?,
     };
-    let identity = identity(&args)?;
+    let identity = identity(&args, &file)?;
+    let mut versions = args.versions.clone();
+    if versions.is_empty() {
+        for v in file.versions.iter().flatten() {
+            versions.push(v.parse().map_err(anyhow::Error::msg)?);
+        }
+    }
+    if versions.is_empty() {
+        versions.push(Version::DRAFT_14);
+    }
+    let mut track = TrackConfig::default();
+    if let Some(g) = file.cache.max_groups {
+        track.max_groups = g;
+    }
+    if let Some(b) = file.cache.max_bytes_per_track {
+        track.max_bytes = b;
+    }
+    track.max_age = file.cache.max_age_ms.map(Duration::from_millis);
+    track.budget = Some(ByteBudget::new(file.cache.max_bytes.unwrap_or(1 << 30)));
+    let upstream = match args.upstream.clone().or(file.upstream.clone()) {
+        Some(url) => {
+            let disable = args.tls_disable_verify || file.upstream_tls_disable_verify.unwrap_or(false);
+            let tls = if disable { ClientTls::DisableVerify } else { ClientTls::default() };
+            let client = Client::new(ClientConfig { tls, ..Default::default() })?;
+            tracing::info!(%url, "edge relay: forwarding to upstream");
+            Some(Upstream { url, client })
+        }
+        None => None,
+    };
     let config = RelayConfig {
         bind,
         session: SessionConfig {
-            versions: args.versions.clone(),
+            versions,
             ..Default::default()
         },
-        drain: Duration::from_secs(args.drain_secs),
-        ..Default::default()
+        drain: Duration::from_secs(args.drain_secs.or(file.drain_secs).unwrap_or(5)),
+        namespace_wait: Duration::from_millis(file.namespace_wait_ms.unwrap_or(1000)),
+        track,
+        auth: AuthRules::new(&file.auth),
+        upstream,
     };
     let relay = Relay::bind(config, &identity)?;
     tracing::info!(addr = %relay.local_addr()?, "relay listening (WebTransport and raw QUIC)");
