@@ -182,10 +182,11 @@ pub async fn close(session: &AnySession) {
     if session.close_reason().is_some() {
         return;
     }
-    // The control stream writer runs in the background; give it a moment to drain.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    session.close(SessionErrorCode::NoError, "");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    session
+        .close_gracefully(SessionErrorCode::NoError, "", Duration::from_millis(500))
+        .await;
+    // Let CONNECTION_CLOSE leave before the process exits.
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// The subscriptions served so far (their sending tasks).

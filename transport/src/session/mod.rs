@@ -435,8 +435,23 @@ impl<C: Connection> Session<C> {
         }
     }
 
-    /// Closes the session with a draft error code and a reason phrase.
+    /// Closes the session with a draft error code and a reason phrase, at once.
     pub fn close(&self, code: SessionErrorCode, reason: &str) {
+        self.inner.close(code.code(), reason, false);
+    }
+
+    /// Closes the session after the control messages already queued (e.g. UNSUBSCRIBE,
+    /// PUBLISH_NAMESPACE_DONE) were handed to the transport, waiting at most `limit`.
+    pub async fn close_gracefully(&self, code: SessionErrorCode, reason: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.inner.out.capacity() < self.inner.out.max_capacity()
+            && tokio::time::Instant::now() < deadline
+            && self.inner.closed_state().is_none()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The writer may still be inside its last write; give it a moment to finish.
+        tokio::time::sleep(Duration::from_millis(20).min(limit)).await;
         self.inner.close(code.code(), reason, false);
     }
 

@@ -660,18 +660,7 @@ async fn receive<C: Connection>(
                 }
                 None => break done.clone(),
             },
-            Some(d) = data.datagrams.recv() => {
-                let object = Object {
-                    id: d.object_id,
-                    status: d.status(),
-                    extensions: d.extensions.clone().unwrap_or_default(),
-                    payload: match &d.body {
-                        moqlink_model::data::DatagramBody::Payload(p) => p.bytes().clone(),
-                        moqlink_model::data::DatagramBody::Status(_) => bytes::Bytes::new(),
-                    },
-                };
-                track.write_datagram(d.group_id, d.publisher_priority, object);
-            }
+            Some(d) = data.datagrams.recv() => write_datagram(&track, d),
             Some(_) = streams.join_next(), if !streams.is_empty() => finished += 1,
             msg = followups.next() => match msg {
                 Some(ControlMessage::PublishDone(d)) => {
@@ -700,6 +689,21 @@ async fn receive<C: Connection>(
             }
         }
     };
+    // Datagrams already queued belong to the subscription too (they may arrive after the last
+    // stream); keep them, briefly waiting for stragglers once PUBLISH_DONE was seen.
+    if done.is_some() {
+        let grace = tokio::time::sleep(DATAGRAM_GRACE);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                Some(d) = data.datagrams.recv() => write_datagram(&track, d),
+                _ = &mut grace => break,
+            }
+        }
+    }
+    while let Ok(d) = data.datagrams.try_recv() {
+        write_datagram(&track, d);
+    }
     session.data().unregister_track(alias);
     let end = end.unwrap_or(PublishDone {
         request_id: followups.id(),
@@ -719,6 +723,23 @@ async fn receive<C: Connection>(
             false
         }
     });
+}
+
+/// How long datagrams may still trail PUBLISH_DONE.
+const DATAGRAM_GRACE: Duration = Duration::from_millis(100);
+
+/// Writes a received datagram into the track.
+fn write_datagram(track: &TrackProducer, d: moqlink_model::data::ObjectDatagram) {
+    let object = Object {
+        id: d.object_id,
+        status: d.status(),
+        extensions: d.extensions.clone().unwrap_or_default(),
+        payload: match &d.body {
+            moqlink_model::data::DatagramBody::Payload(p) => p.bytes().clone(),
+            moqlink_model::data::DatagramBody::Status(_) => bytes::Bytes::new(),
+        },
+    };
+    track.write_datagram(d.group_id, d.publisher_priority, object);
 }
 
 /// Writes one incoming subgroup stream into the track.
