@@ -590,3 +590,21 @@ async fn publish_done_goes_out_with_forward_zero() {
     let got = tokio::time::timeout(T, sub.done()).await.unwrap().unwrap();
     assert_eq!((got.status_code, got.stream_count), (TRACK_ENDED, 0));
 }
+
+#[tokio::test]
+async fn a_subscription_ends_when_its_session_closes() {
+    let p = setup().await;
+    let sub = p
+        .client
+        .subscribe(name(), opts(Filter::LargestObject))
+        .await
+        .unwrap();
+    let track = sub.track().clone();
+    p.client.close(moqlink_model::SessionErrorCode::NoError, "");
+    let done = tokio::time::timeout(T, sub.done())
+        .await
+        .expect("the subscription outlived its session")
+        .unwrap();
+    assert_eq!(done.status_code, INTERNAL_ERROR);
+    assert!(track.status().end.is_some(), "the track did not end");
+}

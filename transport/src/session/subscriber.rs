@@ -673,6 +673,9 @@ async fn receive<C: Connection>(
                 None => break done.clone(),
             },
             _ = &mut deadline, if done.is_some() => break done.clone(),
+            // This task holds the session, so its routes never close by themselves: watch the
+            // session's end, which ends every subscription on it.
+            _ = session.closed() => break done.clone(),
             Some(Command::Unsubscribe) = cmd.recv() => {
                 if done.is_none() && session.close_reason().is_none() {
                     let _ = session
