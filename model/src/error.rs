@@ -144,36 +144,64 @@ impl fmt::Display for SessionErrorCode {
 }
 
 macro_rules! rules {
-    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $code:ident, $section:literal; )*) => {
-        /// A wire rule of draft-14 that input can break; each maps to the code the session closes with.
+    (
+        $( $(#[$doc:meta])* $variant:ident => $name:literal, $code:ident, $section:literal; )*
+        @lite {
+            $( $(#[$ldoc:meta])* $lvariant:ident => $lname:literal, $lcode:ident, $lsection:literal; )*
+        }
+    ) => {
+        /// A wire rule that input can break; each maps to the code the session closes with. The
+        /// rules named `lite_*` belong to moq-lite (see [`crate::lite`]); all others to draft-14.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum Rule {
             $( $(#[$doc])* $variant, )*
+            $( $(#[$ldoc])* $lvariant, )*
         }
 
         impl Rule {
-            /// Every rule.
+            /// Every draft-14 rule (the moq-lite rules are in [`Rule::LITE`]).
             pub const ALL: &'static [Rule] = &[$(Rule::$variant),*];
+
+            /// Every moq-lite rule.
+            pub const LITE: &'static [Rule] = &[$(Rule::$lvariant),*];
 
             /// The rule's name as used in the test vectors, e.g. `invalid_forward`.
             pub fn name(self) -> &'static str {
-                match self { $(Rule::$variant => $name,)* }
+                match self {
+                    $(Rule::$variant => $name,)*
+                    $(Rule::$lvariant => $lname,)*
+                }
             }
 
             /// The session error code a receiver closes with when the rule is broken.
             pub fn code(self) -> SessionErrorCode {
-                match self { $(Rule::$variant => SessionErrorCode::$code,)* }
+                match self {
+                    $(Rule::$variant => SessionErrorCode::$code,)*
+                    $(Rule::$lvariant => SessionErrorCode::$lcode,)*
+                }
             }
 
-            /// The draft-14 section that states the rule.
+            /// The section that states the rule: `§n.n` of draft-14, or `moq-lite §NAME`.
             pub fn section(self) -> &'static str {
-                match self { $(Rule::$variant => $section,)* }
+                match self {
+                    $(Rule::$variant => $section,)*
+                    $(Rule::$lvariant => $lsection,)*
+                }
             }
 
-            /// The rule with the given vector name.
+            /// Whether this is a moq-lite rule.
+            pub fn is_lite(self) -> bool {
+                Self::LITE.contains(&self)
+            }
+
+            /// The rule with the given vector name (draft-14 or moq-lite).
             pub fn from_name(name: &str) -> Option<Rule> {
-                Self::ALL.iter().copied().find(|r| r.name() == name)
+                Self::ALL
+                    .iter()
+                    .chain(Self::LITE)
+                    .copied()
+                    .find(|r| r.name() == name)
             }
         }
     };
@@ -234,6 +262,24 @@ rules! {
     TrailingBytes => "trailing_bytes", ProtocolViolation, "§10.3.1";
     /// An object larger than the reader's configured limit (a local limit, not a draft rule).
     ObjectTooLarge => "object_too_large", InternalError, "§12.1";
+    @lite {
+        /// A moq-lite STREAM_TYPE not defined for that stream direction.
+        LiteUnknownStreamType => "lite_unknown_stream_type", ProtocolViolation, "moq-lite §STREAM_TYPE";
+        /// A moq-lite Message Length that disagrees with the fields the message defines.
+        LiteMessageLength => "lite_message_length", ProtocolViolation, "moq-lite §Message Length";
+        /// A moq-lite Message Length above the receiver's limit (a local limit, as moq-dev's 64 MiB).
+        LiteMessageTooLarge => "lite_message_too_large", InternalError, "moq-lite §Message Length";
+        /// An ANNOUNCE status other than 0 (ended) or 1 (active).
+        LiteAnnounceStatus => "lite_announce_status", ProtocolViolation, "moq-lite §ANNOUNCE";
+        /// A broadcast path, suffix or track name that is not UTF-8.
+        LiteInvalidUtf8 => "lite_invalid_utf8", ProtocolViolation, "moq-lite §Upstream Differences";
+        /// The same extension ID twice in one SESSION_CLIENT / SESSION_SERVER / SERVER_SETUP.
+        LiteDuplicateExtension => "lite_duplicate_extension", ProtocolViolation, "moq-lite §SESSION_CLIENT";
+        /// The same suffix twice in one ANNOUNCE_INIT.
+        LiteDuplicateSuffix => "lite_duplicate_suffix", ProtocolViolation, "moq-lite §ANNOUNCE_INIT";
+        /// Bytes where the stream direction carries no (further) message, or a SETUP of the wrong type.
+        LiteUnexpectedMessage => "lite_unexpected_message", ProtocolViolation, "moq-lite §Streams";
+    }
 }
 
 impl fmt::Display for Rule {

@@ -25,6 +25,7 @@ pub mod data;
 pub mod error;
 pub mod json;
 pub mod limits;
+pub mod lite;
 pub mod params;
 mod primitives;
 pub mod varint;
