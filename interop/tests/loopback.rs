@@ -19,6 +19,11 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a SUBSCRIBE for an unannounced namespace is held (so `subscribe-before-announce`
+/// takes its SUBSCRIBE_OK path here).
+const NAMESPACE_WAIT: Duration = Duration::from_millis(800);
 
 /// How the test relay behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,20 +117,32 @@ impl Relay {
         }
     }
 
-    /// The relayed track for `name`, subscribing upstream to its announcer if needed.
+    /// The relayed track for `name`, subscribing upstream to its announcer if needed; a
+    /// SUBSCRIBE waits up to [`NAMESPACE_WAIT`] for the namespace to be announced.
     async fn track_for(&self, name: &TrackName) -> Option<TrackProducer> {
-        let publisher = {
-            let st = self.state();
-            if let Some(t) = st.tracks.get(name) {
-                if t.status().end.is_none() {
-                    return Some(t.clone());
+        let deadline = tokio::time::Instant::now() + NAMESPACE_WAIT;
+        let publisher = loop {
+            {
+                let st = self.state();
+                if let Some(t) = st.tracks.get(name) {
+                    if t.status().end.is_none() {
+                        return Some(t.clone());
+                    }
+                }
+                let found = st
+                    .announced
+                    .iter()
+                    .rev()
+                    .find(|(_, ns, _)| covers(ns, &name.namespace))
+                    .map(|(_, _, s)| s.clone());
+                if let Some(s) = found {
+                    break s;
                 }
             }
-            st.announced
-                .iter()
-                .rev()
-                .find(|(_, ns, _)| covers(ns, &name.namespace))
-                .map(|(_, _, s)| s.clone())?
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let sub = publisher
             .subscribe(name.clone(), SubscribeOptions::default())
@@ -324,6 +341,13 @@ async fn every_case_passes_against_a_complete_relay_over_both_transports() {
             }
             assert!(r.message.is_some(), "{} passed without a message", r.id);
         }
+        let held = &results[5];
+        assert!(
+            held.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("SUBSCRIBE_OK after the delayed")),
+            "{doc}"
+        );
         let subscribe_error = &results[3];
         assert!(
             subscribe_error
@@ -369,7 +393,7 @@ async fn nobody_listening_fails_setup_within_the_limit() {
     let ctx = ctx(format!("moqt://127.0.0.1:{port}"));
     let r = cases::run(cases::find("setup-only").expect("case"), &ctx).await;
     assert!(r.failed());
-    assert!(r.duration < std::time::Duration::from_millis(2500));
+    assert!(r.duration < Duration::from_millis(2500));
 }
 
 #[test]

@@ -308,9 +308,10 @@ pub async fn subgroup_basic(ctx: &Ctx, record: &Record) -> CaseOutput {
     });
     // PUBLISH_DONE arrives; the subscription then drains the streams it counts.
     record.step("PUBLISH_DONE at the subscriber");
-    let done = within(Duration::from_secs(10), "PUBLISH_DONE", p.sub.done()).await;
+    let done = within(Duration::from_secs(8), "PUBLISH_DONE", p.sub.done()).await;
+    record.step("the subscription to drain");
     let mut got = Vec::new();
-    let drained = within(Duration::from_secs(5), "", async {
+    let drained = within(Duration::from_secs(4), "", async {
         while let Some(o) = objects.recv().await {
             got.push(o);
         }
@@ -327,7 +328,8 @@ pub async fn subgroup_basic(ctx: &Ctx, record: &Record) -> CaseOutput {
             problems.push(format!("subscriber session ended: {c}"));
             "none".to_string()
         }
-        (Ok(Some(d)), None) if d.reason.to_string() != "session ended" => {
+        // With the session open, done() only resolves early on a real PUBLISH_DONE.
+        (Ok(Some(d)), None) => {
             if d.status_code != TRACK_ENDED {
                 problems.push(format!(
                     "downstream PUBLISH_DONE status 0x{:x} ({}), expected TRACK_ENDED (0x2)",
@@ -353,7 +355,7 @@ pub async fn subgroup_basic(ctx: &Ctx, record: &Record) -> CaseOutput {
         }
     };
     if !drained {
-        problems.push("the subscription did not drain within 5 s of PUBLISH_DONE".into());
+        problems.push("the subscription did not drain within 4 s after PUBLISH_DONE".into());
     }
     let payload = |g, o| basic_payload(g, o);
     problems.extend(self::problems(
