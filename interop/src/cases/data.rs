@@ -504,7 +504,8 @@ pub async fn fetch(ctx: &Ctx, record: &Record) -> CaseOutput {
     let payload = |g, o| unique_payload(&run, g, o);
     let problems = problems(&got, &all_objects(1..2), &payload, true);
     let summary = format!(
-        "FETCH_OK End Location {} (group 1 whole is {{1, 0}}); {} objects fetched",
+        "FETCH_OK End Location {} (draft-14 §9.17 gives {{1, 0}} for all of group 1); {} objects \
+         fetched",
         end_text(&f.ok.end_location),
         got.len()
     );
