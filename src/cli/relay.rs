@@ -4,12 +4,12 @@ use anyhow::{bail, Context};
 use clap::Args;
 use moqlink::relay::config::{AuthRules, FileConfig};
 use moqlink::relay::{Relay, RelayConfig, Upstream};
-use moqlink_transport::endpoint::{Client, ClientConfig};
-use moqlink_transport::tls::ClientTls;
-use moqlink_transport::track::{ByteBudget, TrackConfig};
 use moqlink_model::Version;
+use moqlink_transport::endpoint::{Client, ClientConfig};
 use moqlink_transport::session::SessionConfig;
+use moqlink_transport::tls::ClientTls;
 use moqlink_transport::tls::ServerIdentity;
+use moqlink_transport::track::{ByteBudget, TrackConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +29,7 @@ pub struct RelayArgs {
     /// Use a generated self-signed certificate (the default when no certificate is found).
     #[arg(long, conflicts_with = "cert")]
     dev: bool,
-    /// Versions accepted, comma separated (draft-14, lite-02, lite-01, or 0x hex; default draft-14).
+    /// Versions accepted, comma separated (draft-14, lite-02, lite-01, or 0x hex; default all three).
     #[arg(long, value_delimiter = ',')]
     versions: Vec<Version>,
     /// Seconds sessions may drain after GOAWAY on shutdown (default 5).
@@ -103,7 +103,7 @@ pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
         }
     }
     if versions.is_empty() {
-        versions.push(Version::DRAFT_14);
+        versions = vec![Version::DRAFT_14, Version::LITE_02, Version::LITE_01];
     }
     let mut track = TrackConfig::default();
     if let Some(g) = file.cache.max_groups {
@@ -116,9 +116,17 @@ pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
     track.budget = Some(ByteBudget::new(file.cache.max_bytes.unwrap_or(1 << 30)));
     let upstream = match args.upstream.clone().or(file.upstream.clone()) {
         Some(url) => {
-            let disable = args.tls_disable_verify || file.upstream_tls_disable_verify.unwrap_or(false);
-            let tls = if disable { ClientTls::DisableVerify } else { ClientTls::default() };
-            let client = Client::new(ClientConfig { tls, ..Default::default() })?;
+            let disable =
+                args.tls_disable_verify || file.upstream_tls_disable_verify.unwrap_or(false);
+            let tls = if disable {
+                ClientTls::DisableVerify
+            } else {
+                ClientTls::default()
+            };
+            let client = Client::new(ClientConfig {
+                tls,
+                ..Default::default()
+            })?;
             tracing::info!(%url, "edge relay: forwarding to upstream");
             Some(Upstream { url, client })
         }

@@ -3,12 +3,13 @@
 //! subscribers read it; each downstream subscription reads its own consumer of the shared track.
 
 pub mod config;
+mod lite;
 mod registry;
 mod serve;
 
 use moqlink_model::SessionErrorCode;
 use moqlink_transport::endpoint::{Alpn, EndpointError, Incoming, Server};
-use moqlink_transport::session::{Session, SessionConfig};
+use moqlink_transport::session::{Accepted, Session, SessionConfig};
 use moqlink_transport::tls::ServerIdentity;
 use moqlink_transport::track::TrackConfig;
 use serve::{Ctx, Shared};
@@ -135,17 +136,21 @@ impl Relay {
 
     async fn serve(&self, incoming: Incoming) {
         let remote = incoming.remote;
-        if incoming.alpn == Alpn::MoqLite {
-            tracing::info!(%remote, "moq-lite (ALPN moql) is not served yet");
-            moqlink_transport::Connection::close(
-                &incoming.conn,
-                SessionErrorCode::VersionNegotiationFailed.code(),
-                "moq-lite is not supported by this relay yet",
-            );
-            return;
+        let alpn = incoming.alpn;
+        let mut cfg = self.shared.config.session.clone();
+        if alpn == Alpn::MoqLite {
+            // ALPN moql: moq-lite only, whatever else SETUP offers.
+            cfg.versions.retain(|v| v.is_lite());
+            if cfg.versions.is_empty() {
+                moqlink_transport::Connection::close(
+                    &incoming.conn,
+                    SessionErrorCode::VersionNegotiationFailed.code(),
+                    "moq-lite is not enabled on this relay (--versions)",
+                );
+                return;
+            }
         }
-        let accepted = Session::accept(incoming.conn, self.shared.config.session.clone()).await;
-        let (session, events) = match accepted {
+        let accepted = match Session::accept_any(incoming.conn, cfg).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::info!(%remote, error = %e, "setup failed");
@@ -153,18 +158,26 @@ impl Relay {
             }
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(session = id, %remote, alpn = %incoming.alpn, version = %session.version(), "session established");
-        {
-            let mut all = self.sessions.lock().await;
-            all.retain(|s| s.close_reason().is_none());
-            all.push(session.clone());
+        match accepted {
+            Accepted::Ietf(session, events) => {
+                tracing::info!(session = id, %remote, %alpn, version = %session.version(), "session established");
+                {
+                    let mut all = self.sessions.lock().await;
+                    all.retain(|s| s.close_reason().is_none());
+                    all.push(session.clone());
+                }
+                let ctx = Ctx {
+                    id,
+                    session,
+                    shared: self.shared.clone(),
+                    upstream_link: false,
+                };
+                serve::serve(ctx, events).await;
+            }
+            Accepted::Lite(session, events) => {
+                tracing::info!(session = id, %remote, %alpn, version = %session.version().label(), "moq-lite session established");
+                lite::serve_lite(self.shared.clone(), id, session, events).await;
+            }
         }
-        let ctx = Ctx {
-            id,
-            session,
-            shared: self.shared.clone(),
-            upstream_link: false,
-        };
-        serve::serve(ctx, events).await;
     }
 }

@@ -1,21 +1,70 @@
 //! The relay's one registry of routes (namespaces announced with PUBLISH_NAMESPACE), tracks
 //! (upstream subscriptions and PUBLISHed tracks) and namespace subscribers.
 
+use moqlink_model::control::Filter;
 use moqlink_model::TrackNamespace;
 use moqlink_transport::client::AnySession;
 use moqlink_transport::connection::any::AnyConnection;
-use moqlink_transport::session::Subscription;
-use moqlink_transport::track::{TrackName, TrackProducer};
+use moqlink_transport::lite::LiteSession;
+use moqlink_transport::session::{SessionError, SubscribeOptions};
+use moqlink_transport::track::{TrackConfig, TrackName, TrackProducer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
 
+/// Whatever keeps an upstream subscription alive; dropping it unsubscribes.
+pub(crate) type Keepalive = Box<dyn std::any::Any + Send + Sync>;
+
+/// A session that publishes: draft-14 or moq-lite.
+#[derive(Clone)]
+pub(crate) enum Publisher {
+    /// A draft-14 session (PUBLISH_NAMESPACE).
+    Ietf(AnySession),
+    /// A moq-lite session (ANNOUNCE).
+    Lite(LiteSession<AnyConnection>),
+}
+
+impl Publisher {
+    /// Subscribes to `name` on this publisher; the objects arrive in the returned track.
+    pub(crate) async fn subscribe(
+        &self,
+        name: &TrackName,
+        track: TrackConfig,
+    ) -> Result<(TrackProducer, Keepalive), SessionError> {
+        match self {
+            Publisher::Ietf(s) => {
+                let opts = SubscribeOptions {
+                    filter: Filter::LargestObject,
+                    forward: true,
+                    track,
+                    ..Default::default()
+                };
+                let sub = s.subscribe(name.clone(), opts).await?;
+                Ok((sub.track().clone(), Box::new(sub)))
+            }
+            Publisher::Lite(s) => {
+                let path = moqlink_transport::lite::path_of(&name.namespace);
+                let sub = s.subscribe(&path, &name.name, 128, track).await?;
+                Ok((sub.track().clone(), Box::new(sub)))
+            }
+        }
+    }
+
+    /// The draft-14 session, if this is one (FETCH and TRACK_STATUS need it).
+    pub(crate) fn ietf(&self) -> Option<&AnySession> {
+        match self {
+            Publisher::Ietf(s) => Some(s),
+            Publisher::Lite(_) => None,
+        }
+    }
+}
+
 /// A namespace a publisher session announced.
 #[derive(Clone)]
 pub(crate) struct Route {
     pub(crate) session_id: u64,
-    pub(crate) session: AnySession,
+    pub(crate) publisher: Publisher,
     pub(crate) namespace: TrackNamespace,
 }
 
@@ -31,22 +80,23 @@ pub(crate) enum Origin {
 pub(crate) struct TrackEntry {
     pub(crate) producer: TrackProducer,
     pub(crate) origin: Origin,
-    /// The upstream SUBSCRIBE or the accepted PUBLISH; dropping it unsubscribes.
-    pub(crate) upstream: Mutex<Option<Subscription<AnyConnection>>>,
+    /// The upstream subscription or the accepted PUBLISH; dropping it unsubscribes.
+    pub(crate) upstream: Mutex<Option<Keepalive>>,
     pub(crate) publisher_session: u64,
     refs: AtomicUsize,
 }
 
 impl TrackEntry {
     pub(crate) fn new(
-        sub: Subscription<AnyConnection>,
+        producer: TrackProducer,
+        keepalive: Keepalive,
         origin: Origin,
         publisher_session: u64,
     ) -> Arc<Self> {
         Arc::new(TrackEntry {
-            producer: sub.track().clone(),
+            producer,
             origin,
-            upstream: Mutex::new(Some(sub)),
+            upstream: Mutex::new(Some(keepalive)),
             publisher_session,
             refs: AtomicUsize::new(0),
         })

@@ -2,15 +2,14 @@
 //! the publisher that owns the namespace.
 
 use super::config::Action;
-use super::registry::{NsEvent, Origin, Registry, Route, TrackEntry};
+use super::registry::{NsEvent, Origin, Publisher, Registry, Route, TrackEntry};
 use super::RelayConfig;
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{GroupOrder, TrackNamespace};
 use moqlink_transport::client::AnySession;
 use moqlink_transport::session::{
-    IncomingEvent, IncomingRequest, PublishAccept, SessionError, SubscribeOptions,
-    TRACK_DOES_NOT_EXIST,
+    IncomingEvent, IncomingRequest, PublishAccept, SessionError, TRACK_DOES_NOT_EXIST,
 };
 use moqlink_transport::track::TrackName;
 use std::collections::HashMap;
@@ -130,21 +129,87 @@ fn name_of(ns: &TrackNamespace, name: &moqlink_model::Blob) -> TrackName {
     }
 }
 
+/// The publisher for `namespace`: a local route, else (when allowed) the upstream relay.
+async fn route(shared: &Arc<Shared>, namespace: &TrackNamespace, upstream: bool) -> Option<Route> {
+    if let Some(r) = shared.registry.route_for(namespace) {
+        return Some(r);
+    }
+    if !upstream {
+        return None;
+    }
+    let session = shared.upstream_session().await?;
+    Some(Route {
+        session_id: UPSTREAM_SESSION,
+        publisher: Publisher::Ietf(session),
+        namespace: namespace.clone(),
+    })
+}
+
+/// The track for a downstream subscription: the live entry, or a new upstream subscription to
+/// the publisher owning the longest matching namespace (or the upstream relay), waiting briefly
+/// for one to appear.
+pub(crate) async fn track_for(
+    shared: &Arc<Shared>,
+    name: &TrackName,
+    upstream: bool,
+) -> Result<Arc<TrackEntry>, (u64, String)> {
+    let registry = &shared.registry;
+    let deadline = tokio::time::Instant::now() + shared.config.namespace_wait;
+    loop {
+        let notified = registry.changed.notified();
+        if let Some(t) = registry.track(name) {
+            return Ok(t);
+        }
+        let found = match registry.route_for(&name.namespace) {
+            Some(r) => Some(r),
+            None if upstream && shared.config.upstream.is_some() => {
+                route(shared, &name.namespace, true).await
+            }
+            None => None,
+        };
+        if let Some(route) = found {
+            let lock = registry.track_lock(name);
+            let _guard = lock.lock().await;
+            if let Some(t) = registry.track(name) {
+                return Ok(t);
+            }
+            let subscribed = route
+                .publisher
+                .subscribe(name, shared.config.track.clone())
+                .await;
+            return match subscribed {
+                Ok((producer, keepalive)) => {
+                    let entry =
+                        TrackEntry::new(producer, keepalive, Origin::Upstream, route.session_id);
+                    registry.add_track(name.clone(), entry.clone());
+                    Ok(entry)
+                }
+                Err(SessionError::Rejected { code, reason, .. }) => Err((code, reason)),
+                Err(e) => Err((INTERNAL_ERROR, format!("upstream: {e}"))),
+            };
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err((TRACK_DOES_NOT_EXIST, format!("no publisher for {name}")));
+        }
+    }
+}
+
+/// One downstream subscription ended; the last one releases the upstream subscription.
+pub(crate) fn release(shared: &Shared, name: &TrackName, entry: &Arc<TrackEntry>) {
+    if entry.release() && matches!(entry.origin, Origin::Upstream) {
+        shared.registry.remove_track(name, entry);
+        let sub = entry
+            .upstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(sub);
+    }
+}
+
 impl Ctx {
-    /// The publisher for `namespace`: a local route, else the upstream relay.
     async fn route(&self, namespace: &TrackNamespace) -> Option<Route> {
-        if let Some(r) = self.shared.registry.route_for(namespace) {
-            return Some(r);
-        }
-        if self.upstream_link {
-            return None;
-        }
-        let session = self.shared.upstream_session().await?;
-        Some(Route {
-            session_id: UPSTREAM_SESSION,
-            session,
-            namespace: namespace.clone(),
-        })
+        route(&self.shared, namespace, !self.upstream_link).await
     }
 
     /// Whether the request's tokens (and the session's SETUP tokens) allow `action`.
@@ -216,7 +281,7 @@ impl Ctx {
         tracing::info!(session = self.id, namespace = %ns, "PUBLISH_NAMESPACE");
         self.shared.registry.add_route(Route {
             session_id: self.id,
-            session: self.session.clone(),
+            publisher: Publisher::Ietf(self.session.clone()),
             namespace: ns,
         });
         req.responder
@@ -226,47 +291,8 @@ impl Ctx {
             .await
     }
 
-    /// The track for a downstream request: the live entry, or a new upstream subscription to the
-    /// publisher owning the longest matching namespace, waiting briefly for one to appear.
     async fn track_for(&self, name: &TrackName) -> Result<Arc<TrackEntry>, (u64, String)> {
-        let registry = &self.shared.registry;
-        let deadline = tokio::time::Instant::now() + self.shared.config.namespace_wait;
-        loop {
-            let notified = registry.changed.notified();
-            if let Some(t) = registry.track(name) {
-                return Ok(t);
-            }
-            let route = match registry.route_for(&name.namespace) {
-                Some(r) => Some(r),
-                None if self.shared.config.upstream.is_some() => self.route(&name.namespace).await,
-                None => None,
-            };
-            if let Some(route) = route {
-                let lock = registry.track_lock(name);
-                let _guard = lock.lock().await;
-                if let Some(t) = registry.track(name) {
-                    return Ok(t);
-                }
-                let opts = SubscribeOptions {
-                    filter: Filter::LargestObject,
-                    forward: true,
-                    track: self.shared.config.track.clone(),
-                    ..Default::default()
-                };
-                return match route.session.subscribe(name.clone(), opts).await {
-                    Ok(sub) => {
-                        let entry = TrackEntry::new(sub, Origin::Upstream, route.session_id);
-                        registry.add_track(name.clone(), entry.clone());
-                        Ok(entry)
-                    }
-                    Err(SessionError::Rejected { code, reason, .. }) => Err((code, reason)),
-                    Err(e) => Err((INTERNAL_ERROR, format!("upstream: {e}"))),
-                };
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err((TRACK_DOES_NOT_EXIST, format!("no publisher for {name}")));
-            }
-        }
+        track_for(&self.shared, name, !self.upstream_link).await
     }
 
     async fn subscribe(&self, req: IncomingRequest, name: TrackName) -> Result<(), SessionError> {
@@ -290,17 +316,8 @@ impl Ctx {
         Ok(())
     }
 
-    /// One downstream subscription ended; the last one releases the upstream subscription.
     fn release(&self, name: &TrackName, entry: &Arc<TrackEntry>) {
-        if entry.release() && matches!(entry.origin, Origin::Upstream) {
-            self.shared.registry.remove_track(name, entry);
-            let sub = entry
-                .upstream
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            drop(sub);
-        }
+        release(&self.shared, name, entry);
     }
 
     async fn track_status(
@@ -318,7 +335,10 @@ impl Ctx {
             return self.session.serve_track_status(req, None).await;
         };
         let id = req.responder.id();
-        match route.session.track_status(&name).await {
+        let Some(upstream) = route.publisher.ietf() else {
+            return self.session.serve_track_status(req, None).await;
+        };
+        match upstream.track_status(&name).await {
             Ok(mut ok) => {
                 ok.request_id = id;
                 ok.track_alias = 0;
@@ -365,8 +385,15 @@ impl Ctx {
         let ControlMessage::Fetch(f) = message else {
             return Ok(());
         };
-        let upstream = route
-            .session
+        let Some(publisher) = route.publisher.ietf() else {
+            return responder
+                .reject(
+                    TRACK_DOES_NOT_EXIST,
+                    "the publisher speaks moq-lite, which has no FETCH",
+                )
+                .await;
+        };
+        let upstream = publisher
             .fetch(
                 f.fetch.clone(),
                 f.subscriber_priority,
@@ -434,7 +461,12 @@ impl Ctx {
             ..Default::default()
         };
         let sub = self.session.accept_publish(req, accept).await?;
-        let entry = TrackEntry::new(sub, Origin::Published, self.id);
+        let entry = TrackEntry::new(
+            sub.track().clone(),
+            Box::new(sub),
+            Origin::Published,
+            self.id,
+        );
         self.shared.registry.add_track(name, entry);
         Ok(())
     }

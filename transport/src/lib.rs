@@ -4,6 +4,7 @@ pub mod client;
 pub mod connection;
 pub mod data;
 pub mod endpoint;
+pub mod lite;
 pub mod session;
 pub mod tls;
 pub mod track;

@@ -45,6 +45,12 @@ impl ControlReader {
         self.buf.len()
     }
 
+    /// Takes the unread bytes (e.g. to hand the stream to a moq-lite reader after SETUP).
+    pub fn take_buffered(&mut self) -> Bytes {
+        self.need = 0;
+        std::mem::take(&mut self.buf)
+    }
+
     /// The next whole message, `Ok(None)` until enough bytes arrived. A message is at most
     /// 65,535 bytes of payload, so the buffer stays bounded.
     pub fn next_message(&mut self) -> Result<Option<ControlMessage>, DecodeError> {

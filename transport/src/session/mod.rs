@@ -18,6 +18,7 @@ pub use tokens::{AuthToken, TokenCache, TokenOutcome};
 
 use crate::connection::{Connection, ConnectionError};
 use crate::data::{DataRouter, FetchWriter, SubgroupWriter, WriteError};
+use crate::lite::{LiteEvent, LiteSession};
 use ids::{Issue, LocalIds, PeerIds, Violation};
 use moqlink_model::control::*;
 use moqlink_model::data::{ObjectDatagram, SubgroupHeader};
@@ -219,6 +220,14 @@ impl<C: Connection> Inner<C> {
     }
 }
 
+/// A session of either profile, as SETUP chose.
+pub enum Accepted<C: Connection> {
+    /// MoQ Transport draft-14.
+    Ietf(Session<C>, mpsc::Receiver<IncomingEvent>),
+    /// moq-lite.
+    Lite(LiteSession<C>, mpsc::Receiver<LiteEvent<C>>),
+}
+
 /// A running session. Cheap to clone; the session ends when closed or when the connection ends.
 pub struct Session<C: Connection> {
     inner: Arc<Inner<C>>,
@@ -257,6 +266,65 @@ impl<C: Connection> Session<C> {
             peer,
             (send, recv, reader),
         ))
+    }
+
+    /// Accepts a client over `conn` whichever profile SETUP chooses: draft-14 or moq-lite.
+    pub async fn accept_any(conn: C, cfg: SessionConfig) -> Result<Accepted<C>, SessionError> {
+        let peer = PeerIds::new(Role::Client, cfg.request_window);
+        let (send, recv, mut reader, client, version) =
+            setup::server(&conn, &cfg, peer.granted()).await?;
+        if version.is_lite() {
+            let leftover = reader.take_buffered();
+            let (s, rx) = LiteSession::start(conn, version, Role::Server, (send, recv, leftover));
+            return Ok(Accepted::Lite(s, rx));
+        }
+        let local = LocalIds::new(
+            Role::Server,
+            client.parameters.max_request_id().unwrap_or(0),
+        );
+        let (s, rx) = Self::start(
+            conn,
+            &cfg,
+            Role::Server,
+            version,
+            client.parameters,
+            local,
+            peer,
+            (send, recv, reader),
+        );
+        Ok(Accepted::Ietf(s, rx))
+    }
+
+    /// Connects as a client whichever profile the server chooses among `cfg.versions`.
+    pub async fn connect_any(
+        conn: C,
+        cfg: SessionConfig,
+        target: ClientTarget,
+    ) -> Result<Accepted<C>, SessionError> {
+        let peer = PeerIds::new(Role::Server, cfg.request_window);
+        let (send, recv, mut reader, server) =
+            setup::client(&conn, &cfg, &target, peer.granted()).await?;
+        if server.version.is_lite() {
+            let leftover = reader.take_buffered();
+            let (s, rx) =
+                LiteSession::start(conn, server.version, Role::Client, (send, recv, leftover));
+            return Ok(Accepted::Lite(s, rx));
+        }
+        let local = LocalIds::new(
+            Role::Client,
+            server.parameters.max_request_id().unwrap_or(0),
+        );
+        let (s, rx) = Self::start(
+            conn,
+            &cfg,
+            Role::Client,
+            server.version,
+            server.parameters,
+            local,
+            peer,
+            (send, recv, reader),
+        );
+        Ok(Accepted::Ietf(s, rx))
     }
 
     /// Accepts a client over `conn`: SETUP with version negotiation, then the control stream runs

@@ -222,6 +222,21 @@ pub(crate) async fn server<C: Connection>(
             &format!("no supported version among [{}]", offered.join(", ")),
         ));
     };
+    if version.is_lite() {
+        // moq-lite (§SessionCompat): SERVER_SETUP with lite-encoded extensions (none), after
+        // which this stream is the lite session stream.
+        let reply = moqlink_model::lite::SetupReply::Lite(moqlink_model::lite::CompatServerSetup {
+            version,
+            extensions: moqlink_model::lite::Extensions::new(),
+        });
+        let mut buf = BytesMut::new();
+        moqlink_model::lite::encode_setup_reply(&reply, &mut buf, Encoding::new(Version::DRAFT_14))
+            .map_err(|e| fail(conn, SessionErrorCode::InternalError, &e.to_string()))?;
+        send.write_chunk(buf.freeze())
+            .await
+            .map_err(|e| fail(conn, SessionErrorCode::InternalError, &e.to_string()))?;
+        return Ok((send, recv, reader, client, version));
+    }
     if conn.kind() == TransportKind::WebTransport {
         if client.parameters.path().is_some() {
             return Err(fail(

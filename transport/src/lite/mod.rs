@@ -1,0 +1,511 @@
+//! moq-lite sessions (lite-02 / lite-01), chosen by the same CLIENT_SETUP / SERVER_SETUP exchange
+//! as draft-14: a Subscribe stream per subscription, an Announce stream per prefix, a Group stream
+//! per group. Objects go through the same [`TrackProducer`] handles as draft-14 sessions, so a
+//! relay joins both worlds: broadcast path = namespace fields joined by `/`, group sequence =
+//! group ID, frames = objects 0, 1, 2... of subgroup 0.
+
+mod serve;
+
+pub use serve::{LiteAnnounceRequest, LiteAnnouncer, LiteSubscribeRequest};
+
+use crate::connection::{Connection, RecvStream, SendStream, StreamError};
+use crate::session::{Role, SessionClose, SessionError};
+use crate::track::{
+    SubgroupInfo, SubgroupProducer, TrackConfig, TrackEnd, TrackName, TrackProducer,
+};
+use bytes::{Bytes, BytesMut};
+use moqlink_model::data::SubgroupIdMode;
+use moqlink_model::lite::{
+    self, AnnounceStatus, BiStreamType, ControlReader, GroupEvent, GroupReader, LiteMessage,
+};
+use moqlink_model::{Blob, Encode, Encoding, SessionErrorCode, TrackNamespace, Version};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+
+/// PUBLISH_DONE-like status a lite subscription ends with when its stream closes.
+const TRACK_ENDED: u64 = 0x2;
+
+/// The broadcast path for a namespace: its fields joined by `/`.
+pub fn path_of(ns: &TrackNamespace) -> Blob {
+    let mut out = Vec::new();
+    for (i, f) in ns.fields().iter().enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(f);
+    }
+    lite::normalize_path(&out)
+}
+
+/// The namespace for a broadcast path: its `/`-separated segments.
+pub fn namespace_of(path: &[u8]) -> TrackNamespace {
+    let norm = lite::normalize_path(path);
+    if norm.is_empty() {
+        return TrackNamespace::default();
+    }
+    TrackNamespace(
+        norm.split(|b| *b == b'/')
+            .map(|s| Blob::from(s.to_vec()))
+            .collect(),
+    )
+}
+
+/// What the peer asks of a lite session.
+pub enum LiteEvent<C: Connection> {
+    /// A SUBSCRIBE on a new Subscribe stream.
+    Subscribe(LiteSubscribeRequest<C>),
+    /// An ANNOUNCE_PLEASE on a new Announce stream.
+    AnnouncePlease(LiteAnnounceRequest<C>),
+}
+
+pub(crate) struct Inner<C: Connection> {
+    pub(crate) conn: C,
+    pub(crate) version: Version,
+    role: Role,
+    close: watch::Sender<Option<SessionClose>>,
+    next_id: AtomicU64,
+    subs: Mutex<HashMap<u64, TrackProducer>>,
+}
+
+impl<C: Connection> Inner<C> {
+    pub(crate) fn close(&self, code: u64, reason: &str, by_peer: bool) {
+        let first = self.close.send_if_modified(|c| {
+            if c.is_none() {
+                *c = Some(SessionClose {
+                    code,
+                    reason: reason.to_string(),
+                    by_peer,
+                });
+                true
+            } else {
+                false
+            }
+        });
+        if first && !by_peer {
+            self.conn.close(code, reason);
+        }
+    }
+
+    pub(crate) fn encoding(&self) -> Encoding {
+        Encoding::new(self.version)
+    }
+}
+
+/// A running moq-lite session. Cheap to clone.
+pub struct LiteSession<C: Connection> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: Connection> Clone for LiteSession<C> {
+    fn clone(&self) -> Self {
+        LiteSession {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Encodes one lite message.
+pub(crate) fn encode(msg: &impl Encode, enc: Encoding) -> Result<Bytes, SessionError> {
+    let mut b = BytesMut::new();
+    msg.encode(&mut b, enc)
+        .map_err(|e| SessionError::Unexpected(e.to_string()))?;
+    Ok(b.freeze())
+}
+
+/// Reads the next message of a lite bidirectional stream; `Ok(None)` at FIN.
+pub(crate) async fn read_message<R: RecvStream>(
+    recv: &mut R,
+    reader: &mut ControlReader,
+) -> Result<Option<LiteMessage>, String> {
+    loop {
+        match reader.next_message() {
+            Ok(Some(m)) => return Ok(Some(m)),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match recv.read_chunk(64 * 1024).await {
+            Ok(Some(c)) => reader.push(c),
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+impl<C: Connection> LiteSession<C> {
+    /// Starts a lite session after SETUP chose `version`; `control` is the SETUP stream, which
+    /// stays open as the session stream (SESSION_UPDATE) and whose end ends the session.
+    pub(crate) fn start(
+        conn: C,
+        version: Version,
+        role: Role,
+        control: (C::Send, C::Recv, Bytes),
+    ) -> (Self, mpsc::Receiver<LiteEvent<C>>) {
+        let inner = Arc::new(Inner {
+            conn,
+            version,
+            role,
+            close: watch::channel(None).0,
+            next_id: AtomicU64::new(0),
+            subs: Mutex::new(HashMap::new()),
+        });
+        let (tx, rx) = mpsc::channel(256);
+        let (send, recv, leftover) = control;
+        tokio::spawn(session_stream(inner.clone(), send, recv, leftover));
+        tokio::spawn(accept_bi(inner.clone(), tx));
+        tokio::spawn(accept_uni(inner.clone()));
+        let watcher = inner.clone();
+        tokio::spawn(async move {
+            let e = watcher.conn.closed().await;
+            let c: SessionClose = (&e).into();
+            watcher.close(c.code, &c.reason, c.by_peer);
+        });
+        (LiteSession { inner }, rx)
+    }
+
+    /// The negotiated lite version.
+    pub fn version(&self) -> Version {
+        self.inner.version
+    }
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.inner.role
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &C {
+        &self.inner.conn
+    }
+
+    /// How the session ended, if it has.
+    pub fn close_reason(&self) -> Option<SessionClose> {
+        self.inner.close.borrow().clone()
+    }
+
+    /// Waits until the session ends.
+    pub async fn closed(&self) -> SessionClose {
+        let mut rx = self.inner.close.subscribe();
+        loop {
+            if let Some(c) = rx.borrow_and_update().clone() {
+                return c;
+            }
+            if rx.changed().await.is_err() {
+                return SessionClose {
+                    code: 0,
+                    reason: "dropped".into(),
+                    by_peer: false,
+                };
+            }
+        }
+    }
+
+    /// Closes the session.
+    pub fn close(&self, code: SessionErrorCode, reason: &str) {
+        self.inner.close(code.code(), reason, false);
+    }
+
+    /// Subscribes to `track` of broadcast `path`; objects arrive in the returned track.
+    pub async fn subscribe(
+        &self,
+        path: &Blob,
+        track: &Blob,
+        priority: u8,
+        config: TrackConfig,
+    ) -> Result<LiteSubscription, SessionError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (mut send, mut recv) = self.inner.conn.open_bi().await?;
+        let enc = self.inner.encoding();
+        let mut head = BytesMut::new();
+        BiStreamType::Subscribe
+            .encode(&mut head, enc)
+            .map_err(|e| SessionError::Unexpected(e.to_string()))?;
+        head.extend_from_slice(&encode(
+            &lite::Subscribe {
+                subscribe_id: id,
+                broadcast: path.clone(),
+                track: track.clone(),
+                priority,
+            },
+            enc,
+        )?);
+        send.write_chunk(head.freeze())
+            .await
+            .map_err(|e| SessionError::Unexpected(e.to_string()))?;
+        let mut reader = ControlReader::response(self.inner.version, BiStreamType::Subscribe);
+        tracing::debug!(id, broadcast = %path, track = %track, "lite SUBSCRIBE sent");
+        let reply = read_message(&mut recv, &mut reader).await;
+        tracing::debug!(id, ?reply, "lite SUBSCRIBE answered");
+        match reply {
+            Ok(Some(LiteMessage::SubscribeOk(_))) => {}
+            Ok(other) => {
+                return Err(SessionError::Rejected {
+                    kind: "SUBSCRIBE",
+                    code: 0x4,
+                    reason: format!("subscribe stream ended instead of SUBSCRIBE_OK ({other:?})"),
+                })
+            }
+            Err(e) => {
+                return Err(SessionError::Rejected {
+                    kind: "SUBSCRIBE",
+                    code: 0x4,
+                    reason: format!("subscription refused: {e}"),
+                })
+            }
+        }
+        let name = TrackName {
+            namespace: namespace_of(path),
+            name: track.clone(),
+        };
+        let producer = TrackProducer::new(name, config);
+        self.inner
+            .subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, producer.clone());
+        // The subscription lives as long as its stream; its end ends the track.
+        let inner = self.inner.clone();
+        let track = producer.clone();
+        let (cancel_tx, mut cancel_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = async { while let Ok(Some(_)) = read_message(&mut recv, &mut reader).await {} } => {}
+                _ = cancel_rx.wait_for(|c| *c) => {
+                    let _ = send.reset(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
+                    recv.stop(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
+                }
+            }
+            inner
+                .subs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            track.finish(TrackEnd {
+                status: TRACK_ENDED,
+                reason: "subscribe stream closed".into(),
+            });
+        });
+        Ok(LiteSubscription {
+            track: producer,
+            cancel: cancel_tx,
+        })
+    }
+
+    /// Asks the peer for broadcasts under `prefix`: ANNOUNCE_INIT then ANNOUNCE updates arrive
+    /// as `(path, active)` on the returned channel until the stream ends.
+    pub async fn announce_please(
+        &self,
+        prefix: &Blob,
+    ) -> Result<mpsc::Receiver<(Blob, bool)>, SessionError> {
+        let (mut send, mut recv) = self.inner.conn.open_bi().await?;
+        let enc = self.inner.encoding();
+        let mut head = BytesMut::new();
+        BiStreamType::Announce
+            .encode(&mut head, enc)
+            .map_err(|e| SessionError::Unexpected(e.to_string()))?;
+        head.extend_from_slice(&encode(
+            &lite::AnnouncePlease {
+                prefix: prefix.clone(),
+            },
+            enc,
+        )?);
+        send.write_chunk(head.freeze())
+            .await
+            .map_err(|e| SessionError::Unexpected(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(64);
+        let prefix = prefix.clone();
+        let version = self.inner.version;
+        tokio::spawn(async move {
+            let _keep = send;
+            let mut reader = ControlReader::response(version, BiStreamType::Announce);
+            while let Ok(Some(msg)) = read_message(&mut recv, &mut reader).await {
+                let updates: Vec<(Blob, bool)> = match msg {
+                    LiteMessage::AnnounceInit(init) => init
+                        .suffixes
+                        .iter()
+                        .map(|s| (lite::join_path(&prefix, s), true))
+                        .collect(),
+                    LiteMessage::Announce(a) => vec![(
+                        lite::join_path(&prefix, &a.suffix),
+                        a.status == AnnounceStatus::Active,
+                    )],
+                    _ => Vec::new(),
+                };
+                for u in updates {
+                    if tx.send(u).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// A lite subscription; dropping it cancels the Subscribe stream.
+pub struct LiteSubscription {
+    track: TrackProducer,
+    cancel: watch::Sender<bool>,
+}
+
+impl LiteSubscription {
+    /// The track the groups are written into.
+    pub fn track(&self) -> &TrackProducer {
+        &self.track
+    }
+}
+
+impl Drop for LiteSubscription {
+    fn drop(&mut self) {
+        let _ = self.cancel.send(true);
+    }
+}
+
+/// Keeps the session stream open and ends the session when it closes.
+async fn session_stream<C: Connection>(
+    inner: Arc<Inner<C>>,
+    _send: C::Send,
+    mut recv: C::Recv,
+    leftover: Bytes,
+) {
+    let mut reader = ControlReader::request_after_type(inner.version, BiStreamType::Session);
+    if inner.role == Role::Client {
+        reader = ControlReader::response(inner.version, BiStreamType::Session);
+    }
+    reader.push(leftover);
+    loop {
+        match read_message(&mut recv, &mut reader).await {
+            Ok(Some(LiteMessage::SessionUpdate(u))) => {
+                tracing::debug!(bitrate = u.bitrate, "SESSION_UPDATE");
+            }
+            Ok(Some(other)) => tracing::debug!(?other, "session stream message ignored"),
+            Ok(None) => {
+                inner.close(0, "session stream finished", true);
+                return;
+            }
+            Err(e) => {
+                inner.close(SessionErrorCode::ProtocolViolation.code(), &e, false);
+                return;
+            }
+        }
+    }
+}
+
+/// Accepts the peer's Announce and Subscribe streams.
+async fn accept_bi<C: Connection>(inner: Arc<Inner<C>>, events: mpsc::Sender<LiteEvent<C>>) {
+    while let Ok((send, mut recv)) = inner.conn.accept_bi().await {
+        let inner = inner.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            let mut reader = ControlReader::accept(inner.version);
+            let first = match read_message(&mut recv, &mut reader).await {
+                Ok(Some(m)) => m,
+                Ok(None) => return,
+                Err(e) => {
+                    inner.close(SessionErrorCode::ProtocolViolation.code(), &e, false);
+                    return;
+                }
+            };
+            let ev = match first {
+                LiteMessage::Subscribe(s) => LiteEvent::Subscribe(LiteSubscribeRequest::new(
+                    inner.clone(),
+                    s,
+                    send,
+                    recv,
+                    reader,
+                )),
+                LiteMessage::AnnouncePlease(a) => LiteEvent::AnnouncePlease(
+                    LiteAnnounceRequest::new(inner.clone(), a.prefix, send, recv),
+                ),
+                other => {
+                    tracing::debug!(?other, "unexpected first message on a lite stream");
+                    return;
+                }
+            };
+            let _ = events.send(ev).await;
+        });
+    }
+}
+
+/// Accepts Group streams and writes their frames into the subscription's track.
+async fn accept_uni<C: Connection>(inner: Arc<Inner<C>>) {
+    while let Ok(recv) = inner.conn.accept_uni().await {
+        tokio::spawn(read_group(inner.clone(), recv));
+    }
+}
+
+async fn read_group<C: Connection>(inner: Arc<Inner<C>>, mut recv: C::Recv) {
+    let mut reader = GroupReader::new(inner.version);
+    let mut producer: Option<SubgroupProducer> = None;
+    let mut next_id = 0u64;
+    loop {
+        let chunk = match recv.read_chunk(64 * 1024).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                if let Some(p) = producer.take() {
+                    p.finish();
+                }
+                return;
+            }
+            Err(StreamError::Reset(code)) => {
+                if let Some(p) = producer.take() {
+                    p.reset(code);
+                }
+                return;
+            }
+            Err(_) => return,
+        };
+        // The reader takes the stream type (0x00, Group) first.
+        reader.push(chunk);
+        loop {
+            match reader.next_event() {
+                Ok(Some(GroupEvent::Group(g))) => {
+                    tracing::debug!(id = g.subscribe_id, sequence = g.sequence, "lite GROUP");
+                    let track = inner
+                        .subs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&g.subscribe_id)
+                        .cloned();
+                    let Some(track) = track else {
+                        recv.stop(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
+                        return;
+                    };
+                    producer = Some(track.create_subgroup(SubgroupInfo {
+                        group: g.sequence,
+                        subgroup: 0,
+                        priority: 0,
+                        mode: SubgroupIdMode::Zero,
+                        extensions: false,
+                        end_of_group: true,
+                    }));
+                }
+                Ok(Some(GroupEvent::Frame(f))) => {
+                    if let Some(p) = producer.as_mut() {
+                        let _ = p.write(crate::track::Object::new(next_id, f.payload.0));
+                        next_id += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    inner.close(e.code().code(), &e.to_string(), false);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_namespaces_map_both_ways() {
+        let ns = TrackNamespace::from_strs(&["demo", "clock"]);
+        assert_eq!(path_of(&ns), Blob::from("demo/clock"));
+        assert_eq!(namespace_of(b"/demo//clock/"), ns);
+        assert_eq!(namespace_of(b""), TrackNamespace::default());
+    }
+}

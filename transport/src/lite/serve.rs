@@ -1,0 +1,270 @@
+//! The publisher side of a lite session: answering SUBSCRIBE from a track (one Group stream per
+//! group, frames from subgroup objects) and ANNOUNCE_PLEASE with ANNOUNCE_INIT / ANNOUNCE.
+
+use super::{encode, namespace_of, read_message, Inner};
+use crate::connection::{Connection, RecvStream, SendStream};
+use crate::data::stream_priority;
+use crate::session::SessionError;
+use crate::track::{SubgroupConsumer, SubgroupEnd, TrackItem, TrackName, TrackProducer};
+use bytes::BytesMut;
+use moqlink_model::lite::{self, AnnounceStatus, ControlReader, LiteMessage, UniStreamType};
+use moqlink_model::{Blob, GroupOrder, Location};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// A SUBSCRIBE the peer sent on its own Subscribe stream.
+pub struct LiteSubscribeRequest<C: Connection> {
+    inner: Arc<Inner<C>>,
+    /// The SUBSCRIBE.
+    pub subscribe: lite::Subscribe,
+    send: C::Send,
+    recv: C::Recv,
+    reader: ControlReader,
+}
+
+impl<C: Connection> LiteSubscribeRequest<C> {
+    pub(crate) fn new(
+        inner: Arc<Inner<C>>,
+        subscribe: lite::Subscribe,
+        send: C::Send,
+        recv: C::Recv,
+        reader: ControlReader,
+    ) -> Self {
+        LiteSubscribeRequest {
+            inner,
+            subscribe,
+            send,
+            recv,
+            reader,
+        }
+    }
+
+    /// The requested track as a full track name.
+    pub fn name(&self) -> TrackName {
+        TrackName {
+            namespace: namespace_of(&self.subscribe.broadcast),
+            name: self.subscribe.track.clone(),
+        }
+    }
+
+    /// Refuses the subscription: the Subscribe stream is reset.
+    pub fn reject(mut self, reason: &str) {
+        tracing::debug!(broadcast = %self.subscribe.broadcast, track = %self.subscribe.track, reason, "lite SUBSCRIBE refused");
+        let code = lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL);
+        let _ = self.send.reset(code);
+        self.recv.stop(code);
+    }
+
+    /// Answers SUBSCRIBE_OK and sends `track` from its latest group on, one Group stream per
+    /// group, until the track ends (FIN) or the subscriber cancels. Returns the sending task.
+    pub async fn serve(
+        mut self,
+        track: &TrackProducer,
+    ) -> Result<tokio::task::JoinHandle<()>, SessionError> {
+        let enc = self.inner.encoding();
+        let ok = lite::SubscribeOk::for_version(self.inner.version, self.subscribe.priority);
+        self.send
+            .write_chunk(encode(&ok, enc)?)
+            .await
+            .map_err(|e| SessionError::Unexpected(e.to_string()))?;
+        let start = track.status().largest.map_or(0, |l| l.group);
+        let consumer = track.consume(Location::new(start, 0), None);
+        Ok(tokio::spawn(send_track(self, consumer)))
+    }
+}
+
+async fn send_track<C: Connection>(
+    mut req: LiteSubscribeRequest<C>,
+    mut consumer: crate::track::TrackConsumer,
+) {
+    let mut groups = JoinSet::new();
+    let mut seen = HashSet::new();
+    let id = req.subscribe.subscribe_id;
+    let priority = req.subscribe.priority;
+    let mut open = true;
+    loop {
+        tokio::select! {
+            item = consumer.next(), if open => match item {
+                Some(TrackItem::Subgroup(sc)) => {
+                    // lite carries one stream per group: the group's first subgroup.
+                    if seen.insert(sc.info().group) {
+                        groups.spawn(send_group(req.inner.clone(), id, priority, sc));
+                    }
+                }
+                Some(TrackItem::Datagram { .. }) => {}
+                None => open = false,
+            },
+            msg = read_message(&mut req.recv, &mut req.reader) => match msg {
+                Ok(Some(LiteMessage::SubscribeUpdate(u))) => {
+                    tracing::debug!(priority = u.priority, "lite SUBSCRIBE_UPDATE");
+                }
+                Ok(Some(_)) => {}
+                _ => {
+                    // The subscriber closed or reset its side: cancel everything.
+                    groups.abort_all();
+                    let _ = req.send.finish();
+                    return;
+                }
+            },
+            Some(_) = groups.join_next(), if !groups.is_empty() => {}
+        }
+        if !open && groups.is_empty() {
+            break;
+        }
+    }
+    let _ = req.send.finish();
+}
+
+async fn send_group<C: Connection>(
+    inner: Arc<Inner<C>>,
+    id: u64,
+    priority: u8,
+    mut sc: SubgroupConsumer,
+) {
+    let group = sc.info().group;
+    let enc = inner.encoding();
+    let mut stream = match inner.conn.open_uni().await {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    // lite: higher subscriber priority first; newer groups first.
+    stream.set_priority(stream_priority(
+        255 - priority,
+        0,
+        GroupOrder::Descending,
+        group,
+    ));
+    let mut head = BytesMut::new();
+    if UniStreamType::Group.encode(&mut head, enc).is_err() {
+        return;
+    }
+    let Ok(g) = encode(
+        &lite::Group {
+            subscribe_id: id,
+            sequence: group,
+        },
+        enc,
+    ) else {
+        return;
+    };
+    head.extend_from_slice(&g);
+    if stream.write_chunk(head.freeze()).await.is_err() {
+        return;
+    }
+    loop {
+        match sc.next().await {
+            Ok(o) => {
+                if o.status != moqlink_model::data::ObjectStatus::Normal {
+                    continue;
+                }
+                let mut size = BytesMut::new();
+                if lite::Frame::encode_size(o.payload.len(), &mut size, enc).is_err() {
+                    return;
+                }
+                if stream.write_chunk(size.freeze()).await.is_err() {
+                    return;
+                }
+                if !o.payload.is_empty() && stream.write_chunk(o.payload).await.is_err() {
+                    return;
+                }
+            }
+            Err(SubgroupEnd::Finished) => {
+                let _ = stream.finish();
+                return;
+            }
+            Err(_) => {
+                let _ = stream.reset(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
+                return;
+            }
+        }
+    }
+}
+
+/// An ANNOUNCE_PLEASE the peer sent on its own Announce stream.
+pub struct LiteAnnounceRequest<C: Connection> {
+    inner: Arc<Inner<C>>,
+    /// The requested path prefix.
+    pub prefix: Blob,
+    send: C::Send,
+    recv: C::Recv,
+}
+
+impl<C: Connection> LiteAnnounceRequest<C> {
+    pub(crate) fn new(inner: Arc<Inner<C>>, prefix: Blob, send: C::Send, recv: C::Recv) -> Self {
+        LiteAnnounceRequest {
+            inner,
+            prefix,
+            send,
+            recv,
+        }
+    }
+
+    /// Answers ANNOUNCE_INIT with the active broadcast `paths` under the prefix (others are
+    /// left out); later changes go through the returned announcer.
+    pub async fn respond(mut self, paths: &[Blob]) -> Result<LiteAnnouncer<C>, SessionError> {
+        let mut active = HashSet::new();
+        let mut suffixes = Vec::new();
+        for p in paths {
+            if let Some(s) = lite::strip_path_prefix(p, &self.prefix) {
+                if active.insert(s.clone()) {
+                    suffixes.push(s);
+                }
+            }
+        }
+        let init = encode(&lite::AnnounceInit { suffixes }, self.inner.encoding())?;
+        self.send
+            .write_chunk(init)
+            .await
+            .map_err(|e| SessionError::Unexpected(e.to_string()))?;
+        Ok(LiteAnnouncer {
+            inner: self.inner,
+            prefix: self.prefix,
+            send: self.send,
+            recv: self.recv,
+            active,
+        })
+    }
+}
+
+/// Sends ANNOUNCE updates on an Announce stream.
+pub struct LiteAnnouncer<C: Connection> {
+    inner: Arc<Inner<C>>,
+    prefix: Blob,
+    send: C::Send,
+    recv: C::Recv,
+    active: HashSet<Blob>,
+}
+
+impl<C: Connection> LiteAnnouncer<C> {
+    /// Announces that `path` became active or ended (only changes are sent, and only for paths
+    /// under the prefix).
+    pub async fn announce(&mut self, path: &Blob, active: bool) -> Result<(), SessionError> {
+        let Some(suffix) = lite::strip_path_prefix(path, &self.prefix) else {
+            return Ok(());
+        };
+        let changed = if active {
+            self.active.insert(suffix.clone())
+        } else {
+            self.active.remove(&suffix)
+        };
+        if !changed {
+            return Ok(());
+        }
+        let status = if active {
+            AnnounceStatus::Active
+        } else {
+            AnnounceStatus::Ended
+        };
+        let msg = encode(&lite::Announce { status, suffix }, self.inner.encoding())?;
+        self.send
+            .write_chunk(msg)
+            .await
+            .map_err(|e| SessionError::Unexpected(e.to_string()))
+    }
+
+    /// Resolves when the peer closes its side of the Announce stream.
+    pub async fn closed(&mut self) {
+        while let Ok(Some(_)) = self.recv.read_chunk(1024).await {}
+    }
+}
