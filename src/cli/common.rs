@@ -36,7 +36,7 @@ pub struct ConnectArgs {
     /// Trust the CA certificates in this PEM file besides the system roots (repeatable).
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Vec<PathBuf>,
-    /// Versions offered, comma separated, in preference order (draft-14, or 0x hex).
+    /// Versions offered, comma separated, in preference order (draft-14, lite-02, lite-01, or 0x hex; moql:// URLs offer lite only).
     #[arg(long, value_delimiter = ',', default_value = "draft-14")]
     pub versions: Vec<Version>,
 }

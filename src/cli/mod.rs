@@ -3,6 +3,7 @@
 pub mod common;
 pub mod decode;
 pub mod fetch;
+pub mod lite;
 pub mod publish;
 pub mod relay;
 pub mod sub;

@@ -83,7 +83,33 @@ pub async fn run(args: PubArgs) -> anyhow::Result<()> {
         },
     );
     track.set_group_order(args.group_order.into());
-    let (session, events) = args.conn.connect().await?;
+    let (session, events) = if super::lite::wants_lite(&args.conn) {
+        match super::lite::connect(&args.conn).await? {
+            super::lite::Connected::Lite(s, events) => {
+                let answering = super::lite::answer(events, track.clone());
+                let sent = tokio::select! {
+                    r = read_stdin(&args, &track) => r?,
+                    close = s.closed() => bail!("session ended while reading stdin: {close}"),
+                };
+                tracing::info!(objects = sent, "end of input, ending the track");
+                track.finish(TrackEnd {
+                    status: TRACK_ENDED,
+                    reason: "end of input".into(),
+                });
+                tokio::time::sleep(LINGER).await;
+                answering.abort();
+                s.close(moqlink_model::SessionErrorCode::NoError, "");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return Ok(());
+            }
+            super::lite::Connected::Ietf(moqlink_transport::session::Accepted::Ietf(s, e)) => {
+                (s, e)
+            }
+            super::lite::Connected::Ietf(_) => bail!("unexpected profile"),
+        }
+    } else {
+        args.conn.connect().await?
+    };
     let served = Served::default();
     let answering =
         common::answer_requests(session.clone(), events, Some(track.clone()), served.clone());

@@ -66,7 +66,20 @@ pub fn parse_filter(s: &str) -> Result<Filter, String> {
 
 /// Runs `moqlink sub`.
 pub async fn run(args: SubArgs) -> anyhow::Result<()> {
-    let (session, events) = args.conn.connect().await?;
+    let (session, events) = if super::lite::wants_lite(&args.conn) {
+        match super::lite::connect(&args.conn).await? {
+            super::lite::Connected::Lite(s, _events) => {
+                return super::lite::subscribe(s, args.track.name(), args.priority, args.count)
+                    .await
+            }
+            super::lite::Connected::Ietf(moqlink_transport::session::Accepted::Ietf(s, e)) => {
+                (s, e)
+            }
+            super::lite::Connected::Ietf(_) => anyhow::bail!("unexpected profile"),
+        }
+    } else {
+        args.conn.connect().await?
+    };
     let answering = common::answer_requests(session.clone(), events, None, Default::default());
     let name = args.track.name();
     let sub = match session
@@ -129,7 +142,7 @@ pub async fn run(args: SubArgs) -> anyhow::Result<()> {
 
 /// Reads subgroups concurrently and datagrams in arrival order, forwarding every normal object's
 /// payload; a subgroup's objects keep their order.
-async fn read_track(mut consumer: TrackConsumer, tx: mpsc::Sender<Bytes>) {
+pub(crate) async fn read_track(mut consumer: TrackConsumer, tx: mpsc::Sender<Bytes>) {
     let mut subgroups = JoinSet::new();
     while let Some(item) = consumer.next().await {
         match item {
