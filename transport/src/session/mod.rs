@@ -228,6 +228,24 @@ pub enum Accepted<C: Connection> {
     Lite(LiteSession<C>, mpsc::Receiver<LiteEvent<C>>),
 }
 
+impl<C: Connection> Accepted<C> {
+    /// The draft-14 session; a moq-lite one is closed and refused.
+    pub fn into_ietf(self) -> Result<(Session<C>, mpsc::Receiver<IncomingEvent>), SessionError> {
+        match self {
+            Accepted::Ietf(s, rx) => Ok((s, rx)),
+            Accepted::Lite(s, _) => {
+                let reason = "a moq-lite version was negotiated where draft-14 was expected";
+                s.close(SessionErrorCode::VersionNegotiationFailed, reason);
+                Err(SessionError::Closed(SessionClose {
+                    code: SessionErrorCode::VersionNegotiationFailed.code(),
+                    reason: reason.into(),
+                    by_peer: false,
+                }))
+            }
+        }
+    }
+}
+
 /// A running session. Cheap to clone; the session ends when closed or when the connection ends.
 pub struct Session<C: Connection> {
     inner: Arc<Inner<C>>,
@@ -249,23 +267,7 @@ impl<C: Connection> Session<C> {
         cfg: SessionConfig,
         target: ClientTarget,
     ) -> Result<(Self, mpsc::Receiver<IncomingEvent>), SessionError> {
-        let peer = PeerIds::new(Role::Server, cfg.request_window);
-        let (send, recv, reader, server) =
-            setup::client(&conn, &cfg, &target, peer.granted()).await?;
-        let local = LocalIds::new(
-            Role::Client,
-            server.parameters.max_request_id().unwrap_or(0),
-        );
-        Ok(Self::start(
-            conn,
-            &cfg,
-            Role::Client,
-            server.version,
-            server.parameters,
-            local,
-            peer,
-            (send, recv, reader),
-        ))
+        Self::connect_any(conn, cfg, target).await?.into_ietf()
     }
 
     /// Accepts a client over `conn` whichever profile SETUP chooses: draft-14 or moq-lite.
@@ -333,23 +335,7 @@ impl<C: Connection> Session<C> {
         conn: C,
         cfg: SessionConfig,
     ) -> Result<(Self, mpsc::Receiver<IncomingEvent>), SessionError> {
-        let peer = PeerIds::new(Role::Client, cfg.request_window);
-        let (send, recv, reader, client, version) =
-            setup::server(&conn, &cfg, peer.granted()).await?;
-        let local = LocalIds::new(
-            Role::Server,
-            client.parameters.max_request_id().unwrap_or(0),
-        );
-        Ok(Self::start(
-            conn,
-            &cfg,
-            Role::Server,
-            version,
-            client.parameters,
-            local,
-            peer,
-            (send, recv, reader),
-        ))
+        Self::accept_any(conn, cfg).await?.into_ietf()
     }
 
     #[allow(clippy::too_many_arguments)]
