@@ -156,7 +156,10 @@ pub(crate) async fn track_for(
     let registry = &shared.registry;
     let deadline = tokio::time::Instant::now() + shared.config.namespace_wait;
     loop {
+        // Registered before checking, so a notify_waiters() in between is not missed.
         let notified = registry.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         if let Some(t) = registry.track(name) {
             return Ok(t);
         }

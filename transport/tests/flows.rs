@@ -47,6 +47,8 @@ fn serve(
                 match &req.message {
                     ControlMessage::Subscribe(m) => match lookup(&m.namespace, &m.name) {
                         Some(t) => {
+                            // Like a relay subscribing upstream first: the answer takes a moment.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
                             s.serve_subscribe(req, &t).await.unwrap();
                         }
                         None => req
@@ -607,4 +609,53 @@ async fn a_subscription_ends_when_its_session_closes() {
         .unwrap();
     assert_eq!(done.status_code, INTERNAL_ERROR);
     assert!(track.status().end.is_some(), "the track did not end");
+}
+
+#[tokio::test]
+async fn a_joining_fetch_pipelined_behind_its_subscribe_waits_for_it() {
+    let p = setup().await;
+    for g in 0..3 {
+        write_group(&p.track, g, 2);
+    }
+    // SUBSCRIBE and the joining FETCH leave back to back, before SUBSCRIBE_OK (peers do this);
+    // the publisher handles requests concurrently.
+    let mut sub = p
+        .client
+        .request(|request_id| {
+            ControlMessage::Subscribe(Subscribe {
+                request_id,
+                namespace: name().namespace,
+                name: name().name,
+                subscriber_priority: 1,
+                group_order: GroupOrder::Original,
+                forward: true,
+                filter: Filter::LargestObject,
+                parameters: VersionParameters::new(),
+            })
+        })
+        .await
+        .unwrap();
+    let sub_id = sub.id();
+    let mut fetch = p
+        .client
+        .request(|request_id| {
+            ControlMessage::Fetch(Fetch {
+                request_id,
+                subscriber_priority: 1,
+                group_order: GroupOrder::Original,
+                fetch: FetchKind::RelativeJoining {
+                    joining_request_id: sub_id,
+                    joining_start: 1,
+                },
+                parameters: VersionParameters::new(),
+            })
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        sub.reply().await.unwrap(),
+        ControlMessage::SubscribeOk(_)
+    ));
+    let reply = tokio::time::timeout(T, fetch.reply()).await.unwrap();
+    assert!(matches!(reply, Ok(ControlMessage::FetchOk(_))), "{reply:?}");
 }

@@ -245,7 +245,10 @@ impl DataRouter {
         }
         let deadline = tokio::time::Instant::now() + self.alias_wait;
         let found = loop {
+            // Registered before checking, so a notify_waiters() in between is not missed.
             let notified = self.registered.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(t) = find(&mut self.state()) {
                 break Some(t);
             }

@@ -170,6 +170,8 @@ pub(crate) struct Inner<C: Connection> {
     pub(crate) next_alias: std::sync::atomic::AtomicU64,
     /// Subscriptions this endpoint serves as a publisher, for joining FETCH (§9.16.2).
     pub(crate) served: Mutex<HashMap<u64, publisher::Served>>,
+    /// Wakes joining FETCHes waiting for their subscription.
+    pub(crate) served_changed: Notify,
 }
 
 impl<C: Connection> Inner<C> {
@@ -373,6 +375,7 @@ impl<C: Connection> Session<C> {
             close: watch::channel(None).0,
             next_alias: std::sync::atomic::AtomicU64::new(0),
             served: Mutex::new(HashMap::new()),
+            served_changed: Notify::new(),
         });
         let (send, recv, reader) = control;
         control::spawn(inner.clone(), send, recv, reader, out_rx, incoming_tx);
@@ -543,7 +546,10 @@ impl<C: Connection> Session<C> {
     async fn next_request_id(&self) -> Result<u64, SessionError> {
         loop {
             self.inner.check_open()?;
+            // Registered before checking, so a notify_waiters() in between is not missed.
             let notified = self.inner.credit.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let issue = {
                 let mut st = self.inner.state();
                 if let Some(uri) = &st.goaway_received {

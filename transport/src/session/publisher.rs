@@ -30,6 +30,9 @@ pub const NO_OBJECTS: u64 = 0x6;
 /// FETCH_ERROR code: the joined subscription does not exist.
 pub const INVALID_JOINING_REQUEST_ID: u64 = 0x7;
 
+/// How long a joining FETCH waits for the SUBSCRIBE it names to be answered.
+const JOIN_WAIT: Duration = Duration::from_secs(3);
+
 /// A subscription this endpoint serves, kept for joining FETCH.
 #[derive(Clone)]
 pub(crate) struct Served {
@@ -92,6 +95,32 @@ impl Publication {
 }
 
 impl<C: Connection> Session<C> {
+    /// The served subscription a joining FETCH names. A SUBSCRIBE sent just before the FETCH may
+    /// still be on its way to SUBSCRIBE_OK (peers pipeline them): while that request is open,
+    /// wait for it (bounded).
+    async fn joinable(&self, id: u64) -> Option<Served> {
+        let deadline = tokio::time::Instant::now() + JOIN_WAIT;
+        loop {
+            // Registered before checking, so a notify_waiters() in between is not missed.
+            let notified = self.inner.served_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(s) = self
+                .inner
+                .served
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+            {
+                return Some(s.clone());
+            }
+            let pending = self.inner.state().routes.contains_key(&id);
+            if !pending || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
     /// A track alias not used before in this session.
     pub fn alloc_alias(&self) -> u64 {
         self.inner.next_alias.fetch_add(1, Ordering::Relaxed)
@@ -147,6 +176,7 @@ impl<C: Connection> Session<C> {
                     largest: status.largest,
                 },
             );
+        self.inner.served_changed.notify_waiters();
         let consumer = track.consume(start, end_group);
         responder
             .accept(ControlMessage::SubscribeOk(SubscribeOk {
@@ -251,13 +281,7 @@ impl<C: Connection> Session<C> {
                 joining_request_id,
                 joining_start,
             } => {
-                let served = self
-                    .inner
-                    .served
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(joining_request_id)
-                    .cloned();
+                let served = self.joinable(*joining_request_id).await;
                 let Some(served) = served else {
                     return responder
                         .reject(
