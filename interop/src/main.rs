@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use moqlink_interop::cases::{self, Ctx, CASES};
+use moqlink_interop::conformance;
 use moqlink_interop::tap;
 use moqlink_transport::endpoint::{Client, ClientConfig};
 use moqlink_transport::session::SessionConfig;
@@ -20,12 +21,18 @@ struct Args {
         default_value = "https://localhost:4443"
     )]
     relay: String,
-    /// Test case to run (default: all).
+    /// Test case to run (default: all); with --conformance, check ids (comma-separated).
     #[arg(short, long, env = "TESTCASE")]
     test: Option<String>,
-    /// List the test cases, one per line.
+    /// List the test cases, one per line (with --conformance: id, group and sections).
     #[arg(short, long)]
     list: bool,
+    /// Run the draft-14 conformance suite instead of the runner's cases.
+    #[arg(short, long)]
+    conformance: bool,
+    /// With --conformance: run only the checks of this group.
+    #[arg(long, requires = "conformance")]
+    group: Option<String>,
     /// Log at debug level on stderr.
     #[arg(short, long, env = "VERBOSE", value_parser = truthy, default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     verbose: bool,
@@ -40,6 +47,9 @@ fn truthy(s: &str) -> Result<bool, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.conformance {
+        return conformance_main(&args);
+    }
     if args.list {
         for c in CASES {
             println!("{}", c.id);
@@ -52,14 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::from(127);
         }
     }
-    let filter = if args.verbose { "debug" } else { "info" };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logs(args.verbose);
     let selected: Vec<_> = match &args.test {
         Some(t) => match cases::find(t) {
             Some(c) if c.implemented => vec![c],
@@ -70,32 +73,9 @@ fn main() -> ExitCode {
         },
         None => CASES.iter().collect(),
     };
-    let tls = if args.tls_disable_verify {
-        ClientTls::DisableVerify
-    } else {
-        ClientTls::default()
-    };
-    let client = match Client::new(ClientConfig {
-        tls,
-        ..Default::default()
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("TAP version 14\nBail out! {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let ctx = Ctx {
-        relay: args.relay.clone(),
-        client,
-        session: SessionConfig::default(),
-    };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            println!("TAP version 14\nBail out! {e}");
-            return ExitCode::from(1);
-        }
+    let (ctx, rt) = match setup(&args) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
     let results = rt.block_on(async {
         let mut out = Vec::new();
@@ -111,6 +91,94 @@ fn main() -> ExitCode {
         format!("moqlink-interop v{}", env!("CARGO_PKG_VERSION")),
         format!("Relay: {}", args.relay),
         "Draft: draft-ietf-moq-transport-14".to_string(),
+    ];
+    print!("{}", tap::render(&comments, &results));
+    if results.iter().any(|r| r.failed()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn init_logs(verbose: bool) {
+    let filter = if verbose { "debug" } else { "info" };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The client context and the runtime; a failure has already printed `Bail out!`.
+fn setup(args: &Args) -> Result<(Ctx, tokio::runtime::Runtime), ExitCode> {
+    let tls = if args.tls_disable_verify {
+        ClientTls::DisableVerify
+    } else {
+        ClientTls::default()
+    };
+    let client = match Client::new(ClientConfig {
+        tls,
+        ..Default::default()
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("TAP version 14\nBail out! {e}");
+            return Err(ExitCode::from(1));
+        }
+    };
+    let ctx = Ctx {
+        relay: args.relay.clone(),
+        client,
+        session: SessionConfig::default(),
+    };
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => Ok((ctx, rt)),
+        Err(e) => {
+            println!("TAP version 14\nBail out! {e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// `--conformance`: the draft-14 conformance suite against the relay.
+fn conformance_main(args: &Args) -> ExitCode {
+    let selected = match conformance::select(args.test.as_deref(), args.group.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(127);
+        }
+    };
+    if args.list {
+        for c in selected {
+            println!("{}\t{}\t{}", c.id, c.group, c.section);
+        }
+        return ExitCode::SUCCESS;
+    }
+    init_logs(args.verbose);
+    let (ctx, rt) = match setup(args) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let run = conformance::run_id();
+    let results = rt.block_on(async {
+        let mut out = Vec::new();
+        for c in &selected {
+            out.push(conformance::run(c, &ctx, &run).await);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        out
+    });
+    let comments = vec![
+        format!(
+            "moqlink-interop v{} conformance suite",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!("Relay: {}", args.relay),
+        "Draft: draft-ietf-moq-transport-14 (0xff00000e)".to_string(),
+        format!("Namespaces: moq-conformance/{run}/<check>"),
     ];
     print!("{}", tap::render(&comments, &results));
     if results.iter().any(|r| r.failed()) {

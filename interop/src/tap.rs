@@ -34,6 +34,9 @@ pub struct CaseResult {
     pub connections: Vec<(&'static str, String)>,
     /// What a passing case observed (e.g. the error code a relay chose), for the YAML block.
     pub message: Option<String>,
+    /// The draft sections a conformance check cites (`section:` in the YAML block, also on a
+    /// skipped check); `None` for the runner's cases.
+    pub section: Option<String>,
 }
 
 impl CaseResult {
@@ -66,6 +69,12 @@ pub fn render(comments: &[String], results: &[CaseResult]) -> String {
             }
             Outcome::Skip(why) => {
                 let _ = writeln!(out, "ok {n} - {} # SKIP {why}", r.id);
+                if let Some(section) = &r.section {
+                    out.push_str("  ---\n");
+                    let _ = writeln!(out, "  duration_ms: {}", r.duration.as_millis());
+                    let _ = writeln!(out, "  section: {}", yaml_str(section));
+                    out.push_str("  ...\n");
+                }
                 continue;
             }
             Outcome::Fail { .. } => {
@@ -74,6 +83,9 @@ pub fn render(comments: &[String], results: &[CaseResult]) -> String {
         }
         out.push_str("  ---\n");
         let _ = writeln!(out, "  duration_ms: {}", r.duration.as_millis());
+        if let Some(section) = &r.section {
+            let _ = writeln!(out, "  section: {}", yaml_str(section));
+        }
         for (k, v) in &r.connections {
             let _ = writeln!(out, "  {k}: {v}");
         }
@@ -108,6 +120,7 @@ mod tests {
                 duration: Duration::from_millis(12),
                 connections: vec![("connection_id", "ab12".into())],
                 message: Some("SERVER_SETUP selected 0xff00000e".into()),
+                section: None,
             },
             CaseResult {
                 id: "announce-only",
@@ -119,6 +132,7 @@ mod tests {
                 duration: Duration::from_millis(3),
                 connections: vec![],
                 message: None,
+                section: None,
             },
             CaseResult {
                 id: "fetch",
@@ -126,6 +140,7 @@ mod tests {
                 duration: Duration::ZERO,
                 connections: vec![],
                 message: None,
+                section: None,
             },
         ];
         let tap = render(&["moqlink-interop 0.1.0".into()], &results);

@@ -521,6 +521,9 @@ pub struct ClientConfig {
     /// Subprotocols offered in `WT-Available-Protocols` on `https://` (empty: no header, which
     /// every known MoQ relay accepts).
     pub wt_protocols: Vec<String>,
+    /// Connection-level receive window in bytes (QUIC MAX_DATA); `None` = unlimited. A small
+    /// window makes the peer choose which stream to send first (e.g. to observe priorities).
+    pub receive_window: Option<u32>,
 }
 
 /// An established client session and what the MoQ layer needs to set it up.
@@ -539,6 +542,7 @@ pub struct Connected {
 pub struct Client {
     verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
     wt_protocols: Vec<String>,
+    receive_window: Option<u32>,
 }
 
 impl fmt::Debug for Client {
@@ -566,7 +570,17 @@ impl Client {
         Ok(Client {
             verifier: config.tls.verifier()?,
             wt_protocols: config.wt_protocols,
+            receive_window: config.receive_window,
         })
+    }
+
+    /// The same client with a connection-level receive window of `bytes` (see
+    /// [`ClientConfig::receive_window`]).
+    pub fn with_receive_window(&self, bytes: u32) -> Self {
+        Client {
+            receive_window: Some(bytes),
+            ..self.clone()
+        }
     }
 
     /// Connects to `https://`, `moqt://` or `moql://` URL.
@@ -591,7 +605,11 @@ impl Client {
         )?)
         .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
         let mut quic = quinn::ClientConfig::new(Arc::new(crypto));
-        quic.transport_config(Arc::new(transport_config()));
+        let mut transport = transport_config();
+        if let Some(w) = self.receive_window {
+            transport.receive_window(quinn::VarInt::from_u32(w));
+        }
+        quic.transport_config(Arc::new(transport));
         let socket = std::net::UdpSocket::bind(client_bind(addr))?;
         socket.set_nonblocking(true)?;
         let conn: AnyConnection = match url.scheme {

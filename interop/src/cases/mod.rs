@@ -255,6 +255,7 @@ pub async fn run(info: &CaseInfo, ctx: &Ctx) -> CaseResult {
             duration: Duration::ZERO,
             connections: vec![],
             message: None,
+            section: None,
         };
     }
     let record = Arc::new(Record::default());
@@ -284,6 +285,7 @@ pub async fn run(info: &CaseInfo, ctx: &Ctx) -> CaseResult {
         duration: start.elapsed(),
         connections: record.connections(),
         message,
+        section: None,
     };
     tracing::info!(case = info.id, failed = result.failed(), "case finished");
     result

@@ -1,0 +1,964 @@
+//! What the checks share: an [`Endpoint`] (one connection to the relay that answers every
+//! request the relay sends and logs what arrived), a [`DirectSub`] (a subscription read straight
+//! off the data streams, so header types, extension bytes and statuses are seen as they arrived),
+//! publishing helpers and the close-code expectations.
+
+use super::{refused, Env, Verdict};
+use crate::cases::{describe_error, Failure};
+use bytes::Bytes;
+use moqlink_model::control::*;
+use moqlink_model::data::{DatagramBody, ObjectStatus};
+use moqlink_model::params::VersionParameters;
+use moqlink_model::{Blob, GroupOrder, Location, SessionErrorCode, TrackNamespace};
+use moqlink_transport::client::{connect, AnySession};
+use moqlink_transport::connection::any::AnyConnection;
+use moqlink_transport::data::{IncomingSubgroup, SubgroupEvent};
+use moqlink_transport::session::{
+    IncomingEvent, IncomingRequest, NamespacePublication, SessionClose, SessionConfig,
+    SessionError, TRACK_DOES_NOT_EXIST,
+};
+use moqlink_transport::track::{Object, SubgroupInfo, TrackConfig, TrackName, TrackProducer};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// PUBLISH_ERROR code UNINTERESTED (§9.15).
+const UNINTERESTED: u64 = 0x4;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Waits until `pred` holds on a state that bumps `changed`, at most `limit`.
+async fn wait_state(
+    changed: &watch::Sender<u64>,
+    limit: Duration,
+    mut pred: impl FnMut() -> bool,
+) -> bool {
+    let mut rx = changed.subscribe();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if pred() {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return pred(),
+        }
+    }
+}
+
+/// One control message the relay sent to an endpoint.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// When it arrived.
+    pub at: Instant,
+    /// The message.
+    pub msg: ControlMessage,
+}
+
+/// A SUBSCRIBE this endpoint answered with SUBSCRIBE_OK from one of its tracks.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The relay's SUBSCRIBE.
+    pub subscribe: Subscribe,
+    /// When the subscription ended (UNSUBSCRIBE, track end or session end).
+    pub ended: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Shared {
+    tracks: Mutex<HashMap<TrackName, TrackProducer>>,
+    intercepts: Mutex<HashMap<MessageType, mpsc::UnboundedSender<IncomingRequest>>>,
+    log: Mutex<Vec<Seen>>,
+    served: Mutex<Vec<Served>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}
+
+/// One connection to the relay: answers SUBSCRIBE, TRACK_STATUS and FETCH from the tracks it
+/// serves (TRACK_DOES_NOT_EXIST otherwise), SUBSCRIBE_NAMESPACE and PUBLISH_NAMESPACE with OK,
+/// PUBLISH with UNINTERESTED, unless a check intercepts that request type.
+pub struct Endpoint {
+    /// The session.
+    pub session: AnySession,
+    /// The connection ID reported in the YAML block.
+    pub id: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Endpoint {
+    /// Connects with the default session settings; the connection ID goes under `key`.
+    pub async fn connect(env: &Env, key: &'static str) -> Result<Endpoint, Failure> {
+        Self::connect_with(env, key, env.ctx.session.clone()).await
+    }
+
+    /// Connects with `cfg` (e.g. a small request window).
+    pub async fn connect_with(
+        env: &Env,
+        key: &'static str,
+        cfg: SessionConfig,
+    ) -> Result<Endpoint, Failure> {
+        Self::connect_via(env, key, &env.ctx.client, cfg).await
+    }
+
+    /// Connects through `client` (e.g. one with a small receive window).
+    pub async fn connect_via(
+        env: &Env,
+        key: &'static str,
+        client: &moqlink_transport::endpoint::Client,
+        cfg: SessionConfig,
+    ) -> Result<Endpoint, Failure> {
+        let role = key.trim_end_matches("_connection_id");
+        env.step(format!("SERVER_SETUP on the {role} connection"));
+        let (session, events) = connect(client, &env.ctx.relay, cfg).await.map_err(|e| {
+            Failure::new(
+                "SERVER_SETUP",
+                e.to_string(),
+                format!("{role} connection: setup did not complete"),
+            )
+        })?;
+        let id = crate::cases::connection_id();
+        env.record.connection(key, &id);
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(answer(session.clone(), events, shared.clone()));
+        Ok(Endpoint {
+            session,
+            id,
+            shared,
+            task,
+        })
+    }
+
+    /// Serves SUBSCRIBE, TRACK_STATUS and standalone FETCH for `track`'s name from `track`.
+    pub fn serve(&self, track: &TrackProducer) {
+        lock(&self.shared.tracks).insert(track.name().clone(), track.clone());
+    }
+
+    /// Hands requests of `kind` to the returned receiver instead of answering them.
+    pub fn intercept(&self, kind: MessageType) -> mpsc::UnboundedReceiver<IncomingRequest> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.shared.intercepts).insert(kind, tx);
+        rx
+    }
+
+    /// Everything the relay sent on the control stream after SETUP.
+    pub fn seen(&self) -> Vec<Seen> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// The messages of type `kind` the relay sent.
+    pub fn seen_of(&self, kind: MessageType) -> Vec<ControlMessage> {
+        lock(&self.shared.log)
+            .iter()
+            .filter(|s| s.msg.message_type() == kind)
+            .map(|s| s.msg.clone())
+            .collect()
+    }
+
+    /// What the relay sent, one line per message (for diagnostics).
+    pub fn seen_text(&self) -> String {
+        let log = lock(&self.shared.log);
+        if log.is_empty() {
+            return "nothing".into();
+        }
+        log.iter()
+            .map(|s| describe_message(&s.msg))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Waits until the relay sent a message matching `pred`, at most `limit`.
+    pub async fn wait_seen(&self, limit: Duration, pred: impl Fn(&ControlMessage) -> bool) -> bool {
+        let shared = self.shared.clone();
+        wait_state(&self.shared.changed, limit, || {
+            lock(&shared.log).iter().any(|s| pred(&s.msg))
+        })
+        .await
+    }
+
+    /// The SUBSCRIBEs served from this endpoint's tracks.
+    pub fn served(&self) -> Vec<Served> {
+        lock(&self.shared.served).clone()
+    }
+
+    /// Waits until the served subscriptions satisfy `pred`, at most `limit`.
+    pub async fn wait_served(&self, limit: Duration, pred: impl Fn(&[Served]) -> bool) -> bool {
+        let shared = self.shared.clone();
+        wait_state(&self.shared.changed, limit, || pred(&lock(&shared.served))).await
+    }
+
+    /// Sends PUBLISH_NAMESPACE and requires PUBLISH_NAMESPACE_OK.
+    pub async fn announce(
+        &self,
+        env: &Env,
+        ns: TrackNamespace,
+    ) -> Result<NamespacePublication<AnyConnection>, Verdict> {
+        env.step(format!("PUBLISH_NAMESPACE_OK for {ns}"));
+        let answer = within(
+            Duration::from_secs(3),
+            "PUBLISH_NAMESPACE_OK",
+            self.session
+                .publish_namespace(ns.clone(), VersionParameters::new()),
+        )
+        .await?;
+        answer.map_err(|e| {
+            refused(
+                e,
+                "PUBLISH_NAMESPACE_OK",
+                &format!("the relay did not accept PUBLISH_NAMESPACE {ns}"),
+            )
+        })
+    }
+
+    /// Fails if the relay closed this session.
+    pub fn still_open(&self, role: &str) -> Result<(), Failure> {
+        match self.session.close_reason() {
+            None => Ok(()),
+            Some(c) => Err(Failure::new(
+                format!("the {role} session open"),
+                c.to_string(),
+                format!("the relay closed the {role} session"),
+            )),
+        }
+    }
+
+    /// Lets queued messages go out, then closes with NO_ERROR.
+    pub async fn close(self) {
+        self.session
+            .close_gracefully(SessionErrorCode::NoError, "", Duration::from_millis(100))
+            .await;
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.session.close(SessionErrorCode::NoError, "");
+        self.task.abort();
+    }
+}
+
+/// One line for a control message: its type and the name or request it is about.
+pub fn describe_message(msg: &ControlMessage) -> String {
+    use ControlMessage as M;
+    let kind = msg.message_type().name();
+    match msg {
+        M::Subscribe(m) | M::TrackStatus(m) => format!("{kind} {}/{}", m.namespace, m.name),
+        M::Publish(m) => format!("{kind} {}/{}", m.namespace, m.name),
+        M::PublishNamespace(m) => format!("{kind} {}", m.namespace),
+        M::PublishNamespaceDone(m) => format!("{kind} {}", m.namespace),
+        M::SubscribeNamespace(m) => format!("{kind} prefix {:?}", m.namespace_prefix.to_string()),
+        M::SubscribeUpdate(m) => format!(
+            "{kind} for {} (start {}, forward {})",
+            m.subscription_request_id, m.start, m.forward
+        ),
+        M::Unsubscribe(m) => format!("{kind} {}", m.request_id),
+        _ => kind.to_string(),
+    }
+}
+
+async fn answer(
+    session: AnySession,
+    mut events: mpsc::Receiver<IncomingEvent>,
+    shared: Arc<Shared>,
+) {
+    while let Some(ev) = events.recv().await {
+        let msg = match &ev {
+            IncomingEvent::Notice(m) => m.clone(),
+            IncomingEvent::Request(r) => r.message.clone(),
+        };
+        tracing::debug!(msg = %describe_message(&msg), "from the relay");
+        lock(&shared.log).push(Seen {
+            at: Instant::now(),
+            msg,
+        });
+        shared.bump();
+        if let IncomingEvent::Request(req) = ev {
+            let to_check = lock(&shared.intercepts)
+                .get(&req.message.message_type())
+                .cloned();
+            let req = match to_check {
+                Some(tx) => match tx.send(req) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::SendError(req)) => req,
+                },
+                None => req,
+            };
+            tokio::spawn(handle(session.clone(), req, shared.clone()));
+        }
+    }
+}
+
+async fn handle(session: AnySession, req: IncomingRequest, shared: Arc<Shared>) {
+    use ControlMessage as M;
+    let lookup = |ns: &TrackNamespace, name: &Blob| {
+        lock(&shared.tracks)
+            .get(&TrackName {
+                namespace: ns.clone(),
+                name: name.clone(),
+            })
+            .cloned()
+    };
+    let result = match &req.message {
+        M::Subscribe(m) => match lookup(&m.namespace, &m.name) {
+            Some(track) => {
+                let subscribe = m.clone();
+                match session.serve_subscribe(req, &track).await {
+                    Ok(Some(task)) => {
+                        let index = {
+                            let mut served = lock(&shared.served);
+                            served.push(Served {
+                                subscribe,
+                                ended: None,
+                            });
+                            served.len() - 1
+                        };
+                        shared.bump();
+                        let _ = task.await;
+                        if let Some(s) = lock(&shared.served).get_mut(index) {
+                            s.ended = Some(Instant::now());
+                        }
+                        shared.bump();
+                        Ok(())
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                req.responder
+                    .reject(TRACK_DOES_NOT_EXIST, "no such track")
+                    .await
+            }
+        },
+        M::TrackStatus(m) => {
+            let track = lookup(&m.namespace, &m.name);
+            session.serve_track_status(req, track.as_ref()).await
+        }
+        M::Fetch(f) => {
+            let track = match &f.fetch {
+                FetchKind::Standalone {
+                    namespace, name, ..
+                } => lookup(namespace, name),
+                _ => None,
+            };
+            session.serve_fetch(req, track.as_ref()).await
+        }
+        M::SubscribeNamespace(m) => {
+            let ok = M::SubscribeNamespaceOk(RequestRef {
+                request_id: m.request_id,
+            });
+            req.responder.accept(ok).await
+        }
+        M::PublishNamespace(m) => {
+            let ok = M::PublishNamespaceOk(RequestRef {
+                request_id: m.request_id,
+            });
+            req.responder.accept(ok).await
+        }
+        M::Publish(_) => {
+            req.responder
+                .reject(UNINTERESTED, "this endpoint takes no PUBLISH")
+                .await
+        }
+        other => {
+            let name = other.message_type().name();
+            req.responder.not_supported(name).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "answering the relay failed");
+    }
+}
+
+/// Awaits `fut` for at most `limit`; on timeout fails with "`expected` within N ms".
+pub async fn within<T>(
+    limit: Duration,
+    expected: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Failure> {
+    crate::cases::within(limit, expected, fut).await
+}
+
+/// One object as a [`DirectSub`] received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Got {
+    /// Group ID.
+    pub group: u64,
+    /// Subgroup ID (`None` for a datagram).
+    pub subgroup: Option<u64>,
+    /// Object ID.
+    pub id: u64,
+    /// Publisher priority.
+    pub priority: u8,
+    /// Object status.
+    pub status: ObjectStatus,
+    /// Extension header bytes as received.
+    pub extensions: Bytes,
+    /// Payload.
+    pub payload: Bytes,
+    /// The SUBGROUP_HEADER type of its stream, or the datagram type.
+    pub wire_type: u64,
+    /// Which stream it came on (0 for datagrams, streams count from 1).
+    pub stream: u64,
+    /// Arrival order across the subscription.
+    pub seq: u64,
+}
+
+impl Got {
+    /// Its location.
+    pub fn location(&self) -> Location {
+        Location::new(self.group, self.id)
+    }
+}
+
+impl std::fmt::Display for Got {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = String::from_utf8_lossy(&self.payload[..self.payload.len().min(24)]);
+        let carrier = match self.subgroup {
+            Some(s) => format!("subgroup {s} on a 0x{:x} stream", self.wire_type),
+            None => format!("datagram 0x{:x}", self.wire_type),
+        };
+        write!(
+            f,
+            "object {}.{} ({carrier}, priority {}, {:?}, {} bytes {text:?})",
+            self.group,
+            self.id,
+            self.priority,
+            self.status,
+            self.payload.len()
+        )
+    }
+}
+
+/// How a subgroup stream of a [`DirectSub`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEnd {
+    /// Which stream (counting from 1).
+    pub stream: u64,
+    /// Its header's group.
+    pub group: u64,
+    /// Its SUBGROUP_HEADER type.
+    pub header_type: u64,
+    /// `None` for FIN, else the reset code.
+    pub reset: Option<u64>,
+}
+
+#[derive(Default)]
+struct SubShared {
+    got: Mutex<Vec<Got>>,
+    ends: Mutex<Vec<StreamEnd>>,
+    done: Mutex<Option<PublishDone>>,
+    changed: watch::Sender<u64>,
+    streams: AtomicU64,
+}
+
+/// Arrival order across every [`DirectSub`] of the process, so objects of different
+/// subscriptions compare.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl SubShared {
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}
+
+/// What a [`DirectSub`] asks for.
+#[derive(Debug, Clone)]
+pub struct SubOpts {
+    /// Subscriber priority.
+    pub priority: u8,
+    /// Group order.
+    pub order: GroupOrder,
+    /// Forward state.
+    pub forward: bool,
+    /// Filter.
+    pub filter: Filter,
+    /// Streams are not read until [`DirectSub::open_gate`] (flow control holds the relay).
+    pub paused: bool,
+}
+
+impl Default for SubOpts {
+    fn default() -> Self {
+        SubOpts {
+            priority: 128,
+            order: GroupOrder::Original,
+            forward: true,
+            filter: Filter::LargestObject,
+            paused: false,
+        }
+    }
+}
+
+impl SubOpts {
+    /// Default options with `filter`.
+    pub fn filter(filter: Filter) -> Self {
+        SubOpts {
+            filter,
+            ..Default::default()
+        }
+    }
+}
+
+/// A subscription read straight off its data streams and datagrams.
+pub struct DirectSub {
+    /// The SUBSCRIBE_OK.
+    pub ok: SubscribeOk,
+    session: AnySession,
+    shared: Arc<SubShared>,
+    gate: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DirectSub {
+    /// Sends SUBSCRIBE for `name` and waits for SUBSCRIBE_OK.
+    pub async fn subscribe(
+        session: &AnySession,
+        name: &TrackName,
+        opts: SubOpts,
+    ) -> Result<DirectSub, SessionError> {
+        let mut req = session
+            .request(|request_id| {
+                ControlMessage::Subscribe(Subscribe {
+                    request_id,
+                    namespace: name.namespace.clone(),
+                    name: name.name.clone(),
+                    subscriber_priority: opts.priority,
+                    group_order: opts.order,
+                    forward: opts.forward,
+                    filter: opts.filter,
+                    parameters: VersionParameters::new(),
+                })
+            })
+            .await?;
+        let ok = match req.reply().await? {
+            ControlMessage::SubscribeOk(ok) => ok,
+            other => {
+                return Err(SessionError::Unexpected(format!(
+                    "{} in reply to SUBSCRIBE",
+                    other.message_type().name()
+                )))
+            }
+        };
+        let mut data = session
+            .data()
+            .register_track(ok.track_alias)
+            .map_err(|e| SessionError::Unexpected(e.to_string()))?;
+        let shared = Arc::new(SubShared::default());
+        let (gate, gate_rx) = watch::channel(!opts.paused);
+        let sh = shared.clone();
+        let mut followups = req.followups;
+        let task = tokio::spawn(async move {
+            let mut control_open = true;
+            loop {
+                tokio::select! {
+                    s = data.subgroups.recv() => match s {
+                        Some(s) => {
+                            let n = sh.streams.fetch_add(1, Ordering::Relaxed) + 1;
+                            tokio::spawn(read_stream(s, n, sh.clone(), gate_rx.clone()));
+                        }
+                        None => break,
+                    },
+                    Some(d) = data.datagrams.recv() => {
+                        let got = Got {
+                            group: d.group_id,
+                            subgroup: None,
+                            id: d.object_id,
+                            priority: d.publisher_priority,
+                            status: d.status(),
+                            extensions: d.extensions.as_ref().map(|e| e.raw().clone()).unwrap_or_default(),
+                            payload: match &d.body {
+                                DatagramBody::Payload(p) => p.bytes().clone(),
+                                DatagramBody::Status(_) => Bytes::new(),
+                            },
+                            wire_type: d.type_code().unwrap_or_default(),
+                            stream: 0,
+                            seq: SEQ.fetch_add(1, Ordering::Relaxed),
+                        };
+                        lock(&sh.got).push(got);
+                        sh.bump();
+                    }
+                    m = followups.next(), if control_open => match m {
+                        Some(ControlMessage::PublishDone(d)) => {
+                            *lock(&sh.done) = Some(d);
+                            sh.bump();
+                        }
+                        Some(_) => {}
+                        None => control_open = false,
+                    },
+                }
+            }
+        });
+        Ok(DirectSub {
+            ok,
+            session: session.clone(),
+            shared,
+            gate,
+            task,
+        })
+    }
+
+    /// The SUBSCRIBE's request ID.
+    pub fn request_id(&self) -> u64 {
+        self.ok.request_id
+    }
+
+    /// The Largest Location in SUBSCRIBE_OK.
+    pub fn largest(&self) -> Option<Location> {
+        self.ok.largest_location
+    }
+
+    /// Starts reading the streams of a paused subscription.
+    pub fn open_gate(&self) {
+        let _ = self.gate.send(true);
+    }
+
+    /// The objects received so far, in arrival order.
+    pub fn objects(&self) -> Vec<Got> {
+        let mut v = lock(&self.shared.got).clone();
+        v.sort_by_key(|g| g.seq);
+        v
+    }
+
+    /// How the subgroup streams that ended so far ended.
+    pub fn ends(&self) -> Vec<StreamEnd> {
+        lock(&self.shared.ends).clone()
+    }
+
+    /// Subgroup streams opened so far.
+    pub fn streams(&self) -> u64 {
+        self.shared.streams.load(Ordering::Relaxed)
+    }
+
+    /// The PUBLISH_DONE, once it arrived.
+    pub fn done(&self) -> Option<PublishDone> {
+        lock(&self.shared.done).clone()
+    }
+
+    /// Waits until `pred` holds on the objects received, at most `limit`.
+    pub async fn wait(&self, limit: Duration, pred: impl Fn(&[Got]) -> bool) -> bool {
+        let shared = self.shared.clone();
+        wait_state(&self.shared.changed, limit, || pred(&lock(&shared.got))).await
+    }
+
+    /// Waits until at least `n` objects arrived, at most `limit`.
+    pub async fn wait_count(&self, n: usize, limit: Duration) -> bool {
+        self.wait(limit, |g| g.len() >= n).await
+    }
+
+    /// Waits for PUBLISH_DONE, at most `limit`.
+    pub async fn wait_done(&self, limit: Duration) -> Option<PublishDone> {
+        let shared = self.shared.clone();
+        wait_state(&self.shared.changed, limit, || lock(&shared.done).is_some()).await;
+        self.done()
+    }
+
+    /// Waits until nothing new arrived for `quiet` (at most `limit` in all).
+    pub async fn settle(&self, quiet: Duration, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut rx = self.shared.changed.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let until = (tokio::time::Instant::now() + quiet).min(deadline);
+            match tokio::time::timeout_at(until, rx.changed()).await {
+                Ok(Ok(())) if tokio::time::Instant::now() < deadline => continue,
+                _ => return,
+            }
+        }
+    }
+
+    /// Sends UNSUBSCRIBE.
+    pub async fn unsubscribe(&self) -> Result<(), SessionError> {
+        self.session
+            .send(ControlMessage::Unsubscribe(RequestRef {
+                request_id: self.request_id(),
+            }))
+            .await
+    }
+
+    /// Sends SUBSCRIBE_UPDATE.
+    pub async fn update(
+        &self,
+        start: Location,
+        end_group: Option<u64>,
+        priority: u8,
+        forward: bool,
+    ) -> Result<(), SessionError> {
+        let sub = self.request_id();
+        let _req = self
+            .session
+            .request(|request_id| {
+                ControlMessage::SubscribeUpdate(SubscribeUpdate {
+                    request_id,
+                    subscription_request_id: sub,
+                    start,
+                    end_group,
+                    subscriber_priority: priority,
+                    forward,
+                    parameters: VersionParameters::new(),
+                })
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for DirectSub {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.session.data().unregister_track(self.ok.track_alias);
+    }
+}
+
+async fn read_stream(
+    mut s: IncomingSubgroup,
+    stream: u64,
+    sh: Arc<SubShared>,
+    mut gate: watch::Receiver<bool>,
+) {
+    let _ = gate.wait_for(|open| *open).await;
+    let h = s.header;
+    let mut first = None;
+    loop {
+        match s.next().await {
+            Some(SubgroupEvent::Object(o)) => {
+                let first_id = *first.get_or_insert(o.object_id);
+                let got = Got {
+                    group: h.group_id,
+                    subgroup: h.subgroup_id(Some(first_id)),
+                    id: o.object_id,
+                    priority: h.publisher_priority,
+                    status: o.status,
+                    extensions: o.extensions.raw().clone(),
+                    payload: o.payload.0,
+                    wire_type: h.type_code(),
+                    stream,
+                    seq: SEQ.fetch_add(1, Ordering::Relaxed),
+                };
+                lock(&sh.got).push(got);
+                sh.bump();
+            }
+            end => {
+                let reset = match end {
+                    Some(SubgroupEvent::Reset(code)) => Some(code),
+                    Some(SubgroupEvent::Finished) => None,
+                    _ => Some(u64::MAX),
+                };
+                lock(&sh.ends).push(StreamEnd {
+                    stream,
+                    group: h.group_id,
+                    header_type: h.type_code(),
+                    reset,
+                });
+                sh.bump();
+                return;
+            }
+        }
+    }
+}
+
+/// Subscribes `ep` to `name` through the relay, mapping a refusal to a verdict.
+pub async fn subscribe(
+    env: &Env,
+    ep: &Endpoint,
+    name: &TrackName,
+    opts: SubOpts,
+) -> Result<DirectSub, Verdict> {
+    env.step(format!("SUBSCRIBE_OK for {name}"));
+    let answer = within(
+        Duration::from_secs(4),
+        "SUBSCRIBE_OK",
+        DirectSub::subscribe(&ep.session, name, opts),
+    )
+    .await?;
+    answer.map_err(|e| {
+        refused(
+            e,
+            "SUBSCRIBE_OK",
+            &format!("the relay did not accept the SUBSCRIBE for {name}"),
+        )
+    })
+}
+
+/// A publisher connection that announced the check's namespace and serves its tracks.
+pub struct Publisher {
+    /// The connection.
+    pub ep: Endpoint,
+    /// The tracks it serves, in the order named.
+    pub tracks: Vec<TrackProducer>,
+    /// The namespace publication (dropping it sends PUBLISH_NAMESPACE_DONE).
+    pub ns: Option<NamespacePublication<AnyConnection>>,
+}
+
+impl Publisher {
+    /// Connects, serves tracks `names` in the check's namespace, and announces it.
+    pub async fn start(env: &Env, names: &[&str]) -> Result<Publisher, Verdict> {
+        let ep = Endpoint::connect(env, "publisher_connection_id").await?;
+        let tracks: Vec<TrackProducer> = names
+            .iter()
+            .map(|n| {
+                let t = TrackProducer::new(env.track(n), TrackConfig::default());
+                ep.serve(&t);
+                t
+            })
+            .collect();
+        let ns = ep.announce(env, env.namespace()).await?;
+        Ok(Publisher {
+            ep,
+            tracks,
+            ns: Some(ns),
+        })
+    }
+
+    /// The first track.
+    pub fn track(&self) -> &TrackProducer {
+        &self.tracks[0]
+    }
+
+    /// Waits until the relay's upstream SUBSCRIBEs were answered `n` times.
+    pub async fn upstream(&self, env: &Env, n: usize) -> Result<(), Failure> {
+        env.step("the relay's SUBSCRIBE at the publisher");
+        if self
+            .ep
+            .wait_served(Duration::from_secs(3), |s| s.len() >= n)
+            .await
+        {
+            return Ok(());
+        }
+        Err(Failure::new(
+            format!("{n} SUBSCRIBE(s) from the relay at the publisher"),
+            format!("publisher received: {}", self.ep.seen_text()),
+            "the relay answered the subscriber without subscribing upstream",
+        ))
+    }
+}
+
+/// A run-unique payload for object `g`.`o`.
+pub fn payload(env: &Env, g: u64, o: u64) -> Bytes {
+    Bytes::from(format!("{} {} g{g} o{o}", env.run, env.check))
+}
+
+/// Writes objects `ids` of group `g` on one subgroup (ID 0, priority 128) and finishes it.
+pub fn write_group(env: &Env, track: &TrackProducer, g: u64, ids: std::ops::Range<u64>) {
+    let mut sg = track.create_subgroup(SubgroupInfo::new(g, 0, 128));
+    for o in ids {
+        let _ = sg.write(Object::new(o, payload(env, g, o)));
+    }
+    sg.finish();
+}
+
+/// Compares the normal objects received with `want`: duplicates, unexpected, wrong payloads,
+/// then missing ones.
+pub fn problems(env: &Env, got: &[Got], want: &[(u64, u64)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for o in got.iter().filter(|o| o.status == ObjectStatus::Normal) {
+        let loc = (o.group, o.id);
+        if !seen.insert(loc) {
+            out.push(format!("duplicate object {}.{}", o.group, o.id));
+        } else if !want.contains(&loc) {
+            out.push(format!("unexpected {o}"));
+        } else if o.payload != payload(env, o.group, o.id) {
+            out.push(format!("{o}: payload differs from what was published"));
+        }
+    }
+    for (g, o) in want {
+        if !seen.contains(&(*g, *o)) {
+            out.push(format!("missing object {g}.{o}"));
+        }
+    }
+    out
+}
+
+/// Fails with the first problem, counting the rest.
+pub fn verdict(problems: &[String], expected: &str, message: &str) -> Result<(), Failure> {
+    match problems.first() {
+        None => Ok(()),
+        Some(first) => Err(Failure::new(
+            expected,
+            if problems.len() > 1 {
+                format!("{first} (and {} more problem(s))", problems.len() - 1)
+            } else {
+                first.clone()
+            },
+            message,
+        )),
+    }
+}
+
+/// Locations `g`.`o` for every group in `groups` and object in `objects`.
+pub fn locations(groups: std::ops::Range<u64>, objects: std::ops::Range<u64>) -> Vec<(u64, u64)> {
+    groups
+        .flat_map(|g| objects.clone().map(move |o| (g, o)))
+        .collect()
+}
+
+/// The locations received, as `g.o` text.
+pub fn listing(got: &[Got]) -> String {
+    if got.is_empty() {
+        return "no objects".into();
+    }
+    let items: Vec<String> = got
+        .iter()
+        .map(|o| format!("{}.{}", o.group, o.id))
+        .collect();
+    format!("objects {}", items.join(" "))
+}
+
+/// Waits for `session` to be closed by the relay with `code`; passes with what arrived.
+pub async fn expect_close(
+    env: &Env,
+    session: &AnySession,
+    code: SessionErrorCode,
+    limit: Duration,
+    after: &str,
+) -> Result<String, Failure> {
+    env.step(format!(
+        "the relay closing the session with {}",
+        code.name()
+    ));
+    let expected = format!("session closed with {} (0x{:x})", code.name(), code.code());
+    match tokio::time::timeout(limit, session.closed()).await {
+        Ok(c) if c.by_peer && c.code == code.code() => Ok(format!(
+            "{after}: relay closed with {} ({:?})",
+            code.name(),
+            c.reason
+        )),
+        Ok(c) => Err(Failure::new(
+            expected,
+            describe_close(&c),
+            format!("{after}: the relay did not close with {}", code.name()),
+        )),
+        Err(_) => Err(Failure::new(
+            expected,
+            format!("session still open {} ms later", limit.as_millis()),
+            format!("{after}: the relay did not close the session"),
+        )),
+    }
+}
+
+/// How a session end reads.
+pub fn describe_close(c: &SessionClose) -> String {
+    c.to_string()
+}
+
+/// How a request error reads.
+pub fn describe(e: &SessionError) -> String {
+    describe_error(e)
+}
+
+/// Bytes as lowercase hex.
+pub fn hex(b: &[u8]) -> String {
+    if b.is_empty() {
+        return "(none)".into();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,431 @@
+//! The draft-14 conformance suite: checks that run against any relay URL, each citing the draft
+//! section it tests. Most checks play publisher and subscriber through the relay on two or three
+//! connections and compare exactly what arrives; the rest speak raw control messages to see how
+//! the relay answers a rule broken on purpose.
+//!
+//! A check passes, fails with what it expected and what it received, or is skipped with "peer
+//! does not support" when the relay answered the request it needs with NOT_SUPPORTED (0x3).
+
+mod control;
+mod data;
+mod fetch;
+pub mod harness;
+mod namespace;
+mod priority;
+pub mod raw;
+mod session;
+mod subscribe;
+
+use crate::cases::{connection_id, describe_error, Ctx, Failure, Record};
+use crate::tap::{CaseResult, Outcome};
+use moqlink_model::TrackNamespace;
+use moqlink_transport::session::SessionError;
+use moqlink_transport::track::TrackName;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a check did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The relay deviated from the draft.
+    Fail(Failure),
+    /// The relay answered NOT_SUPPORTED to a request the check needs.
+    Unsupported {
+        /// The request, e.g. `FETCH`.
+        what: String,
+        /// The relay's reason phrase.
+        reason: String,
+    },
+    /// The check does not apply here (e.g. a WebTransport rule on a raw QUIC URL).
+    NotApplicable(String),
+}
+
+impl From<Failure> for Verdict {
+    fn from(f: Failure) -> Self {
+        Verdict::Fail(f)
+    }
+}
+
+/// A check body's result: a pass message, or why it did not pass.
+pub type CheckOutput = Result<String, Verdict>;
+
+/// NOT_SUPPORTED in every request error table (§13.1).
+pub const NOT_SUPPORTED: u64 = 0x3;
+
+/// Maps a refused request: NOT_SUPPORTED becomes [`Verdict::Unsupported`], anything else a
+/// failure with `expected` and `why`.
+pub fn refused(e: SessionError, expected: &str, why: &str) -> Verdict {
+    match e {
+        SessionError::Rejected {
+            kind,
+            code: NOT_SUPPORTED,
+            reason,
+        } => Verdict::Unsupported {
+            what: kind.trim_end_matches("_ERROR").to_string(),
+            reason,
+        },
+        e => Verdict::Fail(Failure::new(expected, describe_error(&e), why)),
+    }
+}
+
+/// What every check gets: the relay, its record, and names unique to this run and check.
+#[derive(Clone)]
+pub struct Env {
+    /// The relay and how to reach it.
+    pub ctx: Ctx,
+    /// Connection IDs and the current step, kept even when the check times out.
+    pub record: Arc<Record>,
+    /// A short run-unique token: namespaces never meet a cache of an earlier run.
+    pub run: String,
+    /// The check's id.
+    pub check: &'static str,
+}
+
+impl Env {
+    /// `moq-conformance/<run>/<check>`: the namespace this check publishes under.
+    pub fn namespace(&self) -> TrackNamespace {
+        TrackNamespace::from_strs(&["moq-conformance", self.run.as_str(), self.check])
+    }
+
+    /// The check's namespace with more fields appended.
+    pub fn namespace_with(&self, extra: &[&str]) -> TrackNamespace {
+        let mut ns = self.namespace();
+        ns.0.extend(extra.iter().map(|f| moqlink_model::Blob::from(*f)));
+        ns
+    }
+
+    /// Track `name` in the check's namespace.
+    pub fn track(&self, name: &str) -> TrackName {
+        TrackName {
+            namespace: self.namespace(),
+            name: moqlink_model::Blob::from(name),
+        }
+    }
+
+    /// Notes what the check is waiting for now.
+    pub fn step(&self, what: impl Into<String>) {
+        self.record.step(what);
+    }
+}
+
+type Runner = fn(Env) -> Pin<Box<dyn Future<Output = CheckOutput> + Send>>;
+
+/// One conformance check.
+#[derive(Clone, Copy)]
+pub struct CheckInfo {
+    /// Its id, e.g. `filter-largest-object`.
+    pub id: &'static str,
+    /// Its group: `subscribe`, `fetch`, `data`, `control`, `namespace` or `session`.
+    pub group: &'static str,
+    /// The draft-14 sections it tests, e.g. `§9.7, §9.8`.
+    pub section: &'static str,
+    /// Its time limit.
+    pub limit: Duration,
+    /// What it checks, in one line.
+    pub summary: &'static str,
+    run: Runner,
+}
+
+impl std::fmt::Debug for CheckInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {})", self.id, self.group, self.section)
+    }
+}
+
+macro_rules! check {
+    ($id:literal, $group:literal, $section:literal, $ms:literal, $f:path, $summary:literal) => {
+        CheckInfo {
+            id: $id,
+            group: $group,
+            section: $section,
+            limit: Duration::from_millis($ms),
+            summary: $summary,
+            run: |env| Box::pin($f(env)),
+        }
+    };
+}
+
+/// The groups, in the order the suite runs them.
+pub const GROUPS: &[&str] = &[
+    "session",
+    "control",
+    "namespace",
+    "subscribe",
+    "fetch",
+    "data",
+];
+
+/// Every check, in the order the suite runs them.
+pub static CHECKS: &[CheckInfo] = &[
+    // session
+    check!("setup-version-negotiation-failed", "session", "§9.3.1, §3.4", 4000, session::version_negotiation_failed,
+        "CLIENT_SETUP offering only an unknown version is closed with VERSION_NEGOTIATION_FAILED"),
+    check!("setup-selects-offered-version", "session", "§9.3.1", 4000, session::selects_offered_version,
+        "SERVER_SETUP picks draft-14 (0xff00000e) from a list that starts with an unknown version"),
+    check!("setup-unknown-parameter-ignored", "session", "§9.3", 4000, session::unknown_setup_parameter,
+        "unknown setup parameters (even and odd types) are ignored"),
+    check!("setup-path-over-webtransport", "session", "§9.3.2.2, §3.4", 4000, session::path_over_webtransport,
+        "a PATH setup parameter on a WebTransport session is closed with INVALID_PATH"),
+    check!("goaway-with-uri-from-client", "session", "§9.4", 4000, session::goaway_with_uri,
+        "a GOAWAY with a New Session URI sent to a server is closed with PROTOCOL_VIOLATION"),
+    check!("goaway-twice", "session", "§9.4", 4000, session::goaway_twice,
+        "a second GOAWAY is closed with PROTOCOL_VIOLATION"),
+    check!("goaway-keeps-subscriptions", "session", "§9.4", 8000, session::goaway_keeps_subscriptions,
+        "after a client's GOAWAY its subscriptions keep delivering until it closes"),
+    check!("max-request-id-zero-honoured", "session", "§9.3.2.3, §9.5", 8000, session::max_request_id_zero,
+        "a relay sends no request to a client that granted none (no MAX_REQUEST_ID)"),
+    // control
+    check!("request-id-parity", "control", "§9.1, §3.4", 4000, control::request_id_parity,
+        "a client request with an odd Request ID is closed with INVALID_REQUEST_ID"),
+    check!("request-id-reused", "control", "§9.1, §3.4", 4000, control::request_id_reused,
+        "a Request ID used twice is closed with INVALID_REQUEST_ID"),
+    check!("request-id-skipped", "control", "§9.1, §3.4", 4000, control::request_id_skipped,
+        "a Request ID that skips the next expected one is closed with INVALID_REQUEST_ID"),
+    check!("max-request-id-exceeded", "control", "§9.5, §3.4", 15000, control::max_request_id_exceeded,
+        "a request at the relay's MAX_REQUEST_ID is closed with TOO_MANY_REQUESTS"),
+    check!("max-request-id-decreased", "control", "§9.5", 4000, control::max_request_id_decreased,
+        "a MAX_REQUEST_ID that does not increase is closed with PROTOCOL_VIOLATION"),
+    check!("max-request-id-honoured", "control", "§9.5, §9.6", 12000, control::max_request_id_honoured,
+        "the relay keeps below the publisher's MAX_REQUEST_ID (REQUESTS_BLOCKED noted) and resumes when it grows"),
+    check!("requests-blocked-accepted", "control", "§9.6", 4000, control::requests_blocked_accepted,
+        "REQUESTS_BLOCKED from a client is a valid message: the session stays usable"),
+    check!("unknown-message-type", "control", "§9", 4000, control::unknown_message_type,
+        "an unknown control message type closes the session"),
+    check!("message-length-mismatch", "control", "§9", 4000, control::length_mismatch,
+        "a control message whose Length does not match its payload is closed with PROTOCOL_VIOLATION"),
+    check!("unknown-parameter-ignored", "control", "§9.2", 4000, control::unknown_parameter,
+        "unknown version-specific parameters in PUBLISH_NAMESPACE and SUBSCRIBE are ignored"),
+    check!("duplicate-track-alias-publish", "control", "§9.13, §3.4", 8000, control::duplicate_alias_publish,
+        "two PUBLISHes with one Track Alias for different tracks are closed with DUPLICATE_TRACK_ALIAS"),
+    check!("duplicate-track-alias-subscribe-ok", "control", "§9.8, §3.4", 8000, control::duplicate_alias_subscribe_ok,
+        "two upstream SUBSCRIBE_OKs with one Track Alias for different tracks are closed with DUPLICATE_TRACK_ALIAS"),
+    check!("track-status-ok", "control", "§9.20, §9.21", 8000, control::track_status_ok,
+        "TRACK_STATUS for a relayed track: TRACK_STATUS_OK with Track Alias 0 and the Largest Location"),
+    check!("track-status-not-subscribed", "control", "§9.20, §9.21", 8000, control::track_status_not_subscribed,
+        "TRACK_STATUS for a track the relay does not carry yet reports the publisher's Largest Location, no objects"),
+    check!("track-status-unknown", "control", "§9.20, §9.22", 6000, control::track_status_unknown,
+        "TRACK_STATUS for a track nobody publishes gets TRACK_STATUS_ERROR"),
+    // namespace
+    check!("publish-namespace-done-removes-routing", "namespace", "§9.26, §8.4", 8000, namespace::done_removes_routing,
+        "after PUBLISH_NAMESPACE_DONE no new SUBSCRIBE is routed to that publisher"),
+    check!("subscribe-namespace-existing", "namespace", "§9.28, §6.2", 6000, namespace::existing,
+        "SUBSCRIBE_NAMESPACE gets the matching namespaces already published"),
+    check!("subscribe-namespace-later", "namespace", "§9.28, §6.2", 6000, namespace::later,
+        "namespaces published after SUBSCRIBE_NAMESPACE are forwarded; others are not"),
+    check!("subscribe-namespace-done-forwarded", "namespace", "§9.28, §9.26", 6000, namespace::done_forwarded,
+        "PUBLISH_NAMESPACE_DONE reaches namespace subscribers"),
+    check!("subscribe-namespace-overlap", "namespace", "§9.28, §9.30", 6000, namespace::overlap,
+        "an overlapping SUBSCRIBE_NAMESPACE on one session gets NAMESPACE_PREFIX_OVERLAP"),
+    check!("subscribe-namespace-too-many-fields", "namespace", "§9.28", 4000, namespace::too_many_fields,
+        "a 33-field namespace prefix is closed with PROTOCOL_VIOLATION"),
+    check!("unsubscribe-namespace", "namespace", "§9.31, §6.1", 6000, namespace::unsubscribe,
+        "after UNSUBSCRIBE_NAMESPACE no further namespaces are forwarded"),
+    check!("namespace-prefix-matching", "namespace", "§8.4", 8000, namespace::prefix_matching,
+        "SUBSCRIBE routes by whole namespace fields: (ns, foo) serves (ns, foo, bar), not (ns, foobar)"),
+    check!("subscribe-forwarded-to-all-publishers", "namespace", "§8.4, §8.2", 8000, namespace::all_publishers,
+        "a SUBSCRIBE reaches every publisher of a matching namespace"),
+    check!("publish-namespace-joins-subscription", "namespace", "§8.4", 8000, namespace::joins_subscription,
+        "a new publisher of a namespace with active subscriptions gets a SUBSCRIBE for each"),
+    // subscribe
+    check!("filter-largest-object", "subscribe", "§9.7, §9.8", 10000, subscribe::largest_object,
+        "Largest Object skips the in-flight object: Largest is the object whose first byte arrived"),
+    check!("filter-largest-object-first-subscriber", "subscribe", "§9.7, §9.8, §8.3", 8000, subscribe::largest_object_first,
+        "Largest Object for a relay's first subscriber: only objects after the publisher's largest"),
+    check!("filter-next-group-start", "subscribe", "§9.7", 8000, subscribe::next_group_start,
+        "Next Group Start delivers from object 0 of the next group, nothing of the current one"),
+    check!("filter-absolute-start", "subscribe", "§9.7", 8000, subscribe::absolute_start,
+        "AbsoluteStart in a future group delivers from exactly that location on"),
+    check!("filter-absolute-start-no-history", "subscribe", "§9.7", 8000, subscribe::absolute_start_no_history,
+        "AbsoluteStart {0,0} delivers newly published objects only, not the relay's cache"),
+    check!("filter-absolute-range", "subscribe", "§9.7", 8000, subscribe::absolute_range,
+        "AbsoluteRange delivers from Start through End Group, nothing after"),
+    check!("filter-absolute-range-single-group", "subscribe", "§9.7", 8000, subscribe::absolute_range_single,
+        "AbsoluteRange with End Group = Start group delivers the rest of that group only"),
+    check!("filter-absolute-range-invalid", "subscribe", "§9.7, §9.9", 6000, subscribe::absolute_range_invalid,
+        "End Group below the Start group gets SUBSCRIBE_ERROR INVALID_RANGE"),
+    check!("filter-type-unknown", "subscribe", "§9.7", 4000, subscribe::unknown_filter,
+        "a SUBSCRIBE with Filter Type 0x5 is closed with PROTOCOL_VIOLATION"),
+    check!("subscribe-forward-0-then-update", "subscribe", "§5.1, §9.7, §9.10", 10000, subscribe::forward_then_update,
+        "Forward=0 delivers nothing; SUBSCRIBE_UPDATE Forward=1 starts delivery"),
+    check!("subscribe-forward-1-after-forward-0", "subscribe", "§8.4, §9.7", 8000, subscribe::forward_one_after_zero,
+        "a Forward=1 subscriber gets objects while another subscriber of the track has Forward=0"),
+    check!("subscribe-update-end-group", "subscribe", "§9.10, §10.4.3", 10000, subscribe::update_end_group,
+        "SUBSCRIBE_UPDATE narrowing End Group stops delivery after that group"),
+    check!("subscribe-update-unknown-subscription", "subscribe", "§9.10", 4000, subscribe::update_unknown,
+        "SUBSCRIBE_UPDATE for a Request ID that never existed is closed with PROTOCOL_VIOLATION"),
+    check!("subscribe-update-widens", "subscribe", "§9.10", 6000, subscribe::update_widens,
+        "SUBSCRIBE_UPDATE moving Start backwards is closed with PROTOCOL_VIOLATION"),
+    check!("subscribe-waits-for-upstream", "subscribe", "§8.3", 8000, subscribe::waits_for_upstream,
+        "SUBSCRIBE_OK is sent only after the upstream SUBSCRIBE_OK"),
+    check!("subscribe-upstream-error", "subscribe", "§8.3, §9.9", 8000, subscribe::upstream_error,
+        "the publisher's SUBSCRIBE_ERROR reaches the subscriber as SUBSCRIBE_ERROR"),
+    check!("unsubscribe-stops-delivery", "subscribe", "§9.11, §5.1, §8.3", 10000, subscribe::unsubscribe_stops,
+        "after UNSUBSCRIBE nothing more is delivered and the last subscriber's leaving unsubscribes upstream"),
+    check!("unsubscribe-keeps-other-subscribers", "subscribe", "§9.11, §8.3", 10000, subscribe::unsubscribe_keeps_others,
+        "one subscriber's UNSUBSCRIBE leaves another subscriber and the upstream subscription alone"),
+    check!("publisher-gone-publish-done", "subscribe", "§8.3, §9.12", 10000, subscribe::publisher_gone,
+        "when the publisher's session ends, subscribers get PUBLISH_DONE"),
+    // fetch
+    check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
+        "a standalone FETCH of a range inside groups returns exactly those objects in order"),
+    check!("fetch-descending", "fetch", "§9.16.3", 8000, fetch::descending,
+        "a descending FETCH returns groups newest first, objects within a group in ID order"),
+    check!("fetch-object-properties", "fetch", "§8.1, §10.4.4", 8000, fetch::object_properties,
+        "fetched objects keep Subgroup ID, Publisher Priority, extension headers and status"),
+    check!("fetch-ok-end-beyond-largest", "fetch", "§9.17", 8000, fetch::end_beyond_largest,
+        "FETCH past the largest object: FETCH_OK End Location {Largest.Group, Largest.Object+1}"),
+    check!("fetch-ok-end-whole-group", "fetch", "§9.17", 8000, fetch::end_whole_group,
+        "FETCH of a whole finished group: FETCH_OK End Location {group, 0}"),
+    check!("fetch-ok-end-exact", "fetch", "§9.17", 8000, fetch::end_exact,
+        "FETCH ending inside a group: FETCH_OK End Location as requested"),
+    check!("fetch-start-beyond-largest", "fetch", "§9.16.3, §9.18", 8000, fetch::start_beyond_largest,
+        "FETCH starting past the largest object gets FETCH_ERROR INVALID_RANGE"),
+    check!("fetch-end-before-start", "fetch", "§9.16.3, §9.18", 8000, fetch::end_before_start,
+        "FETCH whose End Location precedes its Start gets FETCH_ERROR INVALID_RANGE"),
+    check!("fetch-unknown-track", "fetch", "§9.18", 6000, fetch::unknown_track,
+        "FETCH of a track nobody publishes gets FETCH_ERROR TRACK_DOES_NOT_EXIST"),
+    check!("fetch-relative-joining", "fetch", "§9.16.2, §9.16.2.1", 8000, fetch::relative_joining,
+        "Relative Joining FETCH with Joining Start 0 returns the current group up to Largest"),
+    check!("fetch-absolute-joining", "fetch", "§9.16.2, §9.16.2.1", 8000, fetch::absolute_joining,
+        "Absolute Joining FETCH from group 1 returns groups 1 to Largest, contiguous with the subscription"),
+    check!("fetch-joining-unknown-subscription", "fetch", "§9.16.2, §9.18", 6000, fetch::joining_unknown,
+        "a Joining FETCH naming no subscription gets FETCH_ERROR INVALID_JOINING_REQUEST_ID"),
+    check!("fetch-joining-not-largest-object", "fetch", "§9.16.2", 8000, fetch::joining_not_largest,
+        "a Joining FETCH for a Next Group Start subscription is closed with PROTOCOL_VIOLATION"),
+    check!("fetch-cancel", "fetch", "§9.19, §5.1", 15000, fetch::cancel,
+        "FETCH_CANCEL ends the fetch stream before the remaining objects are sent"),
+    // data
+    check!("subgroup-header-0x10", "data", "§10.4.2, §8.5", 8000, data::header_0x10,
+        "SUBGROUP_HEADER type 0x10 (Subgroup ID 0) is relayed as 0x10"),
+    check!("subgroup-header-0x11", "data", "§10.4.2, §8.5", 8000, data::header_0x11,
+        "SUBGROUP_HEADER type 0x11 (Subgroup ID 0, extensions) is relayed as 0x11"),
+    check!("subgroup-header-0x12", "data", "§10.4.2, §8.5", 8000, data::header_0x12,
+        "SUBGROUP_HEADER type 0x12 (Subgroup ID = first Object ID) is relayed as 0x12"),
+    check!("subgroup-header-0x13", "data", "§10.4.2, §8.5", 8000, data::header_0x13,
+        "SUBGROUP_HEADER type 0x13 (first Object ID, extensions) is relayed as 0x13"),
+    check!("subgroup-header-0x14", "data", "§10.4.2, §8.5", 8000, data::header_0x14,
+        "SUBGROUP_HEADER type 0x14 (explicit Subgroup ID) is relayed as 0x14"),
+    check!("subgroup-header-0x15", "data", "§10.4.2, §8.5", 8000, data::header_0x15,
+        "SUBGROUP_HEADER type 0x15 (explicit Subgroup ID, extensions) is relayed as 0x15"),
+    check!("subgroup-header-0x18", "data", "§10.4.2, §8.5", 8000, data::header_0x18,
+        "SUBGROUP_HEADER type 0x18 (Subgroup ID 0, end of group) is relayed as 0x18"),
+    check!("subgroup-header-0x19", "data", "§10.4.2, §8.5", 8000, data::header_0x19,
+        "SUBGROUP_HEADER type 0x19 (Subgroup ID 0, extensions, end of group) is relayed as 0x19"),
+    check!("subgroup-header-0x1a", "data", "§10.4.2, §8.5", 8000, data::header_0x1a,
+        "SUBGROUP_HEADER type 0x1A (first Object ID, end of group) is relayed as 0x1A"),
+    check!("subgroup-header-0x1b", "data", "§10.4.2, §8.5", 8000, data::header_0x1b,
+        "SUBGROUP_HEADER type 0x1B (first Object ID, extensions, end of group) is relayed as 0x1B"),
+    check!("subgroup-header-0x1c", "data", "§10.4.2, §8.5", 8000, data::header_0x1c,
+        "SUBGROUP_HEADER type 0x1C (explicit Subgroup ID, end of group) is relayed as 0x1C"),
+    check!("subgroup-header-0x1d", "data", "§10.4.2, §8.5", 8000, data::header_0x1d,
+        "SUBGROUP_HEADER type 0x1D (explicit Subgroup ID, extensions, end of group) is relayed as 0x1D"),
+    check!("extension-headers-preserved", "data", "§10.2.1.2, §8.5", 8000, data::extensions_preserved,
+        "unknown extension headers (varint and bytes, repeated types) are forwarded byte-exact"),
+    check!("object-status-end-of-group", "data", "§10.2.1.1", 8000, data::status_end_of_group,
+        "an END_OF_GROUP status object is relayed with its Object ID"),
+    check!("object-status-end-of-track", "data", "§10.2.1.1", 8000, data::status_end_of_track,
+        "an END_OF_TRACK status object is relayed with its location"),
+    check!("object-status-does-not-exist", "data", "§10.2.1.1", 8000, data::status_does_not_exist,
+        "an OBJECT_DOES_NOT_EXIST status object is relayed"),
+    check!("object-id-gaps-preserved", "data", "§10.4.2, §8.5", 8000, data::object_id_gaps,
+        "Object IDs with gaps (delta encoding) are relayed with the same IDs"),
+    check!("subgroups-and-priorities-preserved", "data", "§2.2, §7.1, §8.5", 8000, data::subgroups_and_priorities,
+        "several subgroups of one group keep their Subgroup IDs and Publisher Priorities"),
+    check!("payload-opaque", "data", "§8.5, §10.2.1.1", 10000, data::payload_opaque,
+        "a 1 MiB object and a zero-length object arrive byte-exact, not split or combined"),
+    check!("datagram-relay", "data", "§10.3, §10.3.1", 8000, data::datagram_relay,
+        "objects sent as datagrams arrive as datagrams with their group, ID, priority and payload"),
+    check!("datagram-status-and-extensions", "data", "§10.3.1, §10.2.1.2", 8000, data::datagram_status_extensions,
+        "datagrams with extension headers and a status datagram are relayed byte-exact"),
+    check!("priority-subscriber", "data", "§7.2, §7.3", 20000, priority::subscriber_priority,
+        "under contention the subscription with the better Subscriber Priority is sent first"),
+    check!("priority-publisher", "data", "§7.2, §7.3, §8.5", 20000, priority::publisher_priority,
+        "under contention the subgroup with the better Publisher Priority is sent first"),
+];
+
+/// Looks a check up by id.
+pub fn find(id: &str) -> Option<&'static CheckInfo> {
+    CHECKS.iter().find(|c| c.id == id)
+}
+
+/// The checks `ids` (comma-separated) and `group` select; all when neither is given.
+pub fn select(ids: Option<&str>, group: Option<&str>) -> Result<Vec<&'static CheckInfo>, String> {
+    if let Some(g) = group {
+        if !GROUPS.contains(&g) {
+            return Err(format!(
+                "no conformance group {g:?} (groups: {})",
+                GROUPS.join(", ")
+            ));
+        }
+    }
+    let mut out: Vec<&'static CheckInfo> = Vec::new();
+    match ids {
+        Some(list) => {
+            for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let c = find(id).ok_or_else(|| format!("no conformance check {id:?}"))?;
+                if group.is_none_or(|g| c.group == g) && !out.iter().any(|o| o.id == c.id) {
+                    out.push(c);
+                }
+            }
+        }
+        None => out.extend(CHECKS.iter().filter(|c| group.is_none_or(|g| c.group == g))),
+    }
+    if out.is_empty() {
+        return Err("no conformance check selected".into());
+    }
+    Ok(out)
+}
+
+/// A run-unique token for namespaces.
+pub fn run_id() -> String {
+    connection_id()[..8].to_string()
+}
+
+/// Runs one check within its time limit.
+pub async fn run(info: &CheckInfo, ctx: &Ctx, run: &str) -> CaseResult {
+    let start = Instant::now();
+    let record = Arc::new(Record::default());
+    let env = Env {
+        ctx: ctx.clone(),
+        record: record.clone(),
+        run: run.to_string(),
+        check: info.id,
+    };
+    let body = (info.run)(env);
+    let (outcome, message) = match tokio::time::timeout(info.limit, body).await {
+        Ok(Ok(msg)) => (Outcome::Pass, Some(msg)),
+        Ok(Err(Verdict::Fail(f))) => (f.into(), None),
+        Ok(Err(Verdict::Unsupported { what, reason })) => (
+            Outcome::Skip(format!("peer does not support: {what} ({reason})")),
+            None,
+        ),
+        Ok(Err(Verdict::NotApplicable(why))) => (Outcome::Skip(why), None),
+        Err(_) => {
+            let step = record.current_step();
+            (
+                crate::cases::fail(
+                    format!("completion within {} ms", info.limit.as_millis()),
+                    if step.is_empty() {
+                        "timeout".to_string()
+                    } else {
+                        format!("timeout while waiting for {step}")
+                    },
+                    "the check did not finish in time",
+                ),
+                None,
+            )
+        }
+    };
+    let result = CaseResult {
+        id: info.id,
+        outcome,
+        duration: start.elapsed(),
+        connections: record.connections(),
+        message,
+        section: Some(info.section.to_string()),
+    };
+    tracing::info!(check = info.id, failed = result.failed(), "check finished");
+    result
+}

@@ -1,0 +1,452 @@
+//! Namespace checks: PUBLISH_NAMESPACE / PUBLISH_NAMESPACE_DONE routing (§8.4, §9.23-§9.26) and
+//! SUBSCRIBE_NAMESPACE / UNSUBSCRIBE_NAMESPACE (§6, §9.28-§9.31).
+
+use super::harness::{describe, within, DirectSub, Endpoint, SubOpts};
+use super::raw::{frame, tuple, varint, Raw};
+use super::{refused, CheckOutput, Env, Verdict};
+use crate::cases::{request_error_name, Failure};
+use bytes::BytesMut;
+use moqlink_model::control::*;
+use moqlink_model::params::VersionParameters;
+use moqlink_model::{SessionErrorCode, TrackNamespace};
+use moqlink_transport::connection::any::AnyConnection;
+use moqlink_transport::session::{NamespaceSubscription, SessionError};
+use moqlink_transport::track::{TrackConfig, TrackName, TrackProducer};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(3);
+
+/// Whether `m` is PUBLISH_NAMESPACE for `ns`.
+fn announces(m: &ControlMessage, ns: &TrackNamespace) -> bool {
+    matches!(m, ControlMessage::PublishNamespace(p) if &p.namespace == ns)
+}
+
+/// Whether `m` is PUBLISH_NAMESPACE_DONE for `ns`.
+fn withdraws(m: &ControlMessage, ns: &TrackNamespace) -> bool {
+    matches!(m, ControlMessage::PublishNamespaceDone(p) if &p.namespace == ns)
+}
+
+/// Whether `m` is a SUBSCRIBE for `name`.
+fn subscribes(m: &ControlMessage, name: &TrackName) -> bool {
+    matches!(m, ControlMessage::Subscribe(s) if s.namespace == name.namespace && s.name == name.name)
+}
+
+/// SUBSCRIBE_NAMESPACE for `prefix` from `ep`.
+async fn subscribe_namespace(
+    env: &Env,
+    ep: &Endpoint,
+    prefix: TrackNamespace,
+) -> Result<NamespaceSubscription<AnyConnection>, Verdict> {
+    env.step(format!("SUBSCRIBE_NAMESPACE_OK for {prefix}"));
+    let answer = within(
+        T,
+        "SUBSCRIBE_NAMESPACE_OK",
+        ep.session
+            .subscribe_namespace(prefix.clone(), VersionParameters::new()),
+    )
+    .await?;
+    answer.map_err(|e| {
+        refused(
+            e,
+            "SUBSCRIBE_NAMESPACE_OK",
+            &format!("the relay refused SUBSCRIBE_NAMESPACE {prefix}"),
+        )
+    })
+}
+
+/// An endpoint serving track `name` of `ns`, announced.
+async fn publisher_of(
+    env: &Env,
+    key: &'static str,
+    ns: TrackNamespace,
+    names: &[&str],
+) -> Result<
+    (
+        Endpoint,
+        moqlink_transport::session::NamespacePublication<AnyConnection>,
+    ),
+    Verdict,
+> {
+    let ep = Endpoint::connect(env, key).await?;
+    for n in names {
+        let name = TrackName {
+            namespace: ns.clone(),
+            name: moqlink_model::Blob::from(*n),
+        };
+        ep.serve(&TrackProducer::new(name, TrackConfig::default()));
+    }
+    let publication = ep.announce(env, ns).await?;
+    Ok((ep, publication))
+}
+
+/// `publish-namespace-done-removes-routing`.
+pub async fn done_removes_routing(env: Env) -> CheckOutput {
+    let (p, publication) =
+        publisher_of(&env, "publisher_connection_id", env.namespace(), &["t"]).await?;
+    env.step("sending PUBLISH_NAMESPACE_DONE");
+    publication
+        .done()
+        .await
+        .map_err(|e| Failure::new("PUBLISH_NAMESPACE_DONE sent", describe(&e), "local session"))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    env.step("the answer to a SUBSCRIBE after PUBLISH_NAMESPACE_DONE");
+    let answer = within(
+        Duration::from_secs(5),
+        "SUBSCRIBE_ERROR",
+        DirectSub::subscribe(&s.session, &env.track("t"), SubOpts::default()),
+    )
+    .await?;
+    let routed = p.seen().iter().any(|x| subscribes(&x.msg, &env.track("t")));
+    match answer {
+        Ok(_) => Err(Failure::new(
+            "SUBSCRIBE_ERROR (no publisher for the namespace)",
+            format!(
+                "SUBSCRIBE_OK; withdrawn publisher received: {}",
+                p.seen_text()
+            ),
+            "the relay still routed to a publisher after its PUBLISH_NAMESPACE_DONE",
+        )
+        .into()),
+        Err(_) if routed => Err(Failure::new(
+            "no SUBSCRIBE at the withdrawn publisher",
+            format!("withdrawn publisher received: {}", p.seen_text()),
+            "the relay still routed to a publisher after its PUBLISH_NAMESPACE_DONE",
+        )
+        .into()),
+        Err(e) => Ok(format!(
+            "after PUBLISH_NAMESPACE_DONE the SUBSCRIBE got {}; publisher received nothing",
+            describe(&e)
+        )),
+    }
+}
+
+/// `subscribe-namespace-existing`: announce first, then SUBSCRIBE_NAMESPACE for a prefix.
+pub async fn existing(env: Env) -> CheckOutput {
+    let ns = env.namespace_with(&["a"]);
+    let (_p, _publication) = publisher_of(&env, "publisher_connection_id", ns.clone(), &[]).await?;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let _sub = subscribe_namespace(&env, &s, env.namespace()).await?;
+    env.step(format!(
+        "PUBLISH_NAMESPACE {ns} at the namespace subscriber"
+    ));
+    if !s.wait_seen(T, |m| announces(m, &ns)).await {
+        return Err(Failure::new(
+            format!("PUBLISH_NAMESPACE {ns}"),
+            format!("subscriber received: {}", s.seen_text()),
+            "SUBSCRIBE_NAMESPACE must bring the matching namespaces already published (§9.28)",
+        )
+        .into());
+    }
+    Ok(format!(
+        "PUBLISH_NAMESPACE {ns} forwarded for prefix {}",
+        env.namespace()
+    ))
+}
+
+/// `subscribe-namespace-later`: SUBSCRIBE_NAMESPACE first, then matching and other namespaces.
+pub async fn later(env: Env) -> CheckOutput {
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let prefix = env.namespace_with(&["in"]);
+    let _sub = subscribe_namespace(&env, &s, prefix.clone()).await?;
+    let inside = env.namespace_with(&["in", "x"]);
+    let outside = env.namespace_with(&["out"]);
+    let (_p1, _a) = publisher_of(&env, "publisher_connection_id", inside.clone(), &[]).await?;
+    let (_p2, _b) =
+        publisher_of(&env, "other_publisher_connection_id", outside.clone(), &[]).await?;
+    env.step(format!(
+        "PUBLISH_NAMESPACE {inside} at the namespace subscriber"
+    ));
+    if !s.wait_seen(T, |m| announces(m, &inside)).await {
+        return Err(Failure::new(
+            format!("PUBLISH_NAMESPACE {inside}"),
+            format!("subscriber received: {}", s.seen_text()),
+            "a namespace published under a subscribed prefix must be forwarded (§6.2)",
+        )
+        .into());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if s.seen().iter().any(|x| announces(&x.msg, &outside)) {
+        return Err(Failure::new(
+            format!("no PUBLISH_NAMESPACE outside {prefix}"),
+            format!("subscriber received: {}", s.seen_text()),
+            "the relay forwarded a namespace the subscriber did not ask for",
+        )
+        .into());
+    }
+    Ok(format!("{inside} forwarded, {outside} not"))
+}
+
+/// `subscribe-namespace-done-forwarded`.
+pub async fn done_forwarded(env: Env) -> CheckOutput {
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let _sub = subscribe_namespace(&env, &s, env.namespace()).await?;
+    let ns = env.namespace_with(&["a"]);
+    let (_p, publication) = publisher_of(&env, "publisher_connection_id", ns.clone(), &[]).await?;
+    env.step(format!(
+        "PUBLISH_NAMESPACE {ns} at the namespace subscriber"
+    ));
+    if !s.wait_seen(T, |m| announces(m, &ns)).await {
+        return Err(Failure::new(
+            format!("PUBLISH_NAMESPACE {ns}"),
+            format!("subscriber received: {}", s.seen_text()),
+            "the namespace was not forwarded to its namespace subscriber",
+        )
+        .into());
+    }
+    publication
+        .done()
+        .await
+        .map_err(|e| Failure::new("PUBLISH_NAMESPACE_DONE sent", describe(&e), "local session"))?;
+    env.step(format!(
+        "PUBLISH_NAMESPACE_DONE {ns} at the namespace subscriber"
+    ));
+    if !s.wait_seen(T, |m| withdraws(m, &ns)).await {
+        return Err(Failure::new(
+            format!("PUBLISH_NAMESPACE_DONE {ns}"),
+            format!("subscriber received: {}", s.seen_text()),
+            "the withdrawal was not forwarded to the namespace subscriber (§9.28)",
+        )
+        .into());
+    }
+    Ok(format!(
+        "PUBLISH_NAMESPACE and PUBLISH_NAMESPACE_DONE {ns} forwarded"
+    ))
+}
+
+/// `subscribe-namespace-overlap`: a prefix extending one already subscribed.
+pub async fn overlap(env: Env) -> CheckOutput {
+    let s = Endpoint::connect(&env, "connection_id").await?;
+    let _first = subscribe_namespace(&env, &s, env.namespace()).await?;
+    env.step("SUBSCRIBE_NAMESPACE_ERROR for an overlapping prefix");
+    let inner = env.namespace_with(&["x"]);
+    let answer = within(
+        T,
+        "SUBSCRIBE_NAMESPACE_ERROR",
+        s.session
+            .subscribe_namespace(inner.clone(), VersionParameters::new()),
+    )
+    .await?;
+    match answer {
+        Err(SessionError::Rejected { code: 0x5, .. }) => Ok(format!(
+            "SUBSCRIBE_NAMESPACE {inner} after {}: NAMESPACE_PREFIX_OVERLAP",
+            env.namespace()
+        )),
+        Err(SessionError::Rejected { code, reason, .. }) => Err(Failure::new(
+            "SUBSCRIBE_NAMESPACE_ERROR code 0x5 (NAMESPACE_PREFIX_OVERLAP)",
+            format!(
+                "SUBSCRIBE_NAMESPACE_ERROR code 0x{code:x} ({}) {reason:?}",
+                request_error_name("SUBSCRIBE_NAMESPACE_ERROR", code)
+            ),
+            "an overlapping prefix MUST get NAMESPACE_PREFIX_OVERLAP (§9.28)",
+        )
+        .into()),
+        Ok(_) => Err(Failure::new(
+            "SUBSCRIBE_NAMESPACE_ERROR code 0x5 (NAMESPACE_PREFIX_OVERLAP)",
+            "SUBSCRIBE_NAMESPACE_OK",
+            "the relay accepted a prefix overlapping an active SUBSCRIBE_NAMESPACE (§9.28)",
+        )
+        .into()),
+        Err(e) => Err(Failure::new(
+            "SUBSCRIBE_NAMESPACE_ERROR code 0x5",
+            describe(&e),
+            "no answer to the overlapping SUBSCRIBE_NAMESPACE",
+        )
+        .into()),
+    }
+}
+
+/// `subscribe-namespace-too-many-fields`: a 33-field prefix.
+pub async fn too_many_fields(env: Env) -> CheckOutput {
+    let mut raw = Raw::setup(&env, "connection_id", None).await?;
+    let mut payload = BytesMut::new();
+    varint(&mut payload, 0);
+    let fields: Vec<&[u8]> = (0..33).map(|_| b"f".as_slice()).collect();
+    tuple(&mut payload, &fields);
+    varint(&mut payload, 0);
+    raw.send_bytes(frame(0x11, &payload)).await?;
+    Ok(raw
+        .expect_close(
+            &env,
+            SessionErrorCode::ProtocolViolation,
+            T,
+            "SUBSCRIBE_NAMESPACE with a 33-field prefix",
+        )
+        .await?)
+}
+
+/// `unsubscribe-namespace`: after UNSUBSCRIBE_NAMESPACE, nothing new is forwarded.
+pub async fn unsubscribe(env: Env) -> CheckOutput {
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let sub = subscribe_namespace(&env, &s, env.namespace()).await?;
+    let first = env.namespace_with(&["first"]);
+    let (_p1, _a) = publisher_of(&env, "publisher_connection_id", first.clone(), &[]).await?;
+    env.step(format!(
+        "PUBLISH_NAMESPACE {first} at the namespace subscriber"
+    ));
+    if !s.wait_seen(T, |m| announces(m, &first)).await {
+        return Err(Failure::new(
+            format!("PUBLISH_NAMESPACE {first}"),
+            format!("subscriber received: {}", s.seen_text()),
+            "the namespace was not forwarded before UNSUBSCRIBE_NAMESPACE",
+        )
+        .into());
+    }
+    sub.unsubscribe()
+        .await
+        .map_err(|e| Failure::new("UNSUBSCRIBE_NAMESPACE sent", describe(&e), "local session"))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = env.namespace_with(&["second"]);
+    let (_p2, _b) =
+        publisher_of(&env, "other_publisher_connection_id", second.clone(), &[]).await?;
+    env.step("700 ms without PUBLISH_NAMESPACE for the second namespace");
+    if s.wait_seen(Duration::from_millis(700), |m| announces(m, &second))
+        .await
+    {
+        return Err(Failure::new(
+            format!("no PUBLISH_NAMESPACE {second} after UNSUBSCRIBE_NAMESPACE"),
+            format!("subscriber received: {}", s.seen_text()),
+            "UNSUBSCRIBE_NAMESPACE withdraws the namespace subscription (§9.31)",
+        )
+        .into());
+    }
+    Ok(format!(
+        "{first} forwarded; after UNSUBSCRIBE_NAMESPACE {second} was not"
+    ))
+}
+
+/// `namespace-prefix-matching`: (ns, foo) serves (ns, foo, bar) but not (ns, foobar).
+pub async fn prefix_matching(env: Env) -> CheckOutput {
+    let parent = env.namespace_with(&["foo"]);
+    let deep = env.namespace_with(&["foo", "bar"]);
+    let foobar = env.namespace_with(&["foobar"]);
+    let p = Endpoint::connect(&env, "publisher_connection_id").await?;
+    for ns in [&deep, &foobar] {
+        p.serve(&TrackProducer::new(
+            TrackName {
+                namespace: ns.clone(),
+                name: moqlink_model::Blob::from("t"),
+            },
+            TrackConfig::default(),
+        ));
+    }
+    let _publication = p.announce(&env, parent.clone()).await?;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let deep_track = TrackName {
+        namespace: deep.clone(),
+        name: moqlink_model::Blob::from("t"),
+    };
+    env.step(format!("SUBSCRIBE_OK for {deep_track}"));
+    let answer = within(
+        Duration::from_secs(5),
+        "SUBSCRIBE_OK",
+        DirectSub::subscribe(&s.session, &deep_track, SubOpts::default()),
+    )
+    .await?;
+    if let Err(e) = answer {
+        return Err(refused(
+            e,
+            &format!("SUBSCRIBE_OK for {deep_track} (publisher of {parent})"),
+            "a namespace with the same first fields must match (§8.4)",
+        ));
+    }
+    let wrong = TrackName {
+        namespace: foobar.clone(),
+        name: moqlink_model::Blob::from("t"),
+    };
+    env.step(format!("the answer to SUBSCRIBE {wrong}"));
+    let answer = within(
+        Duration::from_secs(5),
+        "SUBSCRIBE_ERROR",
+        DirectSub::subscribe(&s.session, &wrong, SubOpts::default()),
+    )
+    .await?;
+    let routed = p.seen().iter().any(|x| subscribes(&x.msg, &wrong));
+    if answer.is_ok() || routed {
+        return Err(Failure::new(
+            format!("SUBSCRIBE for {wrong} not routed to the publisher of {parent}"),
+            format!(
+                "{}; publisher received: {}",
+                if answer.is_ok() {
+                    "SUBSCRIBE_OK"
+                } else {
+                    "SUBSCRIBE_ERROR"
+                },
+                p.seen_text()
+            ),
+            "namespaces match field by field: (foo) does not match (foobar) (§8.4)",
+        )
+        .into());
+    }
+    Ok(format!(
+        "{deep_track} routed to the publisher of {parent}; {wrong} was not"
+    ))
+}
+
+/// `subscribe-forwarded-to-all-publishers`: two publishers of one namespace.
+pub async fn all_publishers(env: Env) -> CheckOutput {
+    let (p1, _a) = publisher_of(&env, "publisher_connection_id", env.namespace(), &["t"]).await?;
+    let (p2, _b) = publisher_of(
+        &env,
+        "second_publisher_connection_id",
+        env.namespace(),
+        &["t"],
+    )
+    .await?;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let _sub = super::harness::subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
+    env.step("the SUBSCRIBE at both publishers");
+    let name = env.track("t");
+    let one = p1.wait_seen(T, |m| subscribes(m, &name)).await;
+    let two = p2
+        .wait_seen(Duration::from_millis(500), |m| subscribes(m, &name))
+        .await;
+    if !(one && two) {
+        return Err(Failure::new(
+            "SUBSCRIBE at both publishers of the namespace",
+            format!(
+                "first publisher received: {}; second publisher received: {}",
+                p1.seen_text(),
+                p2.seen_text()
+            ),
+            "relays MUST forward SUBSCRIBE messages to all matching publishers (§8.4)",
+        )
+        .into());
+    }
+    Ok("the SUBSCRIBE reached both publishers of the namespace".into())
+}
+
+/// `publish-namespace-joins-subscription`: a second publisher announces while a subscription
+/// is active.
+pub async fn joins_subscription(env: Env) -> CheckOutput {
+    let (p1, _a) = publisher_of(&env, "publisher_connection_id", env.namespace(), &["t"]).await?;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let _sub = super::harness::subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
+    let name = env.track("t");
+    if !p1.wait_seen(T, |m| subscribes(m, &name)).await {
+        return Err(Failure::new(
+            "SUBSCRIBE at the first publisher",
+            format!("publisher received: {}", p1.seen_text()),
+            "the relay did not subscribe upstream",
+        )
+        .into());
+    }
+    let (p2, _b) = publisher_of(
+        &env,
+        "second_publisher_connection_id",
+        env.namespace(),
+        &["t"],
+    )
+    .await?;
+    env.step("a SUBSCRIBE at the second publisher");
+    if !p2.wait_seen(T, |m| subscribes(m, &name)).await {
+        return Err(Failure::new(
+            format!("SUBSCRIBE {name} at the publisher that announced later"),
+            format!("second publisher received: {}", p2.seen_text()),
+            "a relay receiving PUBLISH_NAMESPACE matching active subscriptions MUST subscribe \
+             to the new publisher (§8.4)",
+        )
+        .into());
+    }
+    Ok("the later publisher got a SUBSCRIBE for the active subscription".into())
+}

@@ -1,0 +1,943 @@
+//! Subscription checks: every filter (§9.7), Forward State and SUBSCRIBE_UPDATE (§5.1, §9.10),
+//! the relay's upstream subscription (§8.3, §8.4), UNSUBSCRIBE (§9.11) and PUBLISH_DONE when the
+//! publisher leaves (§9.12).
+
+use super::harness::{
+    describe, listing, payload, problems, subscribe, verdict, within, DirectSub, Endpoint, Got,
+    Publisher, SubOpts,
+};
+use super::raw::{frame, tuple, varint, Raw};
+use super::{refused, CheckOutput, Env, Verdict};
+use crate::cases::{publish_done_name, request_error_name, Failure};
+use bytes::{Bytes, BytesMut};
+use moqlink_model::control::*;
+use moqlink_model::data::{
+    Extensions, ObjectStatus, SubgroupHeader, SubgroupIdMode, SubgroupObject,
+};
+use moqlink_model::params::VersionParameters;
+use moqlink_model::{Blob, Encoding, GroupOrder, Location, SessionErrorCode, Version};
+use moqlink_transport::session::{IncomingRequest, SessionError};
+use moqlink_transport::track::{Object, SubgroupInfo, SubgroupProducer, TrackProducer};
+use moqlink_transport::{Connection, SendStream};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(3);
+
+/// A publisher and a subscriber endpoint, the subscriber not yet subscribed.
+async fn two(env: &Env) -> Result<(Publisher, Endpoint), Verdict> {
+    let p = Publisher::start(env, &["t"]).await?;
+    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
+    Ok((p, s))
+}
+
+/// Opens subgroup 0 of group `g` and writes objects `ids`; the subgroup stays open.
+fn open_group(
+    env: &Env,
+    track: &TrackProducer,
+    g: u64,
+    ids: std::ops::Range<u64>,
+) -> SubgroupProducer {
+    let mut sg = track.create_subgroup(SubgroupInfo::new(g, 0, 128));
+    for o in ids {
+        let _ = sg.write(Object::new(o, payload(env, g, o)));
+    }
+    sg
+}
+
+/// Writes objects `ids` on an open subgroup.
+fn more(env: &Env, sg: &mut SubgroupProducer, ids: std::ops::Range<u64>) {
+    let g = sg.info().group;
+    for o in ids {
+        let _ = sg.write(Object::new(o, payload(env, g, o)));
+    }
+}
+
+/// A first subscriber ("watcher") so the relay holds an upstream subscription and sees every
+/// object as it is published.
+async fn watcher(env: &Env, p: &Publisher) -> Result<(Endpoint, DirectSub), Verdict> {
+    let w = Endpoint::connect(env, "watcher_connection_id").await?;
+    let sub = subscribe(env, &w, &env.track("t"), SubOpts::default()).await?;
+    p.upstream(env, 1).await?;
+    Ok((w, sub))
+}
+
+/// Waits until `sub` has `n` objects, failing with what arrived.
+async fn arrived(env: &Env, sub: &DirectSub, n: usize, what: &str) -> Result<(), Failure> {
+    env.step(what.to_string());
+    if sub.wait_count(n, T).await {
+        return Ok(());
+    }
+    Err(Failure::new(
+        what,
+        listing(&sub.objects()),
+        "the relay did not forward the objects this check builds on",
+    ))
+}
+
+/// Compares what `sub` got with exactly `want`, after the stream settles.
+async fn exactly(
+    env: &Env,
+    sub: &DirectSub,
+    want: &[(u64, u64)],
+    expected: &str,
+    message: &str,
+) -> Result<Vec<Got>, Failure> {
+    env.step(format!("exactly {expected}"));
+    sub.wait(T, |g| {
+        want.iter().all(|w| g.iter().any(|o| (o.group, o.id) == *w))
+    })
+    .await;
+    sub.settle(Duration::from_millis(300), T).await;
+    let got = sub.objects();
+    verdict(&problems(env, &got, want), expected, message).map_err(|f| {
+        let done = sub.done().map_or(String::new(), |d| {
+            format!(
+                "; PUBLISH_DONE 0x{:x} ({}) arrived",
+                d.status_code,
+                publish_done_name(d.status_code)
+            )
+        });
+        Failure {
+            received: format!("{}{done}", f.received),
+            ..f
+        }
+    })?;
+    Ok(got)
+}
+
+fn largest_text(l: Option<Location>) -> String {
+    l.map_or("none (Content Exists 0)".into(), |l| l.to_string())
+}
+
+/// `filter-largest-object`: the in-flight object is the Largest Object and is skipped.
+pub async fn largest_object(env: Env) -> CheckOutput {
+    let p = Endpoint::connect(&env, "publisher_connection_id").await?;
+    let mut upstream = p.intercept(MessageType::Subscribe);
+    let _ns = p.announce(&env, env.namespace()).await?;
+    let w = Endpoint::connect(&env, "watcher_connection_id").await?;
+    let name = env.track("t");
+    let session = w.session.clone();
+    let n = name.clone();
+    let first =
+        tokio::spawn(async move { DirectSub::subscribe(&session, &n, SubOpts::default()).await });
+    env.step("the relay's SUBSCRIBE at the publisher");
+    let req = within(T, "the relay's SUBSCRIBE", upstream.recv())
+        .await?
+        .ok_or_else(|| {
+            Failure::new(
+                "the relay's SUBSCRIBE",
+                "nothing",
+                "publisher session ended",
+            )
+        })?;
+    let IncomingRequest {
+        message,
+        responder,
+        followups,
+        ..
+    } = req;
+    let ControlMessage::Subscribe(up) = message else {
+        return Err(Failure::new("SUBSCRIBE", message.message_type().name(), "unexpected").into());
+    };
+    const ALIAS: u64 = 1;
+    responder
+        .accept(ControlMessage::SubscribeOk(SubscribeOk {
+            request_id: up.request_id,
+            track_alias: ALIAS,
+            expires: 0,
+            group_order: GroupOrder::Ascending,
+            largest_location: None,
+            parameters: VersionParameters::new(),
+        }))
+        .await
+        .map_err(|e| Failure::new("SUBSCRIBE_OK sent", describe(&e), "local session"))?;
+    // Further upstream SUBSCRIBEs (a relay that does not aggregate) are refused.
+    tokio::spawn(async move {
+        while let Some(r) = upstream.recv().await {
+            let _ = r
+                .responder
+                .reject(0x0, "one upstream subscription only")
+                .await;
+        }
+    });
+    let wsub = within(T, "SUBSCRIBE_OK for the first subscriber", first)
+        .await?
+        .map_err(|e| Failure::new("subscribe task", e.to_string(), "local"))?
+        .map_err(|e| refused(e, "SUBSCRIBE_OK", "the first subscriber was refused"))?;
+    // Objects 0.0 and 0.1 whole, then the first half of 0.2: in flight.
+    let header = SubgroupHeader {
+        track_alias: ALIAS,
+        group_id: 0,
+        subgroup_id: SubgroupIdMode::Zero,
+        publisher_priority: 128,
+        extensions_present: false,
+        end_of_group: false,
+    };
+    let enc = Encoding::new(Version::DRAFT_14);
+    let big = |o: u64| {
+        let mut v = payload(&env, 0, o).to_vec();
+        v.resize(1200, b'.');
+        Bytes::from(v)
+    };
+    let object = |id: u64, body: Bytes| SubgroupObject {
+        object_id: id,
+        extensions: Extensions::empty(),
+        status: ObjectStatus::Normal,
+        payload: Blob(body),
+    };
+    let mut stream = p
+        .session
+        .connection()
+        .open_uni()
+        .await
+        .map_err(|e| Failure::new("a data stream", e.to_string(), "could not open"))?;
+    let mut b = BytesMut::new();
+    let _ = header.encode(&mut b, enc);
+    for id in 0..2 {
+        let _ = object(id, big(id)).encode(&mut b, &header, id.checked_sub(1), enc);
+    }
+    let two = big(2);
+    let _ = object(2, two.clone()).encode_head(&mut b, &header, Some(1), enc);
+    b.extend_from_slice(&two[..600]);
+    let w_err = |e: moqlink_transport::StreamError| {
+        Failure::new(
+            "data written",
+            e.to_string(),
+            "the relay stopped the stream",
+        )
+    };
+    stream
+        .write_chunk(b.split().freeze())
+        .await
+        .map_err(w_err)?;
+    env.step("objects 0.0 and 0.1 at the first subscriber");
+    if !wsub.wait_count(2, T).await {
+        return Err(Failure::new(
+            "objects 0.0 and 0.1 relayed",
+            listing(&wsub.objects()),
+            "the relay did not forward the complete objects",
+        )
+        .into());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let sub = subscribe(&env, &s, &name, SubOpts::default()).await?;
+    // Finish 0.2, then 0.3, 0.4 and group 1.
+    b.extend_from_slice(&two[600..]);
+    for id in 3..5 {
+        let _ = object(id, big(id)).encode(&mut b, &header, Some(id - 1), enc);
+    }
+    stream
+        .write_chunk(b.split().freeze())
+        .await
+        .map_err(w_err)?;
+    let _ = stream.finish();
+    let h1 = SubgroupHeader {
+        group_id: 1,
+        ..header
+    };
+    let mut s1 = p
+        .session
+        .connection()
+        .open_uni()
+        .await
+        .map_err(|e| Failure::new("a data stream", e.to_string(), "could not open"))?;
+    let _ = h1.encode(&mut b, enc);
+    for id in 0..2 {
+        let mut v = payload(&env, 1, id).to_vec();
+        v.resize(1200, b'.');
+        let _ = object(id, Bytes::from(v)).encode(&mut b, &h1, id.checked_sub(1), enc);
+    }
+    s1.write_chunk(b.split().freeze()).await.map_err(w_err)?;
+    let _ = s1.finish();
+    env.step("every object at the first subscriber");
+    wsub.wait_count(7, T).await;
+    sub.settle(Duration::from_millis(300), T).await;
+    drop(followups);
+    let largest = sub.largest();
+    let got = sub.objects();
+    let start = largest.map_or(Location::new(0, 0), |l| {
+        Location::new(l.group, l.object + 1)
+    });
+    let all = [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (1, 0), (1, 1)];
+    let mut issues = Vec::new();
+    for o in &got {
+        if o.location() < start {
+            issues.push(format!(
+                "object {}.{} is before the filter start {start}",
+                o.group, o.id
+            ));
+        }
+    }
+    for (g, o) in all.iter().filter(|(g, o)| Location::new(*g, *o) >= start) {
+        if !got.iter().any(|x| (x.group, x.id) == (*g, *o)) {
+            issues.push(format!("missing object {g}.{o}"));
+        }
+    }
+    let summary = format!(
+        "SUBSCRIBE_OK Largest {} while 0.2 was in flight; received {}",
+        largest_text(largest),
+        listing(&got)
+    );
+    if let Some(first) = issues.first() {
+        return Err(Failure::new(
+            format!(
+                "every object after Largest {} and none before",
+                largest_text(largest)
+            ),
+            format!("{first}; {summary}"),
+            "the relay did not deliver what its own SUBSCRIBE_OK promised (§9.7)",
+        )
+        .into());
+    }
+    if largest != Some(Location::new(0, 2)) {
+        return Err(Failure::new(
+            "SUBSCRIBE_OK Largest {0, 2}: object 0.2's first byte had arrived, so 0.3 is the first object delivered",
+            summary,
+            "Largest Object updates when the first byte of an object arrives; the in-flight object is not part of a Largest Object subscription (§9.7)",
+        )
+        .into());
+    }
+    Ok(summary)
+}
+
+/// `filter-largest-object-first-subscriber`: no watcher; the publisher already has 0.0-0.2.
+pub async fn largest_object_first(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let mut sg = open_group(&env, p.track(), 0, 0..3);
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
+    p.upstream(&env, 1).await?;
+    more(&env, &mut sg, 3..5);
+    sg.finish();
+    super::harness::write_group(&env, p.track(), 1, 0..2);
+    let want = [(0, 3), (0, 4), (1, 0), (1, 1)];
+    let got = exactly(
+        &env,
+        &sub,
+        &want,
+        "objects 0.3, 0.4, 1.0, 1.1 (after the publisher's Largest 0.2)",
+        "a Largest Object subscription starts after the largest object (§9.7)",
+    )
+    .await?;
+    if sub.largest() != Some(Location::new(0, 2)) {
+        return Err(Failure::new(
+            "SUBSCRIBE_OK Largest {0, 2} (the upstream SUBSCRIBE_OK's)",
+            format!("SUBSCRIBE_OK Largest {}", largest_text(sub.largest())),
+            "the relay has its upstream subscription before SUBSCRIBE_OK (§8.3), so it knows \
+             the Largest Object it must report (§9.8)",
+        )
+        .into());
+    }
+    Ok(format!("SUBSCRIBE_OK Largest {{0, 2}}; {}", listing(&got)))
+}
+
+/// `filter-next-group-start`.
+pub async fn next_group_start(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let (_w, wsub) = watcher(&env, &p).await?;
+    let mut sg = open_group(&env, p.track(), 0, 0..3);
+    arrived(&env, &wsub, 3, "objects 0.0-0.2 at the watcher").await?;
+    let sub = subscribe(
+        &env,
+        &s,
+        &env.track("t"),
+        SubOpts::filter(Filter::NextGroupStart),
+    )
+    .await?;
+    more(&env, &mut sg, 3..5);
+    sg.finish();
+    super::harness::write_group(&env, p.track(), 1, 0..3);
+    super::harness::write_group(&env, p.track(), 2, 0..2);
+    let want = [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1)];
+    let got = exactly(
+        &env,
+        &sub,
+        &want,
+        "groups 1 and 2 only",
+        "Next Group Start begins at {Largest.Group + 1, 0} (§9.7)",
+    )
+    .await?;
+    Ok(format!(
+        "SUBSCRIBE_OK Largest {}; {}",
+        largest_text(sub.largest()),
+        listing(&got)
+    ))
+}
+
+/// `filter-absolute-start`: start {1, 2} before anything is published.
+pub async fn absolute_start(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let filter = Filter::AbsoluteStart {
+        start: Location::new(1, 2),
+    };
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
+    p.upstream(&env, 1).await?;
+    super::harness::write_group(&env, p.track(), 0, 0..4);
+    super::harness::write_group(&env, p.track(), 1, 0..5);
+    super::harness::write_group(&env, p.track(), 2, 0..2);
+    let want = [(1, 2), (1, 3), (1, 4), (2, 0), (2, 1)];
+    let got = exactly(
+        &env,
+        &sub,
+        &want,
+        "objects 1.2-1.4, 2.0, 2.1",
+        "only objects at or after the Start Location pass the filter (§9.7)",
+    )
+    .await?;
+    Ok(listing(&got))
+}
+
+/// `filter-absolute-start-no-history`: start {0, 0} after groups 0-1 were relayed.
+pub async fn absolute_start_no_history(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let (_w, wsub) = watcher(&env, &p).await?;
+    super::harness::write_group(&env, p.track(), 0, 0..3);
+    super::harness::write_group(&env, p.track(), 1, 0..3);
+    arrived(&env, &wsub, 6, "groups 0-1 at the watcher").await?;
+    let filter = Filter::AbsoluteStart {
+        start: Location::new(0, 0),
+    };
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    super::harness::write_group(&env, p.track(), 2, 0..3);
+    let want = [(2, 0), (2, 1), (2, 2)];
+    let got = exactly(
+        &env,
+        &sub,
+        &want,
+        "group 2 only (published after the SUBSCRIBE)",
+        "SUBSCRIBE only delivers newly published or received objects; past objects are \
+         retrieved with FETCH (§9.7)",
+    )
+    .await?;
+    Ok(listing(&got))
+}
+
+/// `filter-absolute-range`: start {1, 1}, End Group 2.
+pub async fn absolute_range(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let filter = Filter::AbsoluteRange {
+        start: Location::new(1, 1),
+        end_group: 2,
+    };
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
+    p.upstream(&env, 1).await?;
+    for g in 0..4 {
+        super::harness::write_group(&env, p.track(), g, 0..4);
+    }
+    let want = [(1, 1), (1, 2), (1, 3), (2, 0), (2, 1), (2, 2), (2, 3)];
+    let got = exactly(
+        &env,
+        &sub,
+        &want,
+        "objects 1.1-1.3 and 2.0-2.3, nothing of groups 0 and 3",
+        "AbsoluteRange passes Start through End Group only (§9.7)",
+    )
+    .await?;
+    let done = sub.wait_done(Duration::from_millis(500)).await;
+    Ok(format!(
+        "{}; {}",
+        listing(&got),
+        done.map_or(
+            "no PUBLISH_DONE (relays need not track filter ends, §8.3)".into(),
+            |d| {
+                format!(
+                    "PUBLISH_DONE 0x{:x} ({})",
+                    d.status_code,
+                    publish_done_name(d.status_code)
+                )
+            }
+        )
+    ))
+}
+
+/// `filter-absolute-range-single-group`: start {1, 2}, End Group 1.
+pub async fn absolute_range_single(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let filter = Filter::AbsoluteRange {
+        start: Location::new(1, 2),
+        end_group: 1,
+    };
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
+    p.upstream(&env, 1).await?;
+    for g in 0..3 {
+        super::harness::write_group(&env, p.track(), g, 0..4);
+    }
+    let got = exactly(
+        &env,
+        &sub,
+        &[(1, 2), (1, 3)],
+        "objects 1.2 and 1.3 only",
+        "with End Group equal to the Start group, the rest of that group passes (§9.7)",
+    )
+    .await?;
+    Ok(listing(&got))
+}
+
+/// `filter-absolute-range-invalid`: End Group 1 below Start {2, 0}.
+pub async fn absolute_range_invalid(env: Env) -> CheckOutput {
+    let (_p, s) = two(&env).await?;
+    let filter = Filter::AbsoluteRange {
+        start: Location::new(2, 0),
+        end_group: 1,
+    };
+    env.step("SUBSCRIBE_ERROR");
+    let answer = within(
+        Duration::from_secs(4),
+        "SUBSCRIBE_ERROR",
+        DirectSub::subscribe(&s.session, &env.track("t"), SubOpts::filter(filter)),
+    )
+    .await?;
+    match answer {
+        Ok(sub) => Err(Failure::new(
+            "SUBSCRIBE_ERROR INVALID_RANGE (0x5)",
+            format!("SUBSCRIBE_OK (alias {})", sub.ok.track_alias),
+            "End Group MUST specify the same or a larger group than Start (§9.7)",
+        )
+        .into()),
+        Err(SessionError::Rejected { code: 0x5, .. }) => {
+            Ok("SUBSCRIBE_ERROR INVALID_RANGE for End Group 1 < Start {2, 0}".into())
+        }
+        Err(SessionError::Rejected { code, reason, .. }) => Ok(format!(
+            "SUBSCRIBE_ERROR code 0x{code:x} ({}) {reason:?}; INVALID_RANGE (0x5) is the \
+             relevant code (§9.7 SHOULD)",
+            request_error_name("SUBSCRIBE_ERROR", code)
+        )),
+        Err(e) => Err(Failure::new(
+            "SUBSCRIBE_ERROR INVALID_RANGE (0x5)",
+            describe(&e),
+            "no SUBSCRIBE_ERROR for an invalid range",
+        )
+        .into()),
+    }
+}
+
+/// `filter-type-unknown`: Filter Type 0x5.
+pub async fn unknown_filter(env: Env) -> CheckOutput {
+    let mut raw = Raw::setup(&env, "connection_id", None).await?;
+    let mut b = BytesMut::new();
+    varint(&mut b, 0);
+    let ns = env.namespace();
+    let fields: Vec<&[u8]> = ns.fields().iter().map(|f| f.bytes().as_ref()).collect();
+    tuple(&mut b, &fields);
+    varint(&mut b, 1);
+    b.extend_from_slice(b"t");
+    b.extend_from_slice(&[128, 0, 1]);
+    varint(&mut b, 0x5);
+    varint(&mut b, 0);
+    raw.send_bytes(frame(0x03, &b)).await?;
+    Ok(raw
+        .expect_close(
+            &env,
+            SessionErrorCode::ProtocolViolation,
+            T,
+            "SUBSCRIBE with Filter Type 0x5",
+        )
+        .await?)
+}
+
+/// `subscribe-forward-0-then-update`.
+pub async fn forward_then_update(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let opts = SubOpts {
+        forward: false,
+        ..Default::default()
+    };
+    let sub = subscribe(&env, &s, &env.track("t"), opts).await?;
+    p.upstream(&env, 1).await?;
+    let upstream_forward = p.ep.served().first().map(|x| x.subscribe.forward);
+    super::harness::write_group(&env, p.track(), 0, 0..3);
+    env.step("500 ms without objects under Forward=0");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let early = sub.objects();
+    if !early.is_empty() {
+        return Err(Failure::new(
+            "no objects while Forward is 0",
+            listing(&early),
+            "with Forward State 0 the publisher does not send objects (§5.1)",
+        )
+        .into());
+    }
+    let start = sub.largest().map_or(Location::new(0, 0), |l| {
+        Location::new(l.group, l.object + 1)
+    });
+    sub.update(start, None, 128, true)
+        .await
+        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    super::harness::write_group(&env, p.track(), 1, 0..3);
+    env.step("group 1 after SUBSCRIBE_UPDATE Forward=1");
+    let ok = sub
+        .wait(T, |g| g.iter().filter(|o| o.group == 1).count() >= 3)
+        .await;
+    let got = sub.objects();
+    if !ok {
+        return Err(Failure::new(
+            "objects 1.0-1.2 after SUBSCRIBE_UPDATE with Forward=1",
+            listing(&got),
+            "SUBSCRIBE_UPDATE sets the Forward State (§5.1, §9.10)",
+        )
+        .into());
+    }
+    let backlog = got.iter().filter(|o| o.group == 0).count();
+    Ok(format!(
+        "nothing under Forward=0 (upstream SUBSCRIBE Forward={}); after the update {} \
+         ({backlog} object(s) published under Forward=0 were sent too)",
+        upstream_forward.map_or("?".into(), |f| u8::from(f).to_string()),
+        listing(&got)
+    ))
+}
+
+/// `subscribe-forward-1-after-forward-0`.
+pub async fn forward_one_after_zero(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let idle = Endpoint::connect(&env, "idle_subscriber_connection_id").await?;
+    let opts = SubOpts {
+        forward: false,
+        ..Default::default()
+    };
+    let zero = subscribe(&env, &idle, &env.track("t"), opts).await?;
+    p.upstream(&env, 1).await?;
+    let upstream_forward = p.ep.served().first().map(|x| x.subscribe.forward);
+    let one = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    super::harness::write_group(&env, p.track(), 0, 0..3);
+    let got = exactly(
+        &env,
+        &one,
+        &[(0, 0), (0, 1), (0, 2)],
+        "objects 0.0-0.2 at the Forward=1 subscriber",
+        "a Forward=1 SUBSCRIBE makes the relay forward upstream (§8.4)",
+    )
+    .await?;
+    if !zero.objects().is_empty() {
+        return Err(Failure::new(
+            "nothing at the Forward=0 subscriber",
+            listing(&zero.objects()),
+            "with Forward State 0 no objects are sent (§5.1)",
+        )
+        .into());
+    }
+    Ok(format!(
+        "first upstream SUBSCRIBE Forward={} (§9.7: relays SHOULD use 1); Forward=1 subscriber \
+         got {}; Forward=0 subscriber got nothing",
+        upstream_forward.map_or("?".into(), |f| u8::from(f).to_string()),
+        listing(&got)
+    ))
+}
+
+/// `subscribe-update-end-group`: narrow an open subscription to end with group 1.
+pub async fn update_end_group(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
+    p.upstream(&env, 1).await?;
+    super::harness::write_group(&env, p.track(), 0, 0..2);
+    arrived(&env, &sub, 2, "objects 0.0 and 0.1").await?;
+    sub.update(Location::new(1, 0), Some(1), 128, true)
+        .await
+        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for g in 1..4 {
+        super::harness::write_group(&env, p.track(), g, 0..2);
+    }
+    let got = exactly(
+        &env,
+        &sub,
+        &[(0, 0), (0, 1), (1, 0), (1, 1)],
+        "groups 0 and 1, nothing after End Group 1",
+        "SUBSCRIBE_UPDATE narrows the End Group (§9.10)",
+    )
+    .await?;
+    Ok(listing(&got))
+}
+
+/// `subscribe-update-unknown-subscription`.
+pub async fn update_unknown(env: Env) -> CheckOutput {
+    let s = Endpoint::connect(&env, "connection_id").await?;
+    let _req = s
+        .session
+        .request(|request_id| {
+            ControlMessage::SubscribeUpdate(SubscribeUpdate {
+                request_id,
+                subscription_request_id: 40,
+                start: Location::new(0, 0),
+                end_group: None,
+                subscriber_priority: 128,
+                forward: true,
+                parameters: VersionParameters::new(),
+            })
+        })
+        .await
+        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
+    Ok(super::harness::expect_close(
+        &env,
+        &s.session,
+        SessionErrorCode::ProtocolViolation,
+        T,
+        "SUBSCRIBE_UPDATE for Request ID 40, which never existed",
+    )
+    .await?)
+}
+
+/// `subscribe-update-widens`: Start moves back from {2, 0} to {1, 0}.
+pub async fn update_widens(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let filter = Filter::AbsoluteStart {
+        start: Location::new(2, 0),
+    };
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
+    p.upstream(&env, 1).await?;
+    sub.update(Location::new(1, 0), None, 128, true)
+        .await
+        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
+    Ok(super::harness::expect_close(
+        &env,
+        &s.session,
+        SessionErrorCode::ProtocolViolation,
+        T,
+        "SUBSCRIBE_UPDATE moving Start from {2, 0} back to {1, 0}",
+    )
+    .await?)
+}
+
+/// `subscribe-waits-for-upstream`: the publisher holds its SUBSCRIBE_OK 700 ms.
+pub async fn waits_for_upstream(env: Env) -> CheckOutput {
+    let p = Publisher::start(&env, &["t"]).await?;
+    let mut upstream = p.ep.intercept(MessageType::Subscribe);
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let session = s.session.clone();
+    let name = env.track("t");
+    let pending = tokio::spawn(async move {
+        let r = DirectSub::subscribe(&session, &name, SubOpts::default()).await;
+        (r, Instant::now())
+    });
+    env.step("the relay's SUBSCRIBE at the publisher");
+    let req = within(T, "the relay's SUBSCRIBE", upstream.recv())
+        .await?
+        .ok_or_else(|| {
+            Failure::new(
+                "the relay's SUBSCRIBE",
+                "nothing",
+                "publisher session ended",
+            )
+        })?;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let early = pending.is_finished();
+    let answered = Instant::now();
+    let served = p.ep.session.serve_subscribe(req, p.track()).await;
+    env.step("SUBSCRIBE_OK at the subscriber");
+    let (result, at) = within(T, "SUBSCRIBE_OK", pending)
+        .await?
+        .map_err(|e| Failure::new("subscribe task", e.to_string(), "local"))?;
+    let _keep = served;
+    let sub = result.map_err(|e| refused(e, "SUBSCRIBE_OK", "the relay refused the SUBSCRIBE"))?;
+    if early || at < answered {
+        return Err(Failure::new(
+            "SUBSCRIBE_OK after the publisher's SUBSCRIBE_OK",
+            "SUBSCRIBE_OK while the upstream SUBSCRIBE was still unanswered",
+            "the relay MUST have an established upstream subscription before sending \
+             SUBSCRIBE_OK (§8.3)",
+        )
+        .into());
+    }
+    Ok(format!(
+        "SUBSCRIBE_OK {} ms after the publisher answered (held 700 ms); alias {}",
+        at.saturating_duration_since(answered).as_millis(),
+        sub.ok.track_alias
+    ))
+}
+
+/// `subscribe-upstream-error`: the publisher refuses with TRACK_DOES_NOT_EXIST.
+pub async fn upstream_error(env: Env) -> CheckOutput {
+    let p = Publisher::start(&env, &["t"]).await?;
+    let mut upstream = p.ep.intercept(MessageType::Subscribe);
+    tokio::spawn(async move {
+        while let Some(r) = upstream.recv().await {
+            let _ = r
+                .responder
+                .reject(0x4, "conformance: refused upstream")
+                .await;
+        }
+    });
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    env.step("SUBSCRIBE_ERROR at the subscriber");
+    let answer = within(
+        Duration::from_secs(5),
+        "SUBSCRIBE_ERROR",
+        DirectSub::subscribe(&s.session, &env.track("t"), SubOpts::default()),
+    )
+    .await?;
+    match answer {
+        Ok(_) => Err(Failure::new(
+            "SUBSCRIBE_ERROR",
+            format!("SUBSCRIBE_OK; publisher received: {}", p.ep.seen_text()),
+            "the relay answered SUBSCRIBE_OK although its upstream SUBSCRIBE failed (§8.3)",
+        )
+        .into()),
+        Err(SessionError::Rejected { code, reason, .. }) => Ok(format!(
+            "SUBSCRIBE_ERROR code 0x{code:x} ({}) {reason:?} after the publisher's \
+             TRACK_DOES_NOT_EXIST",
+            request_error_name("SUBSCRIBE_ERROR", code)
+        )),
+        Err(e) => Err(Failure::new("SUBSCRIBE_ERROR", describe(&e), "no answer").into()),
+    }
+}
+
+/// `unsubscribe-stops-delivery`.
+pub async fn unsubscribe_stops(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
+    p.upstream(&env, 1).await?;
+    let mut sg = open_group(&env, p.track(), 0, 0..2);
+    arrived(&env, &sub, 2, "objects 0.0 and 0.1").await?;
+    sub.unsubscribe()
+        .await
+        .map_err(|e| Failure::new("UNSUBSCRIBE sent", describe(&e), "local session"))?;
+    env.step("the relay's UNSUBSCRIBE at the publisher (last subscriber left)");
+    let upstream_ended =
+        p.ep.wait_served(T, |s| s.first().is_some_and(|x| x.ended.is_some()))
+            .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    more(&env, &mut sg, 2..4);
+    sg.finish();
+    super::harness::write_group(&env, p.track(), 1, 0..2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = sub.objects();
+    let late: Vec<&Got> = got
+        .iter()
+        .filter(|o| o.location() >= Location::new(0, 2))
+        .collect();
+    if let Some(first) = late.first() {
+        return Err(Failure::new(
+            "nothing after UNSUBSCRIBE",
+            format!("{first} ({} object(s) after UNSUBSCRIBE)", late.len()),
+            "the publisher stops sending objects after UNSUBSCRIBE (§9.11)",
+        )
+        .into());
+    }
+    let ends = sub.ends();
+    let stream =
+        match ends.iter().find(|e| e.group == 0) {
+            Some(e) => match e.reset {
+                Some(code) => format!("the open stream was reset (0x{code:x})"),
+                None => return Err(Failure::new(
+                    "the open subgroup stream reset",
+                    "FIN after objects 0.0 and 0.1 of 0.0-0.3",
+                    "a sender closing a stream before delivering all its objects MUST reset it \
+                     (§10.4.3)",
+                )
+                .into()),
+            },
+            None => return Err(Failure::new(
+                "the open subgroup stream reset",
+                "the stream is still open",
+                "the publisher MUST reset any open streams of an UNSUBSCRIBEd subscription (§5.1)",
+            )
+            .into()),
+        };
+    if !upstream_ended {
+        return Err(Failure::new(
+            "UNSUBSCRIBE upstream once the last subscriber left",
+            format!(
+                "the publisher's subscription is still active; publisher received: {}",
+                p.ep.seen_text()
+            ),
+            "a relay's subscription lasts while it has subscribers (§8.3)",
+        )
+        .into());
+    }
+    let done = sub.done().map_or("no PUBLISH_DONE".into(), |d| {
+        format!(
+            "PUBLISH_DONE 0x{:x} ({})",
+            d.status_code,
+            publish_done_name(d.status_code)
+        )
+    });
+    Ok(format!(
+        "nothing after UNSUBSCRIBE; {stream}; relay unsubscribed upstream; {done}"
+    ))
+}
+
+/// `unsubscribe-keeps-other-subscribers`.
+pub async fn unsubscribe_keeps_others(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let other = Endpoint::connect(&env, "other_subscriber_connection_id").await?;
+    let stays = subscribe(&env, &other, &env.track("t"), SubOpts::default()).await?;
+    p.upstream(&env, 1).await?;
+    let leaves = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    super::harness::write_group(&env, p.track(), 0, 0..2);
+    arrived(
+        &env,
+        &leaves,
+        2,
+        "objects 0.0 and 0.1 at the leaving subscriber",
+    )
+    .await?;
+    leaves
+        .unsubscribe()
+        .await
+        .map_err(|e| Failure::new("UNSUBSCRIBE sent", describe(&e), "local session"))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    super::harness::write_group(&env, p.track(), 1, 0..2);
+    let got = exactly(
+        &env,
+        &stays,
+        &[(0, 0), (0, 1), (1, 0), (1, 1)],
+        "groups 0 and 1 at the subscriber that stayed",
+        "another subscriber's UNSUBSCRIBE must not end this subscription (§8.3)",
+    )
+    .await?;
+    if leaves.objects().iter().any(|o| o.group == 1) {
+        return Err(Failure::new(
+            "nothing after UNSUBSCRIBE at the subscriber that left",
+            listing(&leaves.objects()),
+            "objects after UNSUBSCRIBE (§9.11)",
+        )
+        .into());
+    }
+    if p.ep.served().iter().all(|x| x.ended.is_some()) {
+        return Err(Failure::new(
+            "the upstream subscription kept",
+            "the relay unsubscribed upstream while a subscriber remained",
+            "the relay keeps its upstream subscription while it has subscribers (§8.3)",
+        )
+        .into());
+    }
+    Ok(format!("remaining subscriber got {}", listing(&got)))
+}
+
+/// `publisher-gone-publish-done`.
+pub async fn publisher_gone(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
+    p.upstream(&env, 1).await?;
+    super::harness::write_group(&env, p.track(), 0, 0..2);
+    arrived(&env, &sub, 2, "objects 0.0 and 0.1").await?;
+    let Publisher { ep, ns, .. } = p;
+    drop(ns);
+    ep.close().await;
+    env.step("PUBLISH_DONE after the publisher's session ended");
+    match sub.wait_done(Duration::from_secs(5)).await {
+        Some(d) => Ok(format!(
+            "PUBLISH_DONE 0x{:x} ({}) {:?}, stream count {}",
+            d.status_code,
+            publish_done_name(d.status_code),
+            d.reason.to_string(),
+            d.stream_count
+        )),
+        None => Err(Failure::new(
+            "PUBLISH_DONE once the publisher's session ended",
+            format!(
+                "nothing within 5 s; subscriber session {}",
+                match s.session.close_reason() {
+                    Some(c) => c.to_string(),
+                    None => "open".into(),
+                }
+            ),
+            "the subscription ended upstream; the relay ends it downstream with PUBLISH_DONE \
+             (§8.3, §9.12)",
+        )
+        .into()),
+    }
+}
