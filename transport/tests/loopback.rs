@@ -205,6 +205,7 @@ async fn webtransport_subprotocol_is_answered_when_offered() {
         let client = Client::new(ClientConfig {
             tls: ClientTls::Pinned(vec![identity.fingerprint()]),
             wt_protocols: vec!["moqt-16".into(), "moq-00".into()],
+            ..Default::default()
         })
         .unwrap();
         let url = format!("https://127.0.0.1:{}/", addr.port());
