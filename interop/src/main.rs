@@ -24,7 +24,8 @@ struct Args {
     /// Test case to run (default: all); with --conformance, check ids (comma-separated).
     #[arg(short, long, env = "TESTCASE")]
     test: Option<String>,
-    /// List the test cases, one per line (with --conformance: id, group and sections).
+    /// List the test cases, one per line (with --conformance: id, group, sections and summary,
+    /// tab-separated).
     #[arg(short, long)]
     list: bool,
     /// Run the draft-14 conformance suite instead of the runner's cases.
@@ -153,7 +154,7 @@ fn conformance_main(args: &Args) -> ExitCode {
     };
     if args.list {
         for c in selected {
-            println!("{}\t{}\t{}", c.id, c.group, c.section);
+            println!("{}\t{}\t{}\t{}", c.id, c.group, c.section, c.summary);
         }
         return ExitCode::SUCCESS;
     }

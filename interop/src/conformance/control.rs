@@ -125,9 +125,10 @@ pub async fn max_request_id_exceeded(env: Env) -> CheckOutput {
     let mut answered = 0u64;
     loop {
         let max = raw.max_request_id;
-        if next / 2 > MAX_REQUESTS {
+        if max / 2 > MAX_REQUESTS {
             return Err(Verdict::NotApplicable(format!(
-                "the relay kept raising MAX_REQUEST_ID ahead of {} requests (now {max})",
+                "the relay grants Request IDs up to {max} (after {} requests); this check sends \
+                 at most {MAX_REQUESTS} requests to reach the limit",
                 next / 2
             )));
         }
@@ -358,13 +359,18 @@ pub async fn max_request_id_honoured(env: Env) -> CheckOutput {
         ids.join(", "),
         outcomes.join(" and ")
     );
-    if subscribes < 2 || outcomes.iter().any(|o| o != "SUBSCRIBE_OK") {
+    if subscribes == 0 || outcomes.iter().any(|o| o == "no answer") {
         return Err(Failure::new(
-            "both SUBSCRIBEs forwarded once MAX_REQUEST_ID allowed them",
+            "each SUBSCRIBE forwarded once MAX_REQUEST_ID allowed it, or refused",
             summary,
-            "the relay did not resume when the publisher raised MAX_REQUEST_ID",
+            "the relay left a subscriber unanswered while the publisher raised MAX_REQUEST_ID",
         )
         .into());
+    }
+    if outcomes.iter().any(|o| o != "SUBSCRIBE_OK") {
+        return Ok(format!(
+            "{summary} (refusing a SUBSCRIBE while blocked upstream is allowed)"
+        ));
     }
     Ok(summary)
 }
@@ -634,7 +640,7 @@ async fn relayed_track(env: &Env) -> Result<(Publisher, Endpoint, DirectSub), Ve
     let s = Endpoint::connect(env, "subscriber_connection_id").await?;
     let sub = subscribe(env, &s, &env.track("t"), SubOpts::default()).await?;
     p.upstream(env, 1).await?;
-    write_group(env, p.track(), 0, 0..4);
+    write_group(env, p.track(), 0, 0..4).await;
     env.step("objects 0.0-0.3 at the subscriber");
     if !sub.wait_count(4, T).await {
         return Err(Failure::new(
@@ -702,7 +708,7 @@ pub async fn track_status_ok(env: Env) -> CheckOutput {
 /// `track-status-not-subscribed`: TRACK_STATUS for an announced track nobody subscribed to.
 pub async fn track_status_not_subscribed(env: Env) -> CheckOutput {
     let p = Publisher::start(&env, &["t"]).await?;
-    write_group(&env, p.track(), 0, 0..3);
+    write_group(&env, p.track(), 0, 0..3).await;
     let q = Endpoint::connect(&env, "status_connection_id").await?;
     let answer = track_status(&env, &q, &env.track("t")).await?;
     let ok = answer.map_err(|e| {

@@ -31,7 +31,7 @@ async fn history(
     p.upstream(env, 1).await?;
     let n = groups.clone().count() * 5;
     for g in groups {
-        write_group(env, p.track(), g, 0..5);
+        write_group(env, p.track(), g, 0..5).await;
     }
     env.step("the history at the watcher");
     if !wsub.wait_count(n, T).await {
@@ -267,7 +267,7 @@ pub async fn object_properties(env: Env) -> CheckOutput {
     let _ = b.write(Object::status(4, ObjectStatus::EndOfGroup));
     a.finish();
     b.finish();
-    write_group(&env, p.track(), 1, 0..1);
+    write_group(&env, p.track(), 1, 0..1).await;
     env.step("the objects at the watcher");
     wsub.wait_count(6, T).await;
     let f = Endpoint::connect(&env, "fetcher_connection_id").await?;
@@ -553,8 +553,8 @@ async fn joined(
     let w = Endpoint::connect(env, "watcher_connection_id").await?;
     let wsub = subscribe(env, &w, &env.track("t"), SubOpts::default()).await?;
     p.upstream(env, 1).await?;
-    write_group(env, p.track(), 0, 0..5);
-    write_group(env, p.track(), 1, 0..5);
+    write_group(env, p.track(), 0, 0..5).await;
+    write_group(env, p.track(), 1, 0..5).await;
     let mut sg = p.track().create_subgroup(SubgroupInfo::new(2, 0, 128));
     for o in 0..3 {
         let _ = sg.write(Object::new(o, payload(env, 2, o)));
@@ -694,6 +694,10 @@ const CANCEL_SIZE: usize = 100_000;
 /// `fetch-cancel`: 8 MB fetched, FETCH_CANCEL after the first object.
 pub async fn cancel(env: Env) -> CheckOutput {
     let p = Publisher::start(&env, &["t"]).await?;
+    // A watcher first, so a relay serving FETCH from its cache has the objects.
+    let w = Endpoint::connect(&env, "watcher_connection_id").await?;
+    let wsub = subscribe(&env, &w, &env.track("t"), SubOpts::default()).await?;
+    p.upstream(&env, 1).await?;
     let mut sg = p.track().create_subgroup(SubgroupInfo::new(0, 0, 128));
     for o in 0..CANCEL_OBJECTS {
         let mut v = payload(&env, 0, o).to_vec();
@@ -701,7 +705,10 @@ pub async fn cancel(env: Env) -> CheckOutput {
         let _ = sg.write(Object::new(o, Bytes::from(v)));
     }
     sg.finish();
-    write_group(&env, p.track(), 1, 0..1);
+    write_group(&env, p.track(), 1, 0..1).await;
+    env.step("the 8 MB group at the watcher");
+    wsub.wait_count(CANCEL_OBJECTS as usize + 1, Duration::from_secs(6))
+        .await;
     let f = Endpoint::connect(&env, "fetcher_connection_id").await?;
     let end = FetchEnd {
         group: 0,

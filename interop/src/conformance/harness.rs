@@ -846,13 +846,19 @@ pub fn payload(env: &Env, g: u64, o: u64) -> Bytes {
     Bytes::from(format!("{} {} g{g} o{o}", env.run, env.check))
 }
 
-/// Writes objects `ids` of group `g` on one subgroup (ID 0, priority 128) and finishes it.
-pub fn write_group(env: &Env, track: &TrackProducer, g: u64, ids: std::ops::Range<u64>) {
+/// The pause after each group a check writes: groups follow each other like live media, so a
+/// relay that skips to the newest group when several arrive at once still forwards each.
+pub const GROUP_PACING: Duration = Duration::from_millis(25);
+
+/// Writes objects `ids` of group `g` on one subgroup (ID 0, priority 128), finishes it, and
+/// pauses [`GROUP_PACING`].
+pub async fn write_group(env: &Env, track: &TrackProducer, g: u64, ids: std::ops::Range<u64>) {
     let mut sg = track.create_subgroup(SubgroupInfo::new(g, 0, 128));
     for o in ids {
         let _ = sg.write(Object::new(o, payload(env, g, o)));
     }
     sg.finish();
+    tokio::time::sleep(GROUP_PACING).await;
 }
 
 /// Compares the normal objects received with `want`: duplicates, unexpected, wrong payloads,
@@ -945,9 +951,19 @@ pub async fn expect_close(
     }
 }
 
-/// How a session end reads.
+/// How a session end reads: the relay's close code, or how the session ended without one.
 pub fn describe_close(c: &SessionClose) -> String {
-    c.to_string()
+    if c.by_peer {
+        c.to_string()
+    } else {
+        format!(
+            "no session close code from the relay; this client closed the session with {} \
+             (0x{:x}): {}",
+            c.code_name(),
+            c.code,
+            c.reason
+        )
+    }
 }
 
 /// How a request error reads.

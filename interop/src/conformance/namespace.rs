@@ -166,15 +166,14 @@ pub async fn later(env: Env) -> CheckOutput {
         .into());
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    if s.seen().iter().any(|x| announces(&x.msg, &outside)) {
-        return Err(Failure::new(
-            format!("no PUBLISH_NAMESPACE outside {prefix}"),
-            format!("subscriber received: {}", s.seen_text()),
-            "the relay forwarded a namespace the subscriber did not ask for",
-        )
-        .into());
-    }
-    Ok(format!("{inside} forwarded, {outside} not"))
+    let other = if s.seen().iter().any(|x| announces(&x.msg, &outside)) {
+        "forwarded too (a publisher MAY send PUBLISH_NAMESPACE to any subscriber, §6.2)"
+    } else {
+        "not forwarded"
+    };
+    Ok(format!(
+        "{inside} forwarded; {outside}, outside the prefix, {other}"
+    ))
 }
 
 /// `subscribe-namespace-done-forwarded`.
@@ -275,20 +274,55 @@ pub async fn too_many_fields(env: Env) -> CheckOutput {
         .await?)
 }
 
-/// `unsubscribe-namespace`: after UNSUBSCRIBE_NAMESPACE, nothing new is forwarded.
+/// Whether `m` is a PUBLISH for `name`.
+fn publishes(m: &ControlMessage, name: &TrackName) -> bool {
+    matches!(m, ControlMessage::Publish(p) if p.namespace == name.namespace && p.name == name.name)
+}
+
+/// PUBLISH of `name` from `ep`, waiting for the relay's answer (PUBLISH_OK, or PUBLISH_ERROR
+/// other than NOT_SUPPORTED) so the relay has processed it.
+async fn publish(
+    env: &Env,
+    ep: &Endpoint,
+    name: TrackName,
+) -> Result<Option<moqlink_transport::session::Publication>, Verdict> {
+    let track = TrackProducer::new(name.clone(), TrackConfig::default());
+    env.step(format!("the relay's answer to PUBLISH {name}"));
+    match within(
+        T,
+        "PUBLISH_OK",
+        ep.session.publish(&track, true, VersionParameters::new()),
+    )
+    .await?
+    {
+        Ok(p) => Ok(Some(p)),
+        Err(SessionError::Rejected {
+            code: super::NOT_SUPPORTED,
+            reason,
+            ..
+        }) => Err(Verdict::Unsupported {
+            what: "PUBLISH".into(),
+            reason,
+        }),
+        Err(SessionError::Rejected { .. }) => Ok(None),
+        Err(e) => Err(Failure::new("PUBLISH_OK", describe(&e), "no answer to PUBLISH").into()),
+    }
+}
+
+/// `unsubscribe-namespace`: PUBLISH reaches a namespace subscriber until it sends
+/// UNSUBSCRIBE_NAMESPACE, and no longer after.
 pub async fn unsubscribe(env: Env) -> CheckOutput {
     let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
     let sub = subscribe_namespace(&env, &s, env.namespace()).await?;
-    let first = env.namespace_with(&["first"]);
-    let (_p1, _a) = publisher_of(&env, "publisher_connection_id", first.clone(), &[]).await?;
-    env.step(format!(
-        "PUBLISH_NAMESPACE {first} at the namespace subscriber"
-    ));
-    if !s.wait_seen(T, |m| announces(m, &first)).await {
+    let p = Endpoint::connect(&env, "publisher_connection_id").await?;
+    let first = env.track("first");
+    let _a = publish(&env, &p, first.clone()).await?;
+    env.step(format!("PUBLISH {first} at the namespace subscriber"));
+    if !s.wait_seen(T, |m| publishes(m, &first)).await {
         return Err(Failure::new(
-            format!("PUBLISH_NAMESPACE {first}"),
+            format!("PUBLISH {first} at the namespace subscriber"),
             format!("subscriber received: {}", s.seen_text()),
-            "the namespace was not forwarded before UNSUBSCRIBE_NAMESPACE",
+            "a relay MUST send PUBLISH to each subscriber of the track's namespace (§8.4)",
         )
         .into());
     }
@@ -296,23 +330,53 @@ pub async fn unsubscribe(env: Env) -> CheckOutput {
         .await
         .map_err(|e| Failure::new("UNSUBSCRIBE_NAMESPACE sent", describe(&e), "local session"))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = env.namespace_with(&["second"]);
-    let (_p2, _b) =
-        publisher_of(&env, "other_publisher_connection_id", second.clone(), &[]).await?;
-    env.step("700 ms without PUBLISH_NAMESPACE for the second namespace");
-    if s.wait_seen(Duration::from_millis(700), |m| announces(m, &second))
+    let second = env.track("second");
+    let _b = publish(&env, &p, second.clone()).await?;
+    env.step("700 ms without PUBLISH of the second track");
+    if s.wait_seen(Duration::from_millis(700), |m| publishes(m, &second))
         .await
     {
         return Err(Failure::new(
-            format!("no PUBLISH_NAMESPACE {second} after UNSUBSCRIBE_NAMESPACE"),
+            format!("no PUBLISH {second} after UNSUBSCRIBE_NAMESPACE"),
             format!("subscriber received: {}", s.seen_text()),
-            "UNSUBSCRIBE_NAMESPACE withdraws the namespace subscription (§9.31)",
+            "relays MUST NOT send further PUBLISH messages without knowing the client is \
+             interested (§6.1)",
         )
         .into());
     }
     Ok(format!(
-        "{first} forwarded; after UNSUBSCRIBE_NAMESPACE {second} was not"
+        "PUBLISH {first} forwarded; after UNSUBSCRIBE_NAMESPACE, {second} was not"
     ))
+}
+
+/// `publish-only-to-interested`: a client that never sent SUBSCRIBE_NAMESPACE gets no PUBLISH.
+pub async fn publish_only_to_interested(env: Env) -> CheckOutput {
+    let bystander = Endpoint::connect(&env, "bystander_connection_id").await?;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let _sub = subscribe_namespace(&env, &s, env.namespace()).await?;
+    let p = Endpoint::connect(&env, "publisher_connection_id").await?;
+    let name = env.track("t");
+    let _a = publish(&env, &p, name.clone()).await?;
+    env.step(format!("PUBLISH {name} at the namespace subscriber"));
+    let interested = s.wait_seen(T, |m| publishes(m, &name)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if bystander.seen().iter().any(|x| publishes(&x.msg, &name)) {
+        return Err(Failure::new(
+            "no PUBLISH at a client that never subscribed to the namespace",
+            format!("bystander received: {}", bystander.seen_text()),
+            "relays MUST NOT send PUBLISH without knowing the client is interested (§5.1)",
+        )
+        .into());
+    }
+    if !interested {
+        return Err(Failure::new(
+            format!("PUBLISH {name} at the namespace subscriber"),
+            format!("subscriber received: {}", s.seen_text()),
+            "a relay MUST send PUBLISH to each subscriber of the track's namespace (§8.4)",
+        )
+        .into());
+    }
+    Ok("PUBLISH forwarded to the namespace subscriber only".into())
 }
 
 /// `namespace-prefix-matching`: (ns, foo) serves (ns, foo, bar) but not (ns, foobar).
@@ -383,16 +447,38 @@ pub async fn prefix_matching(env: Env) -> CheckOutput {
     ))
 }
 
-/// `subscribe-forwarded-to-all-publishers`: two publishers of one namespace.
-pub async fn all_publishers(env: Env) -> CheckOutput {
-    let (p1, _a) = publisher_of(&env, "publisher_connection_id", env.namespace(), &["t"]).await?;
-    let (p2, _b) = publisher_of(
-        &env,
+/// A second publisher of the check's namespace; a relay may refuse it (§8.2).
+async fn second_publisher(
+    env: &Env,
+) -> Result<
+    (
+        Endpoint,
+        moqlink_transport::session::NamespacePublication<AnyConnection>,
+    ),
+    Verdict,
+> {
+    match publisher_of(
+        env,
         "second_publisher_connection_id",
         env.namespace(),
         &["t"],
     )
-    .await?;
+    .await
+    {
+        Err(Verdict::Fail(f)) if f.expected == "PUBLISH_NAMESPACE_OK" => {
+            Err(Verdict::NotApplicable(format!(
+                "the relay refused a second publisher of the namespace ({}), which §8.2 allows",
+                f.received
+            )))
+        }
+        other => other,
+    }
+}
+
+/// `subscribe-forwarded-to-all-publishers`: two publishers of one namespace.
+pub async fn all_publishers(env: Env) -> CheckOutput {
+    let (p1, _a) = publisher_of(&env, "publisher_connection_id", env.namespace(), &["t"]).await?;
+    let (p2, _b) = second_publisher(&env).await?;
     let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
     let _sub = super::harness::subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
     env.step("the SUBSCRIBE at both publishers");
@@ -431,13 +517,7 @@ pub async fn joins_subscription(env: Env) -> CheckOutput {
         )
         .into());
     }
-    let (p2, _b) = publisher_of(
-        &env,
-        "second_publisher_connection_id",
-        env.namespace(),
-        &["t"],
-    )
-    .await?;
+    let (p2, _b) = second_publisher(&env).await?;
     env.step("a SUBSCRIBE at the second publisher");
     if !p2.wait_seen(T, |m| subscribes(m, &name)).await {
         return Err(Failure::new(

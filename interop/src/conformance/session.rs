@@ -197,7 +197,7 @@ pub async fn goaway_keeps_subscriptions(env: Env) -> CheckOutput {
     let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
     let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
     p.upstream(&env, 1).await?;
-    write_group(&env, p.track(), 0, 0..2);
+    write_group(&env, p.track(), 0, 0..2).await;
     env.step("group 0 before the GOAWAY");
     sub.wait_count(2, Duration::from_secs(3)).await;
     s.session

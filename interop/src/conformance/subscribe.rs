@@ -309,7 +309,7 @@ pub async fn largest_object_first(env: Env) -> CheckOutput {
     p.upstream(&env, 1).await?;
     more(&env, &mut sg, 3..5);
     sg.finish();
-    super::harness::write_group(&env, p.track(), 1, 0..2);
+    super::harness::write_group(&env, p.track(), 1, 0..2).await;
     let want = [(0, 3), (0, 4), (1, 0), (1, 1)];
     let got = exactly(
         &env,
@@ -346,8 +346,8 @@ pub async fn next_group_start(env: Env) -> CheckOutput {
     .await?;
     more(&env, &mut sg, 3..5);
     sg.finish();
-    super::harness::write_group(&env, p.track(), 1, 0..3);
-    super::harness::write_group(&env, p.track(), 2, 0..2);
+    super::harness::write_group(&env, p.track(), 1, 0..3).await;
+    super::harness::write_group(&env, p.track(), 2, 0..2).await;
     let want = [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1)];
     let got = exactly(
         &env,
@@ -372,9 +372,9 @@ pub async fn absolute_start(env: Env) -> CheckOutput {
     };
     let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
     p.upstream(&env, 1).await?;
-    super::harness::write_group(&env, p.track(), 0, 0..4);
-    super::harness::write_group(&env, p.track(), 1, 0..5);
-    super::harness::write_group(&env, p.track(), 2, 0..2);
+    super::harness::write_group(&env, p.track(), 0, 0..4).await;
+    super::harness::write_group(&env, p.track(), 1, 0..5).await;
+    super::harness::write_group(&env, p.track(), 2, 0..2).await;
     let want = [(1, 2), (1, 3), (1, 4), (2, 0), (2, 1)];
     let got = exactly(
         &env,
@@ -391,15 +391,15 @@ pub async fn absolute_start(env: Env) -> CheckOutput {
 pub async fn absolute_start_no_history(env: Env) -> CheckOutput {
     let (p, s) = two(&env).await?;
     let (_w, wsub) = watcher(&env, &p).await?;
-    super::harness::write_group(&env, p.track(), 0, 0..3);
-    super::harness::write_group(&env, p.track(), 1, 0..3);
+    super::harness::write_group(&env, p.track(), 0, 0..3).await;
+    super::harness::write_group(&env, p.track(), 1, 0..3).await;
     arrived(&env, &wsub, 6, "groups 0-1 at the watcher").await?;
     let filter = Filter::AbsoluteStart {
         start: Location::new(0, 0),
     };
     let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    super::harness::write_group(&env, p.track(), 2, 0..3);
+    super::harness::write_group(&env, p.track(), 2, 0..3).await;
     let want = [(2, 0), (2, 1), (2, 2)];
     let got = exactly(
         &env,
@@ -423,7 +423,7 @@ pub async fn absolute_range(env: Env) -> CheckOutput {
     let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
     p.upstream(&env, 1).await?;
     for g in 0..4 {
-        super::harness::write_group(&env, p.track(), g, 0..4);
+        super::harness::write_group(&env, p.track(), g, 0..4).await;
     }
     let want = [(1, 1), (1, 2), (1, 3), (2, 0), (2, 1), (2, 2), (2, 3)];
     let got = exactly(
@@ -461,7 +461,7 @@ pub async fn absolute_range_single(env: Env) -> CheckOutput {
     let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
     p.upstream(&env, 1).await?;
     for g in 0..3 {
-        super::harness::write_group(&env, p.track(), g, 0..4);
+        super::harness::write_group(&env, p.track(), g, 0..4).await;
     }
     let got = exactly(
         &env,
@@ -546,7 +546,7 @@ pub async fn forward_then_update(env: Env) -> CheckOutput {
     let sub = subscribe(&env, &s, &env.track("t"), opts).await?;
     p.upstream(&env, 1).await?;
     let upstream_forward = p.ep.served().first().map(|x| x.subscribe.forward);
-    super::harness::write_group(&env, p.track(), 0, 0..3);
+    super::harness::write_group(&env, p.track(), 0, 0..3).await;
     env.step("500 ms without objects under Forward=0");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let early = sub.objects();
@@ -565,7 +565,7 @@ pub async fn forward_then_update(env: Env) -> CheckOutput {
         .await
         .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    super::harness::write_group(&env, p.track(), 1, 0..3);
+    super::harness::write_group(&env, p.track(), 1, 0..3).await;
     env.step("group 1 after SUBSCRIBE_UPDATE Forward=1");
     let ok = sub
         .wait(T, |g| g.iter().filter(|o| o.group == 1).count() >= 3)
@@ -601,7 +601,7 @@ pub async fn forward_one_after_zero(env: Env) -> CheckOutput {
     let upstream_forward = p.ep.served().first().map(|x| x.subscribe.forward);
     let one = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    super::harness::write_group(&env, p.track(), 0, 0..3);
+    super::harness::write_group(&env, p.track(), 0, 0..3).await;
     let got = exactly(
         &env,
         &one,
@@ -631,14 +631,14 @@ pub async fn update_end_group(env: Env) -> CheckOutput {
     let (p, s) = two(&env).await?;
     let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
     p.upstream(&env, 1).await?;
-    super::harness::write_group(&env, p.track(), 0, 0..2);
+    super::harness::write_group(&env, p.track(), 0, 0..2).await;
     arrived(&env, &sub, 2, "objects 0.0 and 0.1").await?;
     sub.update(Location::new(1, 0), Some(1), 128, true)
         .await
         .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     for g in 1..4 {
-        super::harness::write_group(&env, p.track(), g, 0..2);
+        super::harness::write_group(&env, p.track(), g, 0..2).await;
     }
     let got = exactly(
         &env,
@@ -800,7 +800,7 @@ pub async fn unsubscribe_stops(env: Env) -> CheckOutput {
     tokio::time::sleep(Duration::from_millis(200)).await;
     more(&env, &mut sg, 2..4);
     sg.finish();
-    super::harness::write_group(&env, p.track(), 1, 0..2);
+    super::harness::write_group(&env, p.track(), 1, 0..2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got = sub.objects();
     let late: Vec<&Got> = got
@@ -866,7 +866,7 @@ pub async fn unsubscribe_keeps_others(env: Env) -> CheckOutput {
     p.upstream(&env, 1).await?;
     let leaves = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    super::harness::write_group(&env, p.track(), 0, 0..2);
+    super::harness::write_group(&env, p.track(), 0, 0..2).await;
     arrived(
         &env,
         &leaves,
@@ -879,7 +879,7 @@ pub async fn unsubscribe_keeps_others(env: Env) -> CheckOutput {
         .await
         .map_err(|e| Failure::new("UNSUBSCRIBE sent", describe(&e), "local session"))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    super::harness::write_group(&env, p.track(), 1, 0..2);
+    super::harness::write_group(&env, p.track(), 1, 0..2).await;
     let got = exactly(
         &env,
         &stays,
@@ -912,7 +912,7 @@ pub async fn publisher_gone(env: Env) -> CheckOutput {
     let (p, s) = two(&env).await?;
     let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
     p.upstream(&env, 1).await?;
-    super::harness::write_group(&env, p.track(), 0, 0..2);
+    super::harness::write_group(&env, p.track(), 0, 0..2).await;
     arrived(&env, &sub, 2, "objects 0.0 and 0.1").await?;
     let Publisher { ep, ns, .. } = p;
     drop(ns);
