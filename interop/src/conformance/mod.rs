@@ -8,6 +8,7 @@
 
 mod control;
 mod data;
+mod directsub;
 mod fetch;
 pub mod harness;
 mod namespace;
@@ -15,6 +16,7 @@ mod priority;
 pub mod raw;
 mod session;
 mod subscribe;
+mod subscription;
 
 use crate::cases::{connection_id, describe_error, Ctx, Failure, Record};
 use crate::tap::{CaseResult, Outcome};
@@ -249,25 +251,25 @@ pub static CHECKS: &[CheckInfo] = &[
         "End Group below the Start group gets SUBSCRIBE_ERROR INVALID_RANGE"),
     check!("filter-type-unknown", "subscribe", "§9.7", 4000, subscribe::unknown_filter,
         "a SUBSCRIBE with Filter Type 0x5 is closed with PROTOCOL_VIOLATION"),
-    check!("subscribe-forward-0-then-update", "subscribe", "§5.1, §9.7, §9.10", 10000, subscribe::forward_then_update,
+    check!("subscribe-forward-0-then-update", "subscribe", "§5.1, §9.7, §9.10", 10000, subscription::forward_then_update,
         "Forward=0 delivers nothing; SUBSCRIBE_UPDATE Forward=1 starts delivery"),
-    check!("subscribe-forward-1-after-forward-0", "subscribe", "§8.4, §9.7", 8000, subscribe::forward_one_after_zero,
+    check!("subscribe-forward-1-after-forward-0", "subscribe", "§8.4, §9.7", 8000, subscription::forward_one_after_zero,
         "a Forward=1 subscriber gets objects while another subscriber of the track has Forward=0"),
-    check!("subscribe-update-end-group", "subscribe", "§9.10, §10.4.3", 10000, subscribe::update_end_group,
+    check!("subscribe-update-end-group", "subscribe", "§9.10, §10.4.3", 10000, subscription::update_end_group,
         "SUBSCRIBE_UPDATE narrowing End Group stops delivery after that group"),
-    check!("subscribe-update-unknown-subscription", "subscribe", "§9.10", 4000, subscribe::update_unknown,
+    check!("subscribe-update-unknown-subscription", "subscribe", "§9.10", 4000, subscription::update_unknown,
         "SUBSCRIBE_UPDATE for a Request ID that never existed is closed with PROTOCOL_VIOLATION"),
-    check!("subscribe-update-widens", "subscribe", "§9.10", 6000, subscribe::update_widens,
+    check!("subscribe-update-widens", "subscribe", "§9.10", 6000, subscription::update_widens,
         "SUBSCRIBE_UPDATE moving Start backwards is closed with PROTOCOL_VIOLATION"),
-    check!("subscribe-waits-for-upstream", "subscribe", "§8.3", 8000, subscribe::waits_for_upstream,
+    check!("subscribe-waits-for-upstream", "subscribe", "§8.3", 8000, subscription::waits_for_upstream,
         "SUBSCRIBE_OK is sent only after the upstream SUBSCRIBE_OK"),
-    check!("subscribe-upstream-error", "subscribe", "§8.3, §9.9", 8000, subscribe::upstream_error,
+    check!("subscribe-upstream-error", "subscribe", "§8.3, §9.9", 8000, subscription::upstream_error,
         "the publisher's SUBSCRIBE_ERROR reaches the subscriber as SUBSCRIBE_ERROR"),
-    check!("unsubscribe-stops-delivery", "subscribe", "§9.11, §5.1, §8.3", 10000, subscribe::unsubscribe_stops,
+    check!("unsubscribe-stops-delivery", "subscribe", "§9.11, §5.1, §8.3", 10000, subscription::unsubscribe_stops,
         "after UNSUBSCRIBE nothing more is delivered and the last subscriber's leaving unsubscribes upstream"),
-    check!("unsubscribe-keeps-other-subscribers", "subscribe", "§9.11, §8.3", 10000, subscribe::unsubscribe_keeps_others,
+    check!("unsubscribe-keeps-other-subscribers", "subscribe", "§9.11, §8.3", 10000, subscription::unsubscribe_keeps_others,
         "one subscriber's UNSUBSCRIBE leaves another subscriber and the upstream subscription alone"),
-    check!("publisher-gone-publish-done", "subscribe", "§8.3, §9.12", 10000, subscribe::publisher_gone,
+    check!("publisher-gone-publish-done", "subscribe", "§8.3, §9.12", 10000, subscription::publisher_gone,
         "when the publisher's session ends, subscribers get PUBLISH_DONE"),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,

@@ -1,6 +1,5 @@
-//! Subscription checks: every filter (§9.7), Forward State and SUBSCRIBE_UPDATE (§5.1, §9.10),
-//! the relay's upstream subscription (§8.3, §8.4), UNSUBSCRIBE (§9.11) and PUBLISH_DONE when the
-//! publisher leaves (§9.12).
+//! Subscription filter checks (§9.7): Largest Object with an object in flight, Next Group Start,
+//! AbsoluteStart and AbsoluteRange, and the filter errors. The helpers serve subscription.rs too.
 
 use super::harness::{
     describe, listing, payload, problems, subscribe, verdict, within, DirectSub, Endpoint, Got,
@@ -19,19 +18,19 @@ use moqlink_model::{Blob, Encoding, GroupOrder, Location, SessionErrorCode, Vers
 use moqlink_transport::session::{IncomingRequest, SessionError};
 use moqlink_transport::track::{Object, SubgroupInfo, SubgroupProducer, TrackProducer};
 use moqlink_transport::{Connection, SendStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
 
 /// A publisher and a subscriber endpoint, the subscriber not yet subscribed.
-async fn two(env: &Env) -> Result<(Publisher, Endpoint), Verdict> {
+pub(super) async fn two(env: &Env) -> Result<(Publisher, Endpoint), Verdict> {
     let p = Publisher::start(env, &["t"]).await?;
     let s = Endpoint::connect(env, "subscriber_connection_id").await?;
     Ok((p, s))
 }
 
 /// Opens subgroup 0 of group `g` and writes objects `ids`; the subgroup stays open.
-fn open_group(
+pub(super) fn open_group(
     env: &Env,
     track: &TrackProducer,
     g: u64,
@@ -45,7 +44,7 @@ fn open_group(
 }
 
 /// Writes objects `ids` on an open subgroup.
-fn more(env: &Env, sg: &mut SubgroupProducer, ids: std::ops::Range<u64>) {
+pub(super) fn more(env: &Env, sg: &mut SubgroupProducer, ids: std::ops::Range<u64>) {
     let g = sg.info().group;
     for o in ids {
         let _ = sg.write(Object::new(o, payload(env, g, o)));
@@ -54,7 +53,7 @@ fn more(env: &Env, sg: &mut SubgroupProducer, ids: std::ops::Range<u64>) {
 
 /// A first subscriber ("watcher") so the relay holds an upstream subscription and sees every
 /// object as it is published.
-async fn watcher(env: &Env, p: &Publisher) -> Result<(Endpoint, DirectSub), Verdict> {
+pub(super) async fn watcher(env: &Env, p: &Publisher) -> Result<(Endpoint, DirectSub), Verdict> {
     let w = Endpoint::connect(env, "watcher_connection_id").await?;
     let sub = subscribe(env, &w, &env.track("t"), SubOpts::default()).await?;
     p.upstream(env, 1).await?;
@@ -62,7 +61,12 @@ async fn watcher(env: &Env, p: &Publisher) -> Result<(Endpoint, DirectSub), Verd
 }
 
 /// Waits until `sub` has `n` objects, failing with what arrived.
-async fn arrived(env: &Env, sub: &DirectSub, n: usize, what: &str) -> Result<(), Failure> {
+pub(super) async fn arrived(
+    env: &Env,
+    sub: &DirectSub,
+    n: usize,
+    what: &str,
+) -> Result<(), Failure> {
     env.step(what.to_string());
     if sub.wait_count(n, T).await {
         return Ok(());
@@ -75,7 +79,7 @@ async fn arrived(env: &Env, sub: &DirectSub, n: usize, what: &str) -> Result<(),
 }
 
 /// Compares what `sub` got with exactly `want`, after the stream settles.
-async fn exactly(
+pub(super) async fn exactly(
     env: &Env,
     sub: &DirectSub,
     want: &[(u64, u64)],
@@ -105,7 +109,7 @@ async fn exactly(
     Ok(got)
 }
 
-fn largest_text(l: Option<Location>) -> String {
+pub(super) fn largest_text(l: Option<Location>) -> String {
     l.map_or("none (Content Exists 0)".into(), |l| l.to_string())
 }
 
@@ -534,410 +538,4 @@ pub async fn unknown_filter(env: Env) -> CheckOutput {
             "SUBSCRIBE with Filter Type 0x5",
         )
         .await?)
-}
-
-/// `subscribe-forward-0-then-update`.
-pub async fn forward_then_update(env: Env) -> CheckOutput {
-    let (p, s) = two(&env).await?;
-    let opts = SubOpts {
-        forward: false,
-        ..Default::default()
-    };
-    let sub = subscribe(&env, &s, &env.track("t"), opts).await?;
-    p.upstream(&env, 1).await?;
-    let upstream_forward = p.ep.served().first().map(|x| x.subscribe.forward);
-    super::harness::write_group(&env, p.track(), 0, 0..3).await;
-    env.step("500 ms without objects under Forward=0");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let early = sub.objects();
-    if !early.is_empty() {
-        return Err(Failure::new(
-            "no objects while Forward is 0",
-            listing(&early),
-            "with Forward State 0 the publisher does not send objects (§5.1)",
-        )
-        .into());
-    }
-    let start = sub.largest().map_or(Location::new(0, 0), |l| {
-        Location::new(l.group, l.object + 1)
-    });
-    sub.update(start, None, 128, true)
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    super::harness::write_group(&env, p.track(), 1, 0..3).await;
-    env.step("group 1 after SUBSCRIBE_UPDATE Forward=1");
-    let ok = sub
-        .wait(T, |g| g.iter().filter(|o| o.group == 1).count() >= 3)
-        .await;
-    let got = sub.objects();
-    if !ok {
-        return Err(Failure::new(
-            "objects 1.0-1.2 after SUBSCRIBE_UPDATE with Forward=1",
-            listing(&got),
-            "SUBSCRIBE_UPDATE sets the Forward State (§5.1, §9.10)",
-        )
-        .into());
-    }
-    let backlog = got.iter().filter(|o| o.group == 0).count();
-    Ok(format!(
-        "nothing under Forward=0 (upstream SUBSCRIBE Forward={}); after the update {} \
-         ({backlog} object(s) published under Forward=0 were sent too)",
-        upstream_forward.map_or("?".into(), |f| u8::from(f).to_string()),
-        listing(&got)
-    ))
-}
-
-/// `subscribe-forward-1-after-forward-0`.
-pub async fn forward_one_after_zero(env: Env) -> CheckOutput {
-    let (p, s) = two(&env).await?;
-    let idle = Endpoint::connect(&env, "idle_subscriber_connection_id").await?;
-    let opts = SubOpts {
-        forward: false,
-        ..Default::default()
-    };
-    let zero = subscribe(&env, &idle, &env.track("t"), opts).await?;
-    p.upstream(&env, 1).await?;
-    let upstream_forward = p.ep.served().first().map(|x| x.subscribe.forward);
-    let one = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    super::harness::write_group(&env, p.track(), 0, 0..3).await;
-    let got = exactly(
-        &env,
-        &one,
-        &[(0, 0), (0, 1), (0, 2)],
-        "objects 0.0-0.2 at the Forward=1 subscriber",
-        "a Forward=1 SUBSCRIBE makes the relay forward upstream (§8.4)",
-    )
-    .await?;
-    if !zero.objects().is_empty() {
-        return Err(Failure::new(
-            "nothing at the Forward=0 subscriber",
-            listing(&zero.objects()),
-            "with Forward State 0 no objects are sent (§5.1)",
-        )
-        .into());
-    }
-    Ok(format!(
-        "first upstream SUBSCRIBE Forward={} (§9.7: relays SHOULD use 1); Forward=1 subscriber \
-         got {}; Forward=0 subscriber got nothing",
-        upstream_forward.map_or("?".into(), |f| u8::from(f).to_string()),
-        listing(&got)
-    ))
-}
-
-/// `subscribe-update-end-group`: narrow an open subscription to end with group 1.
-pub async fn update_end_group(env: Env) -> CheckOutput {
-    let (p, s) = two(&env).await?;
-    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
-    p.upstream(&env, 1).await?;
-    super::harness::write_group(&env, p.track(), 0, 0..2).await;
-    arrived(&env, &sub, 2, "objects 0.0 and 0.1").await?;
-    sub.update(Location::new(1, 0), Some(1), 128, true)
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for g in 1..4 {
-        super::harness::write_group(&env, p.track(), g, 0..2).await;
-    }
-    let got = exactly(
-        &env,
-        &sub,
-        &[(0, 0), (0, 1), (1, 0), (1, 1)],
-        "groups 0 and 1, nothing after End Group 1",
-        "SUBSCRIBE_UPDATE narrows the End Group (§9.10)",
-    )
-    .await?;
-    Ok(listing(&got))
-}
-
-/// `subscribe-update-unknown-subscription`.
-pub async fn update_unknown(env: Env) -> CheckOutput {
-    let s = Endpoint::connect(&env, "connection_id").await?;
-    let _req = s
-        .session
-        .request(|request_id| {
-            ControlMessage::SubscribeUpdate(SubscribeUpdate {
-                request_id,
-                subscription_request_id: 40,
-                start: Location::new(0, 0),
-                end_group: None,
-                subscriber_priority: 128,
-                forward: true,
-                parameters: VersionParameters::new(),
-            })
-        })
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
-    Ok(super::harness::expect_close(
-        &env,
-        &s.session,
-        SessionErrorCode::ProtocolViolation,
-        T,
-        "SUBSCRIBE_UPDATE for Request ID 40, which never existed",
-    )
-    .await?)
-}
-
-/// `subscribe-update-widens`: Start moves back from {2, 0} to {1, 0}.
-pub async fn update_widens(env: Env) -> CheckOutput {
-    let (p, s) = two(&env).await?;
-    let filter = Filter::AbsoluteStart {
-        start: Location::new(2, 0),
-    };
-    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
-    p.upstream(&env, 1).await?;
-    sub.update(Location::new(1, 0), None, 128, true)
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
-    Ok(super::harness::expect_close(
-        &env,
-        &s.session,
-        SessionErrorCode::ProtocolViolation,
-        T,
-        "SUBSCRIBE_UPDATE moving Start from {2, 0} back to {1, 0}",
-    )
-    .await?)
-}
-
-/// `subscribe-waits-for-upstream`: the publisher holds its SUBSCRIBE_OK 700 ms.
-pub async fn waits_for_upstream(env: Env) -> CheckOutput {
-    let p = Publisher::start(&env, &["t"]).await?;
-    let mut upstream = p.ep.intercept(MessageType::Subscribe);
-    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
-    let session = s.session.clone();
-    let name = env.track("t");
-    let pending = tokio::spawn(async move {
-        let r = DirectSub::subscribe(&session, &name, SubOpts::default()).await;
-        (r, Instant::now())
-    });
-    env.step("the relay's SUBSCRIBE at the publisher");
-    let req = within(T, "the relay's SUBSCRIBE", upstream.recv())
-        .await?
-        .ok_or_else(|| {
-            Failure::new(
-                "the relay's SUBSCRIBE",
-                "nothing",
-                "publisher session ended",
-            )
-        })?;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let early = pending.is_finished();
-    let answered = Instant::now();
-    let served = p.ep.session.serve_subscribe(req, p.track()).await;
-    env.step("SUBSCRIBE_OK at the subscriber");
-    let (result, at) = within(T, "SUBSCRIBE_OK", pending)
-        .await?
-        .map_err(|e| Failure::new("subscribe task", e.to_string(), "local"))?;
-    let _keep = served;
-    let sub = result.map_err(|e| refused(e, "SUBSCRIBE_OK", "the relay refused the SUBSCRIBE"))?;
-    if early || at < answered {
-        return Err(Failure::new(
-            "SUBSCRIBE_OK after the publisher's SUBSCRIBE_OK",
-            "SUBSCRIBE_OK while the upstream SUBSCRIBE was still unanswered",
-            "the relay MUST have an established upstream subscription before sending \
-             SUBSCRIBE_OK (§8.3)",
-        )
-        .into());
-    }
-    Ok(format!(
-        "SUBSCRIBE_OK {} ms after the publisher answered (held 700 ms); alias {}",
-        at.saturating_duration_since(answered).as_millis(),
-        sub.ok.track_alias
-    ))
-}
-
-/// `subscribe-upstream-error`: the publisher refuses with TRACK_DOES_NOT_EXIST.
-pub async fn upstream_error(env: Env) -> CheckOutput {
-    let p = Publisher::start(&env, &["t"]).await?;
-    let mut upstream = p.ep.intercept(MessageType::Subscribe);
-    tokio::spawn(async move {
-        while let Some(r) = upstream.recv().await {
-            let _ = r
-                .responder
-                .reject(0x4, "conformance: refused upstream")
-                .await;
-        }
-    });
-    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
-    env.step("SUBSCRIBE_ERROR at the subscriber");
-    let answer = within(
-        Duration::from_secs(5),
-        "SUBSCRIBE_ERROR",
-        DirectSub::subscribe(&s.session, &env.track("t"), SubOpts::default()),
-    )
-    .await?;
-    match answer {
-        Ok(_) => Err(Failure::new(
-            "SUBSCRIBE_ERROR",
-            format!("SUBSCRIBE_OK; publisher received: {}", p.ep.seen_text()),
-            "the relay answered SUBSCRIBE_OK although its upstream SUBSCRIBE failed (§8.3)",
-        )
-        .into()),
-        Err(SessionError::Rejected { code, reason, .. }) => Ok(format!(
-            "SUBSCRIBE_ERROR code 0x{code:x} ({}) {reason:?} after the publisher's \
-             TRACK_DOES_NOT_EXIST",
-            request_error_name("SUBSCRIBE_ERROR", code)
-        )),
-        Err(e) => Err(Failure::new("SUBSCRIBE_ERROR", describe(&e), "no answer").into()),
-    }
-}
-
-/// `unsubscribe-stops-delivery`.
-pub async fn unsubscribe_stops(env: Env) -> CheckOutput {
-    let (p, s) = two(&env).await?;
-    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
-    p.upstream(&env, 1).await?;
-    let mut sg = open_group(&env, p.track(), 0, 0..2);
-    arrived(&env, &sub, 2, "objects 0.0 and 0.1").await?;
-    sub.unsubscribe()
-        .await
-        .map_err(|e| Failure::new("UNSUBSCRIBE sent", describe(&e), "local session"))?;
-    env.step("the relay's UNSUBSCRIBE at the publisher (last subscriber left)");
-    let upstream_ended =
-        p.ep.wait_served(T, |s| s.first().is_some_and(|x| x.ended.is_some()))
-            .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    more(&env, &mut sg, 2..4);
-    sg.finish();
-    super::harness::write_group(&env, p.track(), 1, 0..2).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = sub.objects();
-    let late: Vec<&Got> = got
-        .iter()
-        .filter(|o| o.location() >= Location::new(0, 2))
-        .collect();
-    if let Some(first) = late.first() {
-        return Err(Failure::new(
-            "nothing after UNSUBSCRIBE",
-            format!("{first} ({} object(s) after UNSUBSCRIBE)", late.len()),
-            "the publisher stops sending objects after UNSUBSCRIBE (§9.11)",
-        )
-        .into());
-    }
-    let ends = sub.ends();
-    let stream =
-        match ends.iter().find(|e| e.group == 0) {
-            Some(e) => match e.reset {
-                Some(code) => format!("the open stream was reset (0x{code:x})"),
-                None => return Err(Failure::new(
-                    "the open subgroup stream reset",
-                    "FIN after objects 0.0 and 0.1 of 0.0-0.3",
-                    "a sender closing a stream before delivering all its objects MUST reset it \
-                     (§10.4.3)",
-                )
-                .into()),
-            },
-            None => return Err(Failure::new(
-                "the open subgroup stream reset",
-                "the stream is still open",
-                "the publisher MUST reset any open streams of an UNSUBSCRIBEd subscription (§5.1)",
-            )
-            .into()),
-        };
-    if !upstream_ended {
-        return Err(Failure::new(
-            "UNSUBSCRIBE upstream once the last subscriber left",
-            format!(
-                "the publisher's subscription is still active; publisher received: {}",
-                p.ep.seen_text()
-            ),
-            "a relay's subscription lasts while it has subscribers (§8.3)",
-        )
-        .into());
-    }
-    let done = sub.done().map_or("no PUBLISH_DONE".into(), |d| {
-        format!(
-            "PUBLISH_DONE 0x{:x} ({})",
-            d.status_code,
-            publish_done_name(d.status_code)
-        )
-    });
-    Ok(format!(
-        "nothing after UNSUBSCRIBE; {stream}; relay unsubscribed upstream; {done}"
-    ))
-}
-
-/// `unsubscribe-keeps-other-subscribers`.
-pub async fn unsubscribe_keeps_others(env: Env) -> CheckOutput {
-    let (p, s) = two(&env).await?;
-    let other = Endpoint::connect(&env, "other_subscriber_connection_id").await?;
-    let stays = subscribe(&env, &other, &env.track("t"), SubOpts::default()).await?;
-    p.upstream(&env, 1).await?;
-    let leaves = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    super::harness::write_group(&env, p.track(), 0, 0..2).await;
-    arrived(
-        &env,
-        &leaves,
-        2,
-        "objects 0.0 and 0.1 at the leaving subscriber",
-    )
-    .await?;
-    leaves
-        .unsubscribe()
-        .await
-        .map_err(|e| Failure::new("UNSUBSCRIBE sent", describe(&e), "local session"))?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    super::harness::write_group(&env, p.track(), 1, 0..2).await;
-    let got = exactly(
-        &env,
-        &stays,
-        &[(0, 0), (0, 1), (1, 0), (1, 1)],
-        "groups 0 and 1 at the subscriber that stayed",
-        "another subscriber's UNSUBSCRIBE must not end this subscription (§8.3)",
-    )
-    .await?;
-    if leaves.objects().iter().any(|o| o.group == 1) {
-        return Err(Failure::new(
-            "nothing after UNSUBSCRIBE at the subscriber that left",
-            listing(&leaves.objects()),
-            "objects after UNSUBSCRIBE (§9.11)",
-        )
-        .into());
-    }
-    if p.ep.served().iter().all(|x| x.ended.is_some()) {
-        return Err(Failure::new(
-            "the upstream subscription kept",
-            "the relay unsubscribed upstream while a subscriber remained",
-            "the relay keeps its upstream subscription while it has subscribers (§8.3)",
-        )
-        .into());
-    }
-    Ok(format!("remaining subscriber got {}", listing(&got)))
-}
-
-/// `publisher-gone-publish-done`.
-pub async fn publisher_gone(env: Env) -> CheckOutput {
-    let (p, s) = two(&env).await?;
-    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
-    p.upstream(&env, 1).await?;
-    super::harness::write_group(&env, p.track(), 0, 0..2).await;
-    arrived(&env, &sub, 2, "objects 0.0 and 0.1").await?;
-    let Publisher { ep, ns, .. } = p;
-    drop(ns);
-    ep.close().await;
-    env.step("PUBLISH_DONE after the publisher's session ended");
-    match sub.wait_done(Duration::from_secs(5)).await {
-        Some(d) => Ok(format!(
-            "PUBLISH_DONE 0x{:x} ({}) {:?}, stream count {}",
-            d.status_code,
-            publish_done_name(d.status_code),
-            d.reason.to_string(),
-            d.stream_count
-        )),
-        None => Err(Failure::new(
-            "PUBLISH_DONE once the publisher's session ended",
-            format!(
-                "nothing within 5 s; subscriber session {}",
-                match s.session.close_reason() {
-                    Some(c) => c.to_string(),
-                    None => "open".into(),
-                }
-            ),
-            "the subscription ended upstream; the relay ends it downstream with PUBLISH_DONE \
-             (§8.3, §9.12)",
-        )
-        .into()),
-    }
 }
