@@ -658,9 +658,10 @@ async fn track_status(
     env: &Env,
     ep: &Endpoint,
     name: &moqlink_transport::track::TrackName,
+    expected: &str,
 ) -> Result<Result<SubscribeOk, SessionError>, Failure> {
-    env.step("TRACK_STATUS_OK");
-    within(T, "TRACK_STATUS_OK", ep.session.track_status(name)).await
+    env.step(expected);
+    within(T, expected, ep.session.track_status(name)).await
 }
 
 fn check_status_ok(ok: &SubscribeOk, largest: Location) -> Result<String, Failure> {
@@ -692,7 +693,7 @@ fn check_status_ok(ok: &SubscribeOk, largest: Location) -> Result<String, Failur
 pub async fn track_status_ok(env: Env) -> CheckOutput {
     let (_p, s, _sub) = relayed_track(&env).await?;
     let q = Endpoint::connect(&env, "status_connection_id").await?;
-    let answer = track_status(&env, &q, &env.track("t")).await?;
+    let answer = track_status(&env, &q, &env.track("t"), "TRACK_STATUS_OK").await?;
     let ok = answer.map_err(|e| {
         refused(
             e,
@@ -710,7 +711,7 @@ pub async fn track_status_not_subscribed(env: Env) -> CheckOutput {
     let p = Publisher::start(&env, &["t"]).await?;
     write_group(&env, p.track(), 0, 0..3).await;
     let q = Endpoint::connect(&env, "status_connection_id").await?;
-    let answer = track_status(&env, &q, &env.track("t")).await?;
+    let answer = track_status(&env, &q, &env.track("t"), "TRACK_STATUS_OK").await?;
     let ok = answer.map_err(|e| {
         refused(
             e,
@@ -730,7 +731,13 @@ pub async fn track_status_not_subscribed(env: Env) -> CheckOutput {
 /// `track-status-unknown`: TRACK_STATUS for a track nobody publishes.
 pub async fn track_status_unknown(env: Env) -> CheckOutput {
     let q = Endpoint::connect(&env, "connection_id").await?;
-    let answer = track_status(&env, &q, &env.track("nobody-publishes-this")).await?;
+    let answer = track_status(
+        &env,
+        &q,
+        &env.track("nobody-publishes-this"),
+        "TRACK_STATUS_ERROR",
+    )
+    .await?;
     match answer {
         Ok(ok) => Err(Failure::new(
             "TRACK_STATUS_ERROR",

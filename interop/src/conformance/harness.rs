@@ -556,8 +556,8 @@ pub fn describe_close(c: &SessionClose) -> String {
         c.to_string()
     } else {
         format!(
-            "no session close code from the relay; this client closed the session with {} \
-             (0x{:x}): {}",
+            "the session ended without a session close code from the relay (seen here as {} \
+             (0x{:x}): {})",
             c.code_name(),
             c.code,
             c.reason

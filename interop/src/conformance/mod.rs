@@ -245,6 +245,8 @@ pub static CHECKS: &[CheckInfo] = &[
         "AbsoluteStart {0,0} delivers newly published objects only, not the relay's cache"),
     check!("filter-absolute-range", "subscribe", "§9.7", 8000, subscribe::absolute_range,
         "AbsoluteRange delivers from Start through End Group, nothing after"),
+    check!("filter-absolute-range-burst", "subscribe", "§9.7, §8.3", 8000, subscribe::absolute_range_burst,
+        "AbsoluteRange over groups written back to back: every group up to End Group arrives"),
     check!("filter-absolute-range-single-group", "subscribe", "§9.7", 8000, subscribe::absolute_range_single,
         "AbsoluteRange with End Group = Start group delivers the rest of that group only"),
     check!("filter-absolute-range-invalid", "subscribe", "§9.7, §9.9", 6000, subscribe::absolute_range_invalid,

@@ -282,7 +282,10 @@ pub fn describe(ev: &Event) -> String {
             if *by_peer {
                 format!("session closed with {name} (0x{code:x}) {reason:?}")
             } else {
-                format!("connection ended: {reason} (0x{code:x})")
+                format!(
+                    "the connection ended without a session close code from the relay (seen \
+                     here as 0x{code:x} {reason:?})"
+                )
             }
         }
         Event::Garbled(e) => format!("undecodable bytes: {e}"),

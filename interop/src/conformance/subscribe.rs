@@ -455,6 +455,36 @@ pub async fn absolute_range(env: Env) -> CheckOutput {
     ))
 }
 
+/// `filter-absolute-range-burst`: start {1, 0}, End Group 3, groups 0-5 written back to back.
+pub async fn absolute_range_burst(env: Env) -> CheckOutput {
+    let (p, s) = two(&env).await?;
+    let filter = Filter::AbsoluteRange {
+        start: Location::new(1, 0),
+        end_group: 3,
+    };
+    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
+    p.upstream(&env, 1).await?;
+    // No pacing: the streams of later groups may overtake earlier ones on the way.
+    for g in 0..6 {
+        let mut sg = p.track().create_subgroup(SubgroupInfo::new(g, 0, 128));
+        for o in 0..3 {
+            let _ = sg.write(Object::new(o, payload(&env, g, o)));
+        }
+        sg.finish();
+    }
+    let want: Vec<(u64, u64)> = (1..4).flat_map(|g| (0..3).map(move |o| (g, o))).collect();
+    let got = exactly(
+        &env,
+        &sub,
+        &want,
+        "groups 1-3, nothing of groups 0, 4 and 5",
+        "each new object is forwarded to every subscriber its filter allows (§8.3, §9.7), \
+         whichever group's stream arrives first",
+    )
+    .await?;
+    Ok(listing(&got))
+}
+
 /// `filter-absolute-range-single-group`: start {1, 2}, End Group 1.
 pub async fn absolute_range_single(env: Env) -> CheckOutput {
     let (p, s) = two(&env).await?;
