@@ -158,12 +158,11 @@ impl Registry {
 
     /// The lock held while creating the upstream subscription for `name`.
     pub(crate) fn track_lock(&self, name: &TrackName) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.clone())
-            .or_default()
-            .clone()
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Track names come from peers: keep only the locks someone still holds, so the map
+        // stays as small as the number of upstream SUBSCRIBEs in flight.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(name.clone()).or_default().clone()
     }
 
     /// Adds a route and tells matching namespace subscribers.
