@@ -23,22 +23,6 @@ const KNOWN_RELAY_DEVIATIONS: &[(&str, &str)] = &[
         "no SUBSCRIBE to a publisher announcing later (§8.4)",
     ),
     (
-        "filter-largest-object",
-        "Largest Object counts complete objects only (§9.7)",
-    ),
-    (
-        "filter-absolute-start-no-history",
-        "replays its cache to a new subscription (§9.7)",
-    ),
-    (
-        "filter-absolute-range",
-        "ends the range when a later group's stream arrives first (§9.7)",
-    ),
-    (
-        "subscribe-update-widens",
-        "accepts a SUBSCRIBE_UPDATE moving Start back (§9.10)",
-    ),
-    (
         "priority-subscriber",
         "MAX_DATA credit goes to whichever stream writes first (§7.2)",
     ),

@@ -109,15 +109,32 @@ fn stream_reader_waits_for_whole_objects_and_bounds_memory() {
         r.next_event().unwrap(),
         Some(StreamEvent::SubgroupHeader(_))
     ));
+    assert_eq!(r.pending_object(), None);
+    // §9.7: the object's first byte has arrived, so it is the Largest Object from here on.
     r.push(bytes("00 4010 0001020304"));
     assert_eq!(r.next_event().unwrap(), None);
+    assert_eq!(r.pending_object(), Some(0));
     r.push(bytes("05060708090a0b0c0d0e"));
     assert_eq!(r.next_event().unwrap(), None);
+    assert_eq!(r.pending_object(), Some(0));
     r.push(bytes("0f"));
     let Some(StreamEvent::SubgroupObject(o)) = r.next_event().unwrap() else {
         panic!()
     };
     assert_eq!(o.payload.len(), 16);
+    assert_eq!(r.pending_object(), None);
+    // The next object's head (delta 2: Object ID 3) with one payload byte of 5.
+    r.push(bytes("02 05 61"));
+    assert_eq!(r.next_event().unwrap(), None);
+    assert_eq!(r.pending_object(), Some(3));
+    r.push(bytes("62636465"));
+    assert!(matches!(
+        r.next_event().unwrap(),
+        Some(StreamEvent::SubgroupObject(SubgroupObject {
+            object_id: 3,
+            ..
+        }))
+    ));
     r.finish().unwrap();
     // An object announcing more than the reader's limit is refused before it is buffered.
     let mut small = StreamReader::new(8);

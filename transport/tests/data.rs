@@ -44,8 +44,14 @@ fn object(id: u64, payload: &str) -> SubgroupObject {
     }
 }
 
+/// The next object or end, past any report of an object that has only begun to arrive.
 async fn next(sub: &mut IncomingSubgroupHandle) -> SubgroupEvent {
-    tokio::time::timeout(T, sub.next()).await.unwrap().unwrap()
+    loop {
+        match tokio::time::timeout(T, sub.next()).await.unwrap().unwrap() {
+            SubgroupEvent::Begun(_) => continue,
+            ev => return ev,
+        }
+    }
 }
 
 type IncomingSubgroupHandle = moqlink_transport::data::IncomingSubgroup;

@@ -362,6 +362,7 @@ async fn read_stream(
     let mut first = None;
     loop {
         match s.next().await {
+            Some(SubgroupEvent::Begun(_)) => {}
             Some(SubgroupEvent::Object(o)) => {
                 let first_id = *first.get_or_insert(o.object_id);
                 let got = Got {

@@ -38,6 +38,8 @@ pub struct StreamReader {
     /// Buffered bytes needed before another attempt can succeed.
     need: usize,
     max_object: usize,
+    /// The subgroup object whose head arrived and whose payload is still incomplete.
+    pending: Option<u64>,
 }
 
 impl Default for StreamReader {
@@ -54,6 +56,7 @@ impl StreamReader {
             state: State::Header,
             need: 0,
             max_object,
+            pending: None,
         }
     }
 
@@ -82,6 +85,12 @@ impl StreamReader {
         }
     }
 
+    /// The Object ID of a subgroup object whose head has arrived but whose payload has not
+    /// all arrived yet (§9.7: the Largest Object moves at an object's first byte).
+    pub fn pending_object(&self) -> Option<u64> {
+        self.pending
+    }
+
     /// The next header or object, `Ok(None)` when more bytes are needed.
     pub fn next_event(&mut self) -> Result<Option<StreamEvent>, DecodeError> {
         if self.buf.is_empty() || self.buf.len() < self.need {
@@ -92,10 +101,12 @@ impl StreamReader {
             Ok(Step::Event(ev)) => {
                 self.buf = view;
                 self.need = 0;
+                self.pending = None;
                 Ok(Some(ev))
             }
-            Ok(Step::Wait(total)) => {
+            Ok(Step::Wait { total, object }) => {
                 self.need = total;
+                self.pending = object;
                 Ok(None)
             }
             Err(DecodeError::Short) => {
@@ -151,7 +162,10 @@ impl StreamReader {
                 let mut probe = view.clone();
                 let head = SubgroupObjectHead::decode(&mut probe, header, *prev)?;
                 if let Some(total) = wait_for(view, &probe, head.payload_len, max_object)? {
-                    return Ok(Step::Wait(total));
+                    return Ok(Step::Wait {
+                        total,
+                        object: Some(head.object_id),
+                    });
                 }
                 let obj = SubgroupObject::decode(view, header, *prev)?;
                 *prev = Some(obj.object_id);
@@ -161,7 +175,10 @@ impl StreamReader {
                 let mut probe = view.clone();
                 let head = FetchObjectHead::decode(&mut probe)?;
                 if let Some(total) = wait_for(view, &probe, head.payload_len, max_object)? {
-                    return Ok(Step::Wait(total));
+                    return Ok(Step::Wait {
+                        total,
+                        object: None,
+                    });
                 }
                 Ok(Step::Event(StreamEvent::FetchObject(FetchObject::decode(
                     view,
@@ -176,8 +193,12 @@ const HEAD_SLACK: usize = 64 * 1024;
 
 enum Step {
     Event(StreamEvent),
-    /// The object is complete once this many bytes are buffered.
-    Wait(usize),
+    /// The object is complete once `total` bytes are buffered; `object` is a subgroup
+    /// object's ID.
+    Wait {
+        total: usize,
+        object: Option<u64>,
+    },
 }
 
 /// After an object's head parsed: `Some(total bytes needed)` when its payload is not all here.

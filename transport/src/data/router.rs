@@ -23,6 +23,9 @@ const DATAGRAM_QUEUE: usize = 256;
 /// What happens next on an incoming subgroup stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubgroupEvent {
+    /// The head of the object with this ID arrived; its payload is still on the way (§9.7:
+    /// the Largest Object moves when an object's first byte arrives).
+    Begun(u64),
     /// The next object.
     Object(SubgroupObject),
     /// The stream ended with FIN: every object of the subgroup arrived.
@@ -262,8 +265,9 @@ impl DataRouter {
 
     async fn read_stream<R: RecvStream>(self: Arc<Self>, mut recv: R, closer: Closer) {
         let mut reader = StreamReader::new(self.max_object);
-        let first = match next_event(&mut recv, &mut reader, &closer).await {
-            Some(Ok(ev)) => ev,
+        let first = match next_event(&mut recv, &mut reader, &closer, &mut None).await {
+            Some(Ok(Read::Event(ev))) => ev,
+            Some(Ok(Read::Begun(_))) => return recv.stop(reset_code::INTERNAL_ERROR),
             Some(Err(code)) => {
                 tracing::debug!(code, "data stream reset before its header");
                 return;
@@ -293,7 +297,8 @@ impl DataRouter {
                     return;
                 }
                 pump(recv, reader, tx, stop_rx, &closer, |ev| match ev {
-                    StreamEvent::SubgroupObject(o) => Some(SubgroupEvent::Object(o)),
+                    Read::Event(StreamEvent::SubgroupObject(o)) => Some(SubgroupEvent::Object(o)),
+                    Read::Begun(id) => Some(SubgroupEvent::Begun(id)),
                     _ => None,
                 })
                 .await;
@@ -318,7 +323,7 @@ impl DataRouter {
                     return;
                 }
                 pump(recv, reader, tx, stop_rx, &closer, |ev| match ev {
-                    StreamEvent::FetchObject(o) => Some(FetchEvent::Object(o)),
+                    Read::Event(StreamEvent::FetchObject(o)) => Some(FetchEvent::Object(o)),
                     _ => None,
                 })
                 .await;
@@ -343,7 +348,7 @@ impl EndEvent for SubgroupEvent {
         SubgroupEvent::Reset(code)
     }
     fn is_end(&self) -> bool {
-        !matches!(self, SubgroupEvent::Object(_))
+        matches!(self, SubgroupEvent::Finished | SubgroupEvent::Reset(_))
     }
 }
 
@@ -366,11 +371,12 @@ async fn pump<R: RecvStream, E: EndEvent>(
     tx: mpsc::Sender<E>,
     mut stop_rx: oneshot::Receiver<u64>,
     closer: &Closer,
-    map: impl Fn(StreamEvent) -> Option<E>,
+    map: impl Fn(Read) -> Option<E>,
 ) {
+    let mut begun = None;
     loop {
         let ev = tokio::select! {
-            ev = next_event(&mut recv, &mut reader, closer) => ev,
+            ev = next_event(&mut recv, &mut reader, closer, &mut begun) => ev,
             code = &mut stop_rx => {
                 recv.stop(code.unwrap_or(reset_code::CANCELLED));
                 return;
@@ -396,17 +402,34 @@ async fn pump<R: RecvStream, E: EndEvent>(
     }
 }
 
-/// The next header or object: `Some(Ok)`, `Some(Err(reset code))` when the peer reset the
-/// stream, `None` at a clean FIN or when the session closed (after closing it on bad data).
+/// What reading a data stream produced.
+enum Read {
+    /// A header or a whole object.
+    Event(StreamEvent),
+    /// A subgroup object's head, before its payload is complete.
+    Begun(u64),
+}
+
+/// The next header or object (or a newly begun object, reported once through `begun`):
+/// `Some(Ok)`, `Some(Err(reset code))` when the peer reset the stream, `None` at a clean FIN or
+/// when the session closed (after closing it on bad data).
 async fn next_event<R: RecvStream>(
     recv: &mut R,
     reader: &mut StreamReader,
     closer: &Closer,
-) -> Option<Result<StreamEvent, u64>> {
+    begun: &mut Option<u64>,
+) -> Option<Result<Read, u64>> {
     loop {
         match reader.next_event() {
-            Ok(Some(ev)) => return Some(Ok(ev)),
-            Ok(None) => {}
+            Ok(Some(ev)) => return Some(Ok(Read::Event(ev))),
+            Ok(None) => {
+                if let Some(id) = reader.pending_object() {
+                    if *begun != Some(id) {
+                        *begun = Some(id);
+                        return Some(Ok(Read::Begun(id)));
+                    }
+                }
+            }
             Err(e) => {
                 violation(closer, &e);
                 return None;

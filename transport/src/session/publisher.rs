@@ -60,6 +60,34 @@ pub fn resolve_filter(filter: &Filter, largest: Option<Location>) -> (Location, 
     }
 }
 
+/// Why a SUBSCRIBE_UPDATE breaks §9.10 against the subscription's current range, if it does:
+/// the Start Location must not decrease, the End Group must not increase (an open end counts
+/// as the largest), and the End Group must not precede the Start group.
+pub fn widens(start: Location, end_group: Option<u64>, u: &SubscribeUpdate) -> Option<String> {
+    if u.start < start {
+        return Some(format!(
+            "SUBSCRIBE_UPDATE for request {} moves Start from {start} back to {}",
+            u.subscription_request_id, u.start
+        ));
+    }
+    if let Some(end) = end_group {
+        if u.end_group.is_none_or(|e| e > end) {
+            let new = u.end_group.map_or("open".to_string(), |e| e.to_string());
+            return Some(format!(
+                "SUBSCRIBE_UPDATE for request {} raises End Group from {end} to {new}",
+                u.subscription_request_id
+            ));
+        }
+    }
+    if let Some(e) = u.end_group.filter(|e| *e < u.start.group) {
+        return Some(format!(
+            "SUBSCRIBE_UPDATE for request {} has End Group {e} below its Start group {}",
+            u.subscription_request_id, u.start.group
+        ));
+    }
+    None
+}
+
 /// The subscription's terms as the sender applies them.
 #[derive(Debug, Clone, Copy)]
 struct Terms {
@@ -487,6 +515,14 @@ async fn send<C: Connection>(
             }
             msg = followups.next() => match msg {
                 Some(ControlMessage::SubscribeUpdate(u)) => {
+                    if let Some(why) = widens(consumer.start(), consumer.end_group(), &u) {
+                        // §9.10: narrowing only; anything else ends the session.
+                        session.close(SessionErrorCode::ProtocolViolation, &why);
+                        let _ = stop_tx.send(true);
+                        while streams.join_next().await.is_some() {}
+                        session.inner.served.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
+                        return;
+                    }
                     consumer.set_range(u.start, u.end_group);
                     terms.forward = u.forward;
                     terms.subscriber_priority = u.subscriber_priority;

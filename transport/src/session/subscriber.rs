@@ -751,6 +751,7 @@ async fn ingest(track: TrackProducer, mut sub: IncomingSubgroup) {
     let mut producer: Option<SubgroupProducer> = None;
     while let Some(ev) = sub.next().await {
         match ev {
+            SubgroupEvent::Begun(id) => track.note_largest(Location::new(h.group_id, id)),
             SubgroupEvent::Object(o) => {
                 let p = producer.get_or_insert_with(|| {
                     let subgroup = h.subgroup_id(Some(o.object_id)).unwrap_or(o.object_id);

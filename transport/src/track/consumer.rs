@@ -39,7 +39,14 @@ pub struct TrackConsumer {
     start: Location,
     end_group: Option<u64>,
     lost: u64,
+    /// When the track first moved past `end_group` with nothing left to hand out.
+    past_end_since: Option<Instant>,
 }
+
+/// How long a bounded reader keeps waiting for its range's groups after a later group arrived:
+/// upstream streams of different groups can arrive in any order (§2.1.1), so a later group
+/// arriving first does not mean the range is complete.
+pub const RANGE_LINGER: Duration = Duration::from_millis(500);
 
 impl fmt::Debug for TrackConsumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,6 +67,7 @@ impl TrackConsumer {
             start,
             end_group,
             lost: 0,
+            past_end_since: None,
         }
     }
 
@@ -178,15 +186,29 @@ impl TrackConsumer {
                 if st.end.is_some() {
                     return None;
                 }
-                // Everything up to the end group was handed out and the track moved past it.
+                // Everything up to the end group was handed out and the track moved past it:
+                // linger a little for range groups whose streams are still on the way.
                 if let (Some(end), Some(l)) = (self.end_group, st.largest) {
                     if l.group > end {
-                        return None;
+                        let since = *self.past_end_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= RANGE_LINGER {
+                            return None;
+                        }
                     }
                 }
             }
-            if rx.changed().await.is_err() {
-                return None;
+            match self.past_end_since {
+                Some(since) => {
+                    let deadline = since + RANGE_LINGER;
+                    if let Ok(Err(_)) = tokio::time::timeout_at(deadline, rx.changed()).await {
+                        return None;
+                    }
+                }
+                None => {
+                    if rx.changed().await.is_err() {
+                        return None;
+                    }
+                }
             }
         }
     }
