@@ -15,14 +15,6 @@ use std::collections::BTreeSet;
 /// Checks moqlink's relay fails today, with the reason (interop/README.md, "moqlink relay").
 const KNOWN_RELAY_DEVIATIONS: &[(&str, &str)] = &[
     (
-        "subscribe-forwarded-to-all-publishers",
-        "routes a SUBSCRIBE to one publisher (§8.4)",
-    ),
-    (
-        "publish-namespace-joins-subscription",
-        "no SUBSCRIBE to a publisher announcing later (§8.4)",
-    ),
-    (
         "priority-subscriber",
         "MAX_DATA credit goes to whichever stream writes first (§7.2)",
     ),

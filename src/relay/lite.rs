@@ -3,7 +3,8 @@
 //! answered from the registry — so each profile can consume what the other publishes.
 
 use super::registry::{NsEvent, Publisher, Route};
-use super::serve::{release, track_for, Shared};
+use super::serve::Shared;
+use super::upstream::{join_route, release, track_for};
 use moqlink_model::Blob;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::lite::{
@@ -32,11 +33,13 @@ pub(crate) async fn serve_lite(
             let namespace = namespace_of(&path);
             if active {
                 tracing::info!(session = id, broadcast = %path, "lite ANNOUNCE active");
-                sh.registry.add_route(Route {
+                let route = Route {
                     session_id: id,
                     publisher: Publisher::Lite(s.clone()),
                     namespace,
-                });
+                };
+                sh.registry.add_route(route.clone());
+                join_route(&sh, &route);
             } else {
                 tracing::info!(session = id, broadcast = %path, "lite ANNOUNCE ended");
                 sh.registry.remove_route(id, &namespace);

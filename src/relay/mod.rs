@@ -1,11 +1,13 @@
 //! The relay: accepts WebTransport and raw QUIC sessions on one UDP port and serves them from
-//! one registry of namespaces and tracks. Every track has one upstream subscription however many
-//! subscribers read it; each downstream subscription reads its own consumer of the shared track.
+//! one registry of namespaces and tracks. Every track has one upstream subscription per matching
+//! publisher however many subscribers read it; each downstream subscription reads its own
+//! consumer of the shared track.
 
 pub mod config;
 mod lite;
 mod registry;
 mod serve;
+mod upstream;
 
 use moqlink_model::SessionErrorCode;
 use moqlink_transport::endpoint::{Alpn, EndpointError, Incoming, Server};

@@ -6,12 +6,17 @@ use moqlink_model::TrackNamespace;
 use moqlink_transport::client::AnySession;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::lite::LiteSession;
-use moqlink_transport::session::{SessionError, SubscribeOptions};
-use moqlink_transport::track::{TrackConfig, TrackName, TrackProducer};
+use moqlink_transport::session::{SessionError, SubscribeOptions, TRACK_ENDED};
+use moqlink_transport::track::{TrackEnd, TrackName, TrackProducer};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
+
+/// PUBLISH_DONE status when a publisher's session ends under a subscription (INTERNAL_ERROR).
+const INTERNAL_ERROR: u64 = 0x0;
 
 /// Whatever keeps an upstream subscription alive; dropping it unsubscribes.
 pub(crate) type Keepalive = Box<dyn std::any::Any + Send + Sync>;
@@ -25,28 +30,55 @@ pub(crate) enum Publisher {
     Lite(LiteSession<AnyConnection>),
 }
 
+/// How an upstream subscription ended.
+pub(crate) type Ended = Pin<Box<dyn Future<Output = TrackEnd> + Send>>;
+
 impl Publisher {
-    /// Subscribes to `name` on this publisher; the objects arrive in the returned track.
+    /// Subscribes to `name` on this publisher, writing its objects into `into` alongside any
+    /// other publisher's; returns what keeps the subscription alive and when it ends.
     pub(crate) async fn subscribe(
         &self,
         name: &TrackName,
-        track: TrackConfig,
-    ) -> Result<(TrackProducer, Keepalive), SessionError> {
+        into: &TrackProducer,
+    ) -> Result<(Keepalive, Ended), SessionError> {
         match self {
             Publisher::Ietf(s) => {
                 let opts = SubscribeOptions {
                     filter: Filter::LargestObject,
                     forward: true,
-                    track,
+                    into: Some(into.clone()),
                     ..Default::default()
                 };
                 let sub = s.subscribe(name.clone(), opts).await?;
-                Ok((sub.track().clone(), Box::new(sub)))
+                let ended = sub.ended();
+                let ended: Ended = Box::pin(async move {
+                    match ended.await {
+                        Some(d) => TrackEnd {
+                            status: d.status_code,
+                            reason: d.reason.to_string(),
+                        },
+                        None => TrackEnd {
+                            status: INTERNAL_ERROR,
+                            reason: "publisher session ended".into(),
+                        },
+                    }
+                });
+                Ok((Box::new(sub), ended))
             }
             Publisher::Lite(s) => {
                 let path = moqlink_transport::lite::path_of(&name.namespace);
-                let sub = s.subscribe(&path, &name.name, 128, track).await?;
-                Ok((sub.track().clone(), Box::new(sub)))
+                let sub = s
+                    .subscribe_into(&path, &name.name, 128, into.clone())
+                    .await?;
+                let ended = sub.ended();
+                let ended: Ended = Box::pin(async move {
+                    ended.await;
+                    TrackEnd {
+                        status: TRACK_ENDED,
+                        reason: "subscribe stream closed".into(),
+                    }
+                });
+                Ok((Box::new(sub), ended))
             }
         }
     }
@@ -76,35 +108,94 @@ pub(crate) enum Origin {
     Published,
 }
 
-/// One track the relay carries: a shared producer that every downstream subscription reads.
+/// One track the relay carries: a shared producer that every downstream subscription reads,
+/// written by every upstream subscription (one per matching publisher, §8.4) or by the
+/// publisher that sent PUBLISH.
 pub(crate) struct TrackEntry {
     pub(crate) producer: TrackProducer,
     pub(crate) origin: Origin,
-    /// The upstream subscription or the accepted PUBLISH; dropping it unsubscribes.
-    pub(crate) upstream: Mutex<Option<Keepalive>>,
+    /// Upstream subscriptions (or the accepted PUBLISH) by publisher session; dropping one
+    /// unsubscribes.
+    upstreams: Mutex<Upstreams>,
     pub(crate) publisher_session: u64,
     refs: AtomicUsize,
 }
 
+#[derive(Default)]
+struct Upstreams {
+    live: Vec<(u64, Keepalive)>,
+    /// No more upstreams are taken: the last subscriber left or every upstream ended.
+    closed: bool,
+}
+
 impl TrackEntry {
+    /// An entry with no upstream yet (subscriptions are added as publishers answer).
     pub(crate) fn new(
         producer: TrackProducer,
-        keepalive: Keepalive,
         origin: Origin,
         publisher_session: u64,
     ) -> Arc<Self> {
         Arc::new(TrackEntry {
             producer,
             origin,
-            upstream: Mutex::new(Some(keepalive)),
+            upstreams: Mutex::new(Upstreams::default()),
             publisher_session,
             refs: AtomicUsize::new(0),
         })
     }
 
+    fn upstreams(&self) -> MutexGuard<'_, Upstreams> {
+        self.upstreams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Whether the track has ended (PUBLISH_DONE or its publisher left).
     pub(crate) fn ended(&self) -> bool {
         self.producer.status().end.is_some()
+    }
+
+    /// Whether `session_id` already feeds this track.
+    pub(crate) fn has_upstream(&self, session_id: u64) -> bool {
+        self.upstreams().live.iter().any(|(s, _)| *s == session_id)
+    }
+
+    /// Adds a publisher's subscription; false (and it is dropped) once the entry is closed.
+    pub(crate) fn add_upstream(&self, session_id: u64, keepalive: Keepalive) -> bool {
+        let mut up = self.upstreams();
+        if up.closed || self.ended() {
+            drop(up);
+            drop(keepalive);
+            return false;
+        }
+        up.live.push((session_id, keepalive));
+        true
+    }
+
+    /// A publisher's subscription ended; the last one to end ends the track with its status.
+    /// True when the track ended.
+    pub(crate) fn upstream_ended(&self, session_id: u64, end: TrackEnd) -> bool {
+        let mut up = self.upstreams();
+        let Some(i) = up.live.iter().position(|(s, _)| *s == session_id) else {
+            return false;
+        };
+        let gone = up.live.swap_remove(i);
+        if !up.live.is_empty() {
+            return false;
+        }
+        up.closed = true;
+        drop(up);
+        drop(gone);
+        self.producer.finish(end);
+        true
+    }
+
+    /// Drops every upstream subscription (unsubscribing) and takes no more.
+    pub(crate) fn close_upstreams(&self) {
+        let live = {
+            let mut up = self.upstreams();
+            up.closed = true;
+            std::mem::take(&mut up.live)
+        };
+        drop(live);
     }
 
     pub(crate) fn acquire(&self) {
@@ -221,6 +312,42 @@ impl Registry {
             .filter(|r| r.namespace.is_prefix_of(namespace))
             .max_by_key(|r| r.namespace.fields().len())
             .cloned()
+    }
+
+    /// Every publisher session with a namespace that is a prefix of `namespace` (§8.4), each
+    /// once (by its longest matching route), longest match first.
+    pub(crate) fn routes_for(&self, namespace: &TrackNamespace) -> Vec<Route> {
+        let st = self.state();
+        let mut matching: Vec<&Route> = st
+            .routes
+            .iter()
+            .filter(|r| r.namespace.is_prefix_of(namespace))
+            .collect();
+        matching.sort_by_key(|r| std::cmp::Reverse(r.namespace.fields().len()));
+        let mut out: Vec<Route> = Vec::new();
+        for r in matching {
+            if !out.iter().any(|o| o.session_id == r.session_id) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+
+    /// Live tracks fed by upstream subscriptions whose namespace `prefix` matches.
+    pub(crate) fn upstream_tracks_under(
+        &self,
+        prefix: &TrackNamespace,
+    ) -> Vec<(TrackName, Arc<TrackEntry>)> {
+        self.state()
+            .tracks
+            .iter()
+            .filter(|(n, t)| {
+                matches!(t.origin, Origin::Upstream)
+                    && !t.ended()
+                    && prefix.is_prefix_of(&n.namespace)
+            })
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect()
     }
 
     /// A live track entry.

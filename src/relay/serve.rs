@@ -3,6 +3,7 @@
 
 use super::config::Action;
 use super::registry::{NsEvent, Origin, Publisher, Registry, Route, TrackEntry};
+use super::upstream::{join_route, release, track_for};
 use super::RelayConfig;
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 /// SUBSCRIBE_NAMESPACE_ERROR: the prefix overlaps an active one (§9.28).
 const NAMESPACE_PREFIX_OVERLAP: u64 = 0x5;
 /// *_ERROR code 0x0.
-const INTERNAL_ERROR: u64 = 0x0;
+pub(crate) const INTERNAL_ERROR: u64 = 0x0;
 
 /// Session ID used for routes through the upstream relay.
 const UPSTREAM_SESSION: u64 = 0;
@@ -34,7 +35,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The upstream relay's session, (re)connecting when needed.
-    async fn upstream_session(self: &Arc<Self>) -> Option<AnySession> {
+    pub(crate) async fn upstream_session(self: &Arc<Self>) -> Option<AnySession> {
         let up = self.config.upstream.as_ref()?;
         let mut slot = self.upstream.lock().await;
         if let Some(s) = slot.as_ref() {
@@ -137,77 +138,20 @@ async fn route(shared: &Arc<Shared>, namespace: &TrackNamespace, upstream: bool)
     if !upstream {
         return None;
     }
+    upstream_route(shared, namespace).await
+}
+
+/// The upstream relay as the publisher of `namespace`, when one is configured and reachable.
+pub(crate) async fn upstream_route(
+    shared: &Arc<Shared>,
+    namespace: &TrackNamespace,
+) -> Option<Route> {
     let session = shared.upstream_session().await?;
     Some(Route {
         session_id: UPSTREAM_SESSION,
         publisher: Publisher::Ietf(session),
         namespace: namespace.clone(),
     })
-}
-
-/// The track for a downstream subscription: the live entry, or a new upstream subscription to
-/// the publisher owning the longest matching namespace (or the upstream relay), waiting briefly
-/// for one to appear.
-pub(crate) async fn track_for(
-    shared: &Arc<Shared>,
-    name: &TrackName,
-    upstream: bool,
-) -> Result<Arc<TrackEntry>, (u64, String)> {
-    let registry = &shared.registry;
-    let deadline = tokio::time::Instant::now() + shared.config.namespace_wait;
-    loop {
-        // Registered before checking, so a notify_waiters() in between is not missed.
-        let notified = registry.changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if let Some(t) = registry.track(name) {
-            return Ok(t);
-        }
-        let found = match registry.route_for(&name.namespace) {
-            Some(r) => Some(r),
-            None if upstream && shared.config.upstream.is_some() => {
-                route(shared, &name.namespace, true).await
-            }
-            None => None,
-        };
-        if let Some(route) = found {
-            let lock = registry.track_lock(name);
-            let _guard = lock.lock().await;
-            if let Some(t) = registry.track(name) {
-                return Ok(t);
-            }
-            let subscribed = route
-                .publisher
-                .subscribe(name, shared.config.track.clone())
-                .await;
-            return match subscribed {
-                Ok((producer, keepalive)) => {
-                    let entry =
-                        TrackEntry::new(producer, keepalive, Origin::Upstream, route.session_id);
-                    registry.add_track(name.clone(), entry.clone());
-                    Ok(entry)
-                }
-                Err(SessionError::Rejected { code, reason, .. }) => Err((code, reason)),
-                Err(e) => Err((INTERNAL_ERROR, format!("upstream: {e}"))),
-            };
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Err((TRACK_DOES_NOT_EXIST, format!("no publisher for {name}")));
-        }
-    }
-}
-
-/// One downstream subscription ended; the last one releases the upstream subscription.
-pub(crate) fn release(shared: &Shared, name: &TrackName, entry: &Arc<TrackEntry>) {
-    if entry.release() && matches!(entry.origin, Origin::Upstream) {
-        shared.registry.remove_track(name, entry);
-        let sub = entry
-            .upstream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        drop(sub);
-    }
 }
 
 impl Ctx {
@@ -282,11 +226,13 @@ impl Ctx {
     ) -> Result<(), SessionError> {
         let id = req.responder.id();
         tracing::info!(session = self.id, namespace = %ns, "PUBLISH_NAMESPACE");
-        self.shared.registry.add_route(Route {
+        let route = Route {
             session_id: self.id,
             publisher: Publisher::Ietf(self.session.clone()),
             namespace: ns,
-        });
+        };
+        self.shared.registry.add_route(route.clone());
+        join_route(&self.shared, &route);
         req.responder
             .accept(ControlMessage::PublishNamespaceOk(RequestRef {
                 request_id: id,
@@ -464,12 +410,8 @@ impl Ctx {
             ..Default::default()
         };
         let sub = self.session.accept_publish(req, accept).await?;
-        let entry = TrackEntry::new(
-            sub.track().clone(),
-            Box::new(sub),
-            Origin::Published,
-            self.id,
-        );
+        let entry = TrackEntry::new(sub.track().clone(), Origin::Published, self.id);
+        entry.add_upstream(self.id, Box::new(sub));
         self.shared.registry.add_track(name, entry);
         Ok(())
     }

@@ -232,6 +232,8 @@ pub static CHECKS: &[CheckInfo] = &[
         "a SUBSCRIBE reaches every publisher of a matching namespace"),
     check!("publish-namespace-joins-subscription", "namespace", "§8.4", 8000, namespace::joins_subscription,
         "a new publisher of a namespace with active subscriptions gets a SUBSCRIBE for each"),
+    check!("publishers-merged-once", "namespace", "§8.4, §8.4.1", 8000, namespace::merged_once,
+        "objects of one track from two publishers reach the subscriber merged, each once"),
     // subscribe
     check!("filter-largest-object", "subscribe", "§9.7, §9.8", 10000, subscribe::largest_object,
         "Largest Object skips the in-flight object: Largest is the object whose first byte arrived"),

@@ -1,7 +1,10 @@
 //! Namespace checks: PUBLISH_NAMESPACE / PUBLISH_NAMESPACE_DONE routing (§8.4, §9.23-§9.26) and
 //! SUBSCRIBE_NAMESPACE / UNSUBSCRIBE_NAMESPACE (§6, §9.28-§9.31).
 
-use super::harness::{describe, within, DirectSub, Endpoint, SubOpts};
+use super::harness::{
+    describe, listing, locations, payload, problems, verdict, within, write_group, DirectSub,
+    Endpoint, SubOpts,
+};
 use super::raw::{frame, tuple, varint, Raw};
 use super::{refused, CheckOutput, Env, Verdict};
 use crate::cases::{request_error_name, Failure};
@@ -11,7 +14,7 @@ use moqlink_model::params::VersionParameters;
 use moqlink_model::{SessionErrorCode, TrackNamespace};
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{NamespaceSubscription, SessionError};
-use moqlink_transport::track::{TrackConfig, TrackName, TrackProducer};
+use moqlink_transport::track::{Object, SubgroupInfo, TrackConfig, TrackName, TrackProducer};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
@@ -447,9 +450,23 @@ pub async fn prefix_matching(env: Env) -> CheckOutput {
     ))
 }
 
-/// A second publisher of the check's namespace; a relay may refuse it (§8.2).
+/// A second publisher of the check's namespace serving track "t"; a relay may refuse it (§8.2).
 async fn second_publisher(
     env: &Env,
+) -> Result<
+    (
+        Endpoint,
+        moqlink_transport::session::NamespacePublication<AnyConnection>,
+    ),
+    Verdict,
+> {
+    second_publisher_of(env, &["t"]).await
+}
+
+/// A second publisher of the check's namespace serving `names`; a relay may refuse it (§8.2).
+async fn second_publisher_of(
+    env: &Env,
+    names: &[&str],
 ) -> Result<
     (
         Endpoint,
@@ -461,7 +478,7 @@ async fn second_publisher(
         env,
         "second_publisher_connection_id",
         env.namespace(),
-        &["t"],
+        names,
     )
     .await
     {
@@ -529,4 +546,59 @@ pub async fn joins_subscription(env: Env) -> CheckOutput {
         .into());
     }
     Ok("the later publisher got a SUBSCRIBE for the active subscription".into())
+}
+
+/// `publishers-merged-once`: two publishers of one namespace publish overlapping groups.
+pub async fn merged_once(env: Env) -> CheckOutput {
+    let (p1, _a) = publisher_of(&env, "publisher_connection_id", env.namespace(), &[]).await?;
+    let (p2, _b) = second_publisher_of(&env, &[]).await?;
+    let name = env.track("t");
+    let (t1, t2) = (
+        TrackProducer::new(name.clone(), TrackConfig::default()),
+        TrackProducer::new(name.clone(), TrackConfig::default()),
+    );
+    p1.serve(&t1);
+    p2.serve(&t2);
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let sub = super::harness::subscribe(&env, &s, &name, SubOpts::default()).await?;
+    env.step("the SUBSCRIBE served by both publishers");
+    let one = p1.wait_served(T, |v| !v.is_empty()).await;
+    let two = p2
+        .wait_served(Duration::from_millis(500), |v| !v.is_empty())
+        .await;
+    if !(one && two) {
+        return Err(Verdict::NotApplicable(format!(
+            "the relay subscribed at {} of the two publishers; this check needs both \
+             (subscribe-forwarded-to-all-publishers)",
+            usize::from(one) + usize::from(two)
+        )));
+    }
+    // Group 0 from both, group 1 from the second only, group 2 from the first only.
+    for t in [&t1, &t2] {
+        let mut sg = t.create_subgroup(SubgroupInfo::new(0, 0, 128));
+        for o in 0..3 {
+            let _ = sg.write(Object::new(o, payload(&env, 0, o)));
+        }
+        sg.finish();
+    }
+    write_group(&env, &t2, 1, 0..3).await;
+    write_group(&env, &t1, 2, 0..3).await;
+    let want = locations(0..3, 0..3);
+    env.step("groups 0-2, each object once");
+    sub.wait(T, |g| {
+        want.iter().all(|w| g.iter().any(|o| (o.group, o.id) == *w))
+    })
+    .await;
+    sub.settle(Duration::from_millis(300), T).await;
+    let got = sub.objects();
+    verdict(
+        &problems(&env, &got, &want),
+        "objects 0.0-2.2, each once",
+        "the relay merges what it receives from every publisher of the track and deduplicates \
+         objects received from both (§8.4, §8.4.1)",
+    )?;
+    Ok(format!(
+        "both publishers' objects merged, each once: {}",
+        listing(&got)
+    ))
 }

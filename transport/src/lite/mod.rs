@@ -214,6 +214,29 @@ impl<C: Connection> LiteSession<C> {
         priority: u8,
         config: TrackConfig,
     ) -> Result<LiteSubscription, SessionError> {
+        self.subscribe_to(path, track, priority, Err(config)).await
+    }
+
+    /// Subscribes to `track` of broadcast `path`, writing its groups into `into` together with
+    /// other writers (groups already there are merged, not repeated); the subscription does not
+    /// end `into` (see [`LiteSubscription::ended`]).
+    pub async fn subscribe_into(
+        &self,
+        path: &Blob,
+        track: &Blob,
+        priority: u8,
+        into: TrackProducer,
+    ) -> Result<LiteSubscription, SessionError> {
+        self.subscribe_to(path, track, priority, Ok(into)).await
+    }
+
+    async fn subscribe_to(
+        &self,
+        path: &Blob,
+        track: &Blob,
+        priority: u8,
+        target: Result<TrackProducer, TrackConfig>,
+    ) -> Result<LiteSubscription, SessionError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (mut send, mut recv) = self.inner.conn.open_bi().await?;
         let enc = self.inner.encoding();
@@ -258,7 +281,8 @@ impl<C: Connection> LiteSession<C> {
             namespace: namespace_of(path),
             name: track.clone(),
         };
-        let producer = TrackProducer::new(name, config);
+        let owned = target.is_err();
+        let producer = target.unwrap_or_else(|config| TrackProducer::new(name, config));
         self.inner
             .subs
             .lock()
@@ -268,7 +292,9 @@ impl<C: Connection> LiteSession<C> {
         let inner = self.inner.clone();
         let track = producer.clone();
         let (cancel_tx, mut cancel_rx) = watch::channel(false);
+        let (over_tx, over_rx) = watch::channel(());
         tokio::spawn(async move {
+            let _over = over_tx;
             tokio::select! {
                 _ = async { while let Ok(Some(_)) = read_message(&mut recv, &mut reader).await {} } => {}
                 _ = cancel_rx.wait_for(|c| *c) => {
@@ -281,14 +307,17 @@ impl<C: Connection> LiteSession<C> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
-            track.finish(TrackEnd {
-                status: TRACK_ENDED,
-                reason: "subscribe stream closed".into(),
-            });
+            if owned {
+                track.finish(TrackEnd {
+                    status: TRACK_ENDED,
+                    reason: "subscribe stream closed".into(),
+                });
+            }
         });
         Ok(LiteSubscription {
             track: producer,
             cancel: cancel_tx,
+            over: over_rx,
         })
     }
 
@@ -347,12 +376,19 @@ impl<C: Connection> LiteSession<C> {
 pub struct LiteSubscription {
     track: TrackProducer,
     cancel: watch::Sender<bool>,
+    over: watch::Receiver<()>,
 }
 
 impl LiteSubscription {
     /// The track the groups are written into.
     pub fn track(&self) -> &TrackProducer {
         &self.track
+    }
+
+    /// Resolves when the subscribe stream has closed; independent of `self`.
+    pub fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.over.clone();
+        async move { while rx.changed().await.is_ok() {} }
     }
 }
 
@@ -472,7 +508,7 @@ async fn read_group<C: Connection>(inner: Arc<Inner<C>>, mut recv: C::Recv) {
                         recv.stop(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
                         return;
                     };
-                    producer = Some(track.create_subgroup(SubgroupInfo {
+                    producer = Some(track.join_subgroup(SubgroupInfo {
                         group: g.sequence,
                         subgroup: 0,
                         priority: 0,

@@ -46,6 +46,10 @@ pub struct SubscribeOptions {
     pub parameters: VersionParameters,
     /// History kept by the local track the objects are written into.
     pub track: TrackConfig,
+    /// Write into this existing track instead of a new one (a relay merging the same track from
+    /// several publishers, §8.4): objects already in it are skipped, and the subscription
+    /// leaves ending the track to its owner (`Subscription::ended` tells when it ended).
+    pub into: Option<TrackProducer>,
 }
 
 impl Default for SubscribeOptions {
@@ -57,6 +61,7 @@ impl Default for SubscribeOptions {
             filter: Filter::LargestObject,
             parameters: VersionParameters::new(),
             track: TrackConfig::default(),
+            into: None,
         }
     }
 }
@@ -146,6 +151,18 @@ impl<C: Connection> Subscription<C> {
     /// A reader of everything received so far and from now on.
     pub fn consumer(&self) -> TrackConsumer {
         self.track.consume(Location::new(0, 0), None)
+    }
+
+    /// Resolves when the subscription has ended (PUBLISH_DONE and its streams, UNSUBSCRIBE, or
+    /// the session's end), with the PUBLISH_DONE when one arrived; independent of `self`.
+    pub fn ended(&self) -> impl std::future::Future<Output = Option<PublishDone>> + Send + 'static {
+        let mut rx = self.done.clone();
+        // The receiving task holds the sender until its last stream is written.
+        async move {
+            while rx.changed().await.is_ok() {}
+            let done = rx.borrow().clone();
+            done
+        }
     }
 
     /// PUBLISH_DONE, once it arrived.
@@ -242,6 +259,7 @@ impl<C: Connection> Session<C> {
         self.start_receiving(
             name,
             opts.track,
+            opts.into,
             req.followups,
             ok.track_alias,
             ok.largest_location,
@@ -249,10 +267,12 @@ impl<C: Connection> Session<C> {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_receiving(
         &self,
         name: TrackName,
         config: TrackConfig,
+        into: Option<TrackProducer>,
         followups: Followups,
         alias: u64,
         largest: Option<Location>,
@@ -272,7 +292,8 @@ impl<C: Connection> Session<C> {
                 )));
             }
         };
-        let track = TrackProducer::new(name, config);
+        let owned = into.is_none();
+        let track = into.unwrap_or_else(|| TrackProducer::new(name, config));
         track.set_group_order(group_order);
         if let Some(l) = largest {
             track.note_largest(l);
@@ -288,6 +309,7 @@ impl<C: Connection> Session<C> {
             cmd_rx,
             done_tx,
             alias,
+            owned,
         ));
         Ok(Subscription {
             session: self.clone(),
@@ -325,6 +347,7 @@ impl<C: Connection> Session<C> {
         let sub = self.start_receiving(
             name,
             accept.track,
+            None,
             req.followups,
             alias,
             largest,
@@ -640,6 +663,7 @@ async fn receive<C: Connection>(
     mut cmd: mpsc::Receiver<Command>,
     done_tx: watch::Sender<Option<PublishDone>>,
     alias: u64,
+    owned: bool,
 ) {
     let mut streams = JoinSet::new();
     let (mut seen, mut finished) = (0u64, 0u64);
@@ -714,10 +738,12 @@ async fn receive<C: Connection>(
         stream_count: seen,
         reason: Blob::from("session ended"),
     });
-    track.finish(TrackEnd {
-        status: end.status_code,
-        reason: end.reason.to_string(),
-    });
+    if owned {
+        track.finish(TrackEnd {
+            status: end.status_code,
+            reason: end.reason.to_string(),
+        });
+    }
     let _ = done_tx.send_if_modified(|d| {
         if d.is_none() {
             *d = Some(end);
@@ -755,7 +781,7 @@ async fn ingest(track: TrackProducer, mut sub: IncomingSubgroup) {
             SubgroupEvent::Object(o) => {
                 let p = producer.get_or_insert_with(|| {
                     let subgroup = h.subgroup_id(Some(o.object_id)).unwrap_or(o.object_id);
-                    track.create_subgroup(SubgroupInfo {
+                    track.join_subgroup(SubgroupInfo {
                         group: h.group_id,
                         subgroup,
                         priority: h.publisher_priority,

@@ -210,6 +210,8 @@ pub struct TrackStatus {
 pub(crate) struct SubgroupState {
     pub(crate) objects: Vec<(Object, Instant)>,
     pub(crate) end: Option<SubgroupEnd>,
+    /// Producers writing this subgroup (more than one when publishers are merged).
+    pub(crate) writers: usize,
 }
 
 pub(crate) struct SubgroupShared {

@@ -110,6 +110,7 @@ impl TrackProducer {
             state: Mutex::new(SubgroupState {
                 objects: Vec::new(),
                 end: None,
+                writers: 1,
             }),
             changed: tokio::sync::watch::channel(0).0,
         });
@@ -125,6 +126,31 @@ impl TrackProducer {
             evict(&mut st, &self.shared.config);
         }
         self.shared.bump();
+        SubgroupProducer {
+            sub,
+            track: self.shared.clone(),
+            last: None,
+            ended: false,
+        }
+    }
+
+    /// Writes subgroup `info.subgroup` of `info.group` together with whoever else writes it
+    /// (the same subgroup arriving from several publishers, §8.4.1): objects already present
+    /// are skipped, so readers see each object once. Starts the subgroup when it is new.
+    pub fn join_subgroup(&self, info: SubgroupInfo) -> SubgroupProducer {
+        let existing = {
+            let st = self.shared.lock();
+            st.groups.iter().find(|g| g.id == info.group).and_then(|g| {
+                g.subgroups
+                    .iter()
+                    .find(|s| s.info.subgroup == info.subgroup)
+                    .cloned()
+            })
+        };
+        let Some(sub) = existing else {
+            return self.create_subgroup(info);
+        };
+        sub.lock().writers += 1;
         SubgroupProducer {
             sub,
             track: self.shared.clone(),
@@ -338,6 +364,14 @@ impl SubgroupProducer {
             if st.largest.is_none_or(|l| loc > l) {
                 st.largest = Some(loc);
             }
+            let mut s = self.sub.lock();
+            let present = s.objects.last().is_some_and(|(o, _)| o.id >= object.id);
+            if s.end.is_some() || present {
+                // Evicted while being written (readers already moved on), ended by another
+                // writer, or already written by one: nothing new for readers.
+                self.last = Some(object.id);
+                return Ok(());
+            }
             if let Some(g) = st.groups.iter_mut().find(|g| g.id == loc.group) {
                 g.bytes += len;
                 g.newest = now;
@@ -345,12 +379,6 @@ impl SubgroupProducer {
                 if let Some(b) = &self.track.config.budget {
                     b.add(len);
                 }
-            }
-            let mut s = self.sub.lock();
-            if s.end == Some(SubgroupEnd::Evicted) {
-                // Evicted while being written: readers already moved on.
-                self.last = Some(object.id);
-                return Ok(());
             }
             s.objects.push((object.clone(), now));
             drop(s);
@@ -376,7 +404,11 @@ impl SubgroupProducer {
         self.ended = true;
         {
             let mut s = self.sub.lock();
-            if s.end.is_none() {
+            s.writers = s.writers.saturating_sub(1);
+            // One writer's FIN completes the subgroup; a reset ends it only when no other
+            // writer can still complete it.
+            let ends = matches!(end, SubgroupEnd::Finished) || s.writers == 0;
+            if s.end.is_none() && ends {
                 s.end = Some(end);
             }
         }

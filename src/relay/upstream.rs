@@ -1,0 +1,125 @@
+//! Upstream subscriptions: a track the relay carries is fed by a SUBSCRIBE to every publisher
+//! whose namespace matches (§8.4), merged into one shared track (objects from several
+//! publishers are written once), joined by publishers that announce later, and released when
+//! the last downstream subscriber leaves.
+
+use super::registry::{Origin, Route, TrackEntry};
+use super::serve::{upstream_route, Shared, INTERNAL_ERROR};
+use moqlink_transport::session::{SessionError, TRACK_DOES_NOT_EXIST};
+use moqlink_transport::track::{TrackName, TrackProducer};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// The track for a downstream subscription: the live entry, or a new one subscribed upstream
+/// at every publisher of a matching namespace (or the upstream relay), waiting briefly for one
+/// to appear. Answers once the first publisher accepted, or with the first refusal when all
+/// refused.
+pub(crate) async fn track_for(
+    shared: &Arc<Shared>,
+    name: &TrackName,
+    upstream: bool,
+) -> Result<Arc<TrackEntry>, (u64, String)> {
+    let registry = &shared.registry;
+    let deadline = tokio::time::Instant::now() + shared.config.namespace_wait;
+    loop {
+        // Registered before checking, so a notify_waiters() in between is not missed.
+        let notified = registry.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(t) = registry.track(name) {
+            return Ok(t);
+        }
+        let mut routes = registry.routes_for(&name.namespace);
+        if routes.is_empty() && upstream && shared.config.upstream.is_some() {
+            routes.extend(upstream_route(shared, &name.namespace).await);
+        }
+        if !routes.is_empty() {
+            let lock = registry.track_lock(name);
+            let _guard = lock.lock().await;
+            if let Some(t) = registry.track(name) {
+                return Ok(t);
+            }
+            let producer = TrackProducer::new(name.clone(), shared.config.track.clone());
+            let entry = TrackEntry::new(producer, Origin::Upstream, routes[0].session_id);
+            let (tx, mut rx) = mpsc::channel(routes.len());
+            for route in routes {
+                let (shared, name, entry, tx) =
+                    (shared.clone(), name.clone(), entry.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let r = subscribe_upstream(&shared, &name, &entry, route).await;
+                    let _ = tx.send(r).await;
+                });
+            }
+            drop(tx);
+            let mut first_error = None;
+            while let Some(r) = rx.recv().await {
+                match r {
+                    Ok(()) => {
+                        registry.add_track(name.clone(), entry.clone());
+                        return Ok(entry);
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            entry.close_upstreams();
+            return Err(first_error.unwrap_or((INTERNAL_ERROR, "no publisher answered".into())));
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err((TRACK_DOES_NOT_EXIST, format!("no publisher for {name}")));
+        }
+    }
+}
+
+/// Subscribes to `name` at `route`'s publisher into `entry`, and ends the entry's track when
+/// this was its last live upstream and it ended.
+async fn subscribe_upstream(
+    shared: &Arc<Shared>,
+    name: &TrackName,
+    entry: &Arc<TrackEntry>,
+    route: Route,
+) -> Result<(), (u64, String)> {
+    let (keepalive, ended) = match route.publisher.subscribe(name, &entry.producer).await {
+        Ok(s) => s,
+        Err(SessionError::Rejected { code, reason, .. }) => return Err((code, reason)),
+        Err(e) => return Err((INTERNAL_ERROR, format!("upstream: {e}"))),
+    };
+    if !entry.add_upstream(route.session_id, keepalive) {
+        return Ok(());
+    }
+    tracing::debug!(track = %name, publisher = route.session_id, "upstream subscription added");
+    let (shared, name, entry) = (shared.clone(), name.clone(), entry.clone());
+    tokio::spawn(async move {
+        let end = ended.await;
+        if entry.upstream_ended(route.session_id, end) {
+            shared.registry.remove_track(&name, &entry);
+        }
+    });
+    Ok(())
+}
+
+/// A publisher announced `route`: it also gets a SUBSCRIBE for every active upstream track
+/// under its namespace (§8.4).
+pub(crate) fn join_route(shared: &Arc<Shared>, route: &Route) {
+    for (name, entry) in shared.registry.upstream_tracks_under(&route.namespace) {
+        if entry.has_upstream(route.session_id) {
+            continue;
+        }
+        let (shared, route) = (shared.clone(), route.clone());
+        tokio::spawn(async move {
+            tracing::info!(track = %name, publisher = route.session_id, "new publisher joins an active track");
+            if let Err((code, reason)) = subscribe_upstream(&shared, &name, &entry, route).await {
+                tracing::debug!(track = %name, code, %reason, "joining publisher refused");
+            }
+        });
+    }
+}
+
+/// One downstream subscription ended; the last one releases the upstream subscriptions.
+pub(crate) fn release(shared: &Shared, name: &TrackName, entry: &Arc<TrackEntry>) {
+    if entry.release() && matches!(entry.origin, Origin::Upstream) {
+        shared.registry.remove_track(name, entry);
+        entry.close_upstreams();
+    }
+}
