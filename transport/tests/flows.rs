@@ -659,3 +659,39 @@ async fn a_joining_fetch_pipelined_behind_its_subscribe_waits_for_it() {
     let reply = tokio::time::timeout(T, fetch.reply()).await.unwrap();
     assert!(matches!(reply, Ok(ControlMessage::FetchOk(_))), "{reply:?}");
 }
+
+#[test]
+fn subscribe_update_may_only_narrow() {
+    let update = |start: Location, end_group: Option<u64>| SubscribeUpdate {
+        request_id: 2,
+        subscription_request_id: 0,
+        start,
+        end_group,
+        subscriber_priority: 1,
+        forward: true,
+        parameters: VersionParameters::new(),
+    };
+    let (start, open) = (Location::new(2, 3), None);
+    // §9.10: Start may stay or move forward; an open end may become any end at or past Start.
+    assert_eq!(
+        widens(start, open, &update(Location::new(2, 3), None)),
+        None
+    );
+    assert_eq!(
+        widens(start, open, &update(Location::new(5, 0), Some(5))),
+        None
+    );
+    assert_eq!(
+        widens(start, Some(9), &update(Location::new(2, 3), Some(9))),
+        None
+    );
+    assert_eq!(
+        widens(start, Some(9), &update(Location::new(2, 4), Some(4))),
+        None
+    );
+    // Start moving back, End Group moving up or opening, End Group below Start.
+    assert!(widens(start, open, &update(Location::new(2, 2), None)).is_some());
+    assert!(widens(start, Some(9), &update(Location::new(2, 3), Some(10))).is_some());
+    assert!(widens(start, Some(9), &update(Location::new(2, 3), None)).is_some());
+    assert!(widens(start, open, &update(Location::new(4, 0), Some(3))).is_some());
+}

@@ -239,3 +239,73 @@ async fn a_shared_budget_bounds_several_tracks() {
     drop(b);
     assert_eq!(budget.used(), 0);
 }
+
+#[tokio::test]
+async fn joined_subgroups_merge_two_writers_each_object_once() {
+    let t = track(4);
+    let mut c = t.consume(Location::new(0, 0), None);
+    // Two publishers send subgroup 0 of group 0; the second lags one object behind.
+    let mut a = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
+    let mut b = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
+    a.write(Object::new(0, "x")).unwrap();
+    a.write(Object::new(1, "y")).unwrap();
+    b.write(Object::new(0, "x")).unwrap();
+    b.write(Object::new(1, "y")).unwrap();
+    b.write(Object::new(2, "z")).unwrap();
+    a.write(Object::new(2, "z")).unwrap();
+    // The first writer's reset does not end it while the other can still complete it.
+    a.reset(0x1);
+    b.write(Object::new(3, "w")).unwrap();
+    b.finish();
+    let mut s = next_subgroup(&mut c).await;
+    assert_eq!(ids(&mut s).await, (vec![0, 1, 2, 3], SubgroupEnd::Finished));
+    // One stream for readers, not two.
+    t.finish(TrackEnd {
+        status: 0x2,
+        reason: "done".into(),
+    });
+    assert!(tokio::time::timeout(T, c.next()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_joined_subgroup_resets_when_every_writer_reset() {
+    let t = track(4);
+    let mut c = t.consume(Location::new(0, 0), None);
+    let a = t.join_subgroup(SubgroupInfo::new(3, 1, 1));
+    let mut b = t.join_subgroup(SubgroupInfo::new(3, 1, 1));
+    b.write(Object::new(5, "x")).unwrap();
+    a.reset(0x1);
+    b.reset(0x2);
+    let mut s = next_subgroup(&mut c).await;
+    assert_eq!(ids(&mut s).await, (vec![5], SubgroupEnd::Reset(0x2)));
+}
+
+#[tokio::test]
+async fn a_range_waits_for_its_groups_when_a_later_group_arrives_first() {
+    let t = track(8);
+    let mut c = t.consume(Location::new(1, 0), Some(2));
+    // Group 3's stream overtakes groups 1 and 2 (§9.7: they still pass the filter).
+    t.create_subgroup(SubgroupInfo::new(3, 0, 1))
+        .write(Object::new(0, "late"))
+        .unwrap();
+    let writer = {
+        let t = t.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            for g in [2, 1] {
+                let mut sg = t.create_subgroup(SubgroupInfo::new(g, 0, 1));
+                sg.write(Object::new(0, "in range")).unwrap();
+                sg.finish();
+            }
+        })
+    };
+    let mut groups = Vec::new();
+    while let Some(item) = tokio::time::timeout(T, c.next()).await.unwrap() {
+        if let TrackItem::Subgroup(s) = item {
+            groups.push(s.info().group);
+        }
+    }
+    writer.await.unwrap();
+    assert_eq!(groups, vec![2, 1]);
+    assert!(c.past_end());
+}
