@@ -12,17 +12,8 @@ use moqlink_transport::session::SessionConfig;
 use moqlink_transport::tls::{ClientTls, ServerIdentity};
 use std::collections::BTreeSet;
 
-/// Checks moqlink's relay fails today, with the reason (interop/README.md, "moqlink relay").
-const KNOWN_RELAY_DEVIATIONS: &[(&str, &str)] = &[
-    (
-        "priority-subscriber",
-        "MAX_DATA credit goes to whichever stream writes first (§7.2)",
-    ),
-    (
-        "priority-publisher",
-        "MAX_DATA credit goes to whichever stream writes first (§7.2)",
-    ),
-];
+/// Checks moqlink's relay may fail, with the reason (interop/README.md, "moqlink relay"); none today.
+const KNOWN_RELAY_DEVIATIONS: &[(&str, &str)] = &[];
 
 fn known(id: &str) -> bool {
     KNOWN_RELAY_DEVIATIONS.iter().any(|(k, _)| *k == id)

@@ -695,3 +695,27 @@ fn subscribe_update_may_only_narrow() {
     assert!(widens(start, Some(9), &update(Location::new(2, 3), None)).is_some());
     assert!(widens(start, open, &update(Location::new(4, 0), Some(3))).is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_reach_the_peer_in_request_id_order() {
+    // §9.1: a Request ID other than the next expected one closes the session, so requests made
+    // at the same time from many tasks must still go out as 0, 2, 4...
+    for _round in 0..5 {
+        let p = setup().await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let client = p.client.clone();
+            tasks.push(tokio::spawn(async move {
+                let ns = TrackNamespace::from_path(&format!("moq-test/ns{i}"));
+                client
+                    .publish_namespace(ns, VersionParameters::new())
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(T, t).await.unwrap().unwrap().unwrap();
+        }
+        assert!(p.client.close_reason().is_none());
+    }
+}

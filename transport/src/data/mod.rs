@@ -2,10 +2,12 @@
 //! streams, datagram sending, and the router that reads incoming streams and datagrams and hands
 //! them to whoever holds the track alias or fetch request.
 
+mod arbiter;
 mod priority;
 mod router;
 mod writer;
 
+pub use arbiter::{SendArbiter, WriterSlot, STALL};
 pub use priority::stream_priority;
 pub use router::DuplicateAlias;
 pub use router::{

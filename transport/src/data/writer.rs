@@ -1,10 +1,12 @@
 //! Writers for subgroup and fetch streams: the header once, then objects with their payloads
 //! passed through as `Bytes` (never copied).
 
+use super::arbiter::{SendArbiter, WriterSlot};
 use crate::connection::{Connection, SendStream, StreamError};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use moqlink_model::data::{FetchHeader, FetchObject, SubgroupHeader, SubgroupObject};
 use moqlink_model::{EncodeError, Encoding, Version};
+use std::sync::Arc;
 
 /// Why writing an object failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,9 +19,22 @@ pub enum WriteError {
     Stream(#[from] StreamError),
 }
 
+/// Hands `chunk` to the stream, in turn with the connection's other writers when arbitrated.
+async fn put<S: SendStream>(
+    stream: &mut S,
+    slot: &Option<WriterSlot>,
+    chunk: Bytes,
+) -> Result<(), StreamError> {
+    match slot {
+        Some(slot) => slot.send(stream, chunk).await,
+        None => stream.write_chunk(chunk).await,
+    }
+}
+
 /// A subgroup stream being written.
 pub struct SubgroupWriter<S: SendStream> {
     stream: S,
+    slot: Option<WriterSlot>,
     header: SubgroupHeader,
     prev: Option<u64>,
     buf: BytesMut,
@@ -32,17 +47,28 @@ impl<S: SendStream> SubgroupWriter<S> {
         header: SubgroupHeader,
         priority: i32,
     ) -> Result<Self, WriteError> {
+        Self::open_with(conn, None, header, priority).await
+    }
+
+    /// Like [`SubgroupWriter::open`], taking turns with the other writers of `arbiter`.
+    pub async fn open_with<C: Connection<Send = S>>(
+        conn: &C,
+        arbiter: Option<&Arc<SendArbiter>>,
+        header: SubgroupHeader,
+        priority: i32,
+    ) -> Result<Self, WriteError> {
         let stream = conn.open_uni().await.map_err(StreamError::from)?;
         stream.set_priority(priority);
         let mut w = SubgroupWriter {
             stream,
+            slot: arbiter.map(|a| a.register(priority)),
             header,
             prev: None,
             buf: BytesMut::with_capacity(64),
         };
         header.encode(&mut w.buf, Encoding::new(Version::DRAFT_14))?;
         let head = w.buf.split().freeze();
-        w.stream.write_chunk(head).await?;
+        put(&mut w.stream, &w.slot, head).await?;
         Ok(w)
     }
 
@@ -65,9 +91,9 @@ impl<S: SendStream> SubgroupWriter<S> {
             Encoding::new(Version::DRAFT_14),
         )?;
         let head = self.buf.split().freeze();
-        self.stream.write_chunk(head).await?;
+        put(&mut self.stream, &self.slot, head).await?;
         if !obj.payload.is_empty() {
-            self.stream.write_chunk(obj.payload.bytes().clone()).await?;
+            put(&mut self.stream, &self.slot, obj.payload.bytes().clone()).await?;
         }
         self.prev = Some(obj.object_id);
         Ok(())
@@ -76,6 +102,16 @@ impl<S: SendStream> SubgroupWriter<S> {
     /// Changes the stream's send priority.
     pub fn set_priority(&self, priority: i32) {
         self.stream.set_priority(priority);
+        if let Some(slot) = &self.slot {
+            slot.set_priority(priority);
+        }
+    }
+
+    /// Tells the connection's other writers that this one waits for new objects (§7.2).
+    pub fn idle(&self) {
+        if let Some(slot) = &self.slot {
+            slot.idle();
+        }
     }
 
     /// Ends the stream with FIN: every object of the subgroup was written.
@@ -97,6 +133,7 @@ impl<S: SendStream> SubgroupWriter<S> {
 /// A fetch stream being written.
 pub struct FetchWriter<S: SendStream> {
     stream: S,
+    slot: Option<WriterSlot>,
     buf: BytesMut,
 }
 
@@ -107,15 +144,26 @@ impl<S: SendStream> FetchWriter<S> {
         request_id: u64,
         priority: i32,
     ) -> Result<Self, WriteError> {
+        Self::open_with(conn, None, request_id, priority).await
+    }
+
+    /// Like [`FetchWriter::open`], taking turns with the other writers of `arbiter`.
+    pub async fn open_with<C: Connection<Send = S>>(
+        conn: &C,
+        arbiter: Option<&Arc<SendArbiter>>,
+        request_id: u64,
+        priority: i32,
+    ) -> Result<Self, WriteError> {
         let stream = conn.open_uni().await.map_err(StreamError::from)?;
         stream.set_priority(priority);
         let mut w = FetchWriter {
             stream,
+            slot: arbiter.map(|a| a.register(priority)),
             buf: BytesMut::with_capacity(64),
         };
         FetchHeader { request_id }.encode(&mut w.buf, Encoding::new(Version::DRAFT_14))?;
         let head = w.buf.split().freeze();
-        w.stream.write_chunk(head).await?;
+        put(&mut w.stream, &w.slot, head).await?;
         Ok(w)
     }
 
@@ -123,9 +171,9 @@ impl<S: SendStream> FetchWriter<S> {
     pub async fn write(&mut self, obj: &FetchObject) -> Result<(), WriteError> {
         obj.encode_head(&mut self.buf, Encoding::new(Version::DRAFT_14))?;
         let head = self.buf.split().freeze();
-        self.stream.write_chunk(head).await?;
+        put(&mut self.stream, &self.slot, head).await?;
         if !obj.payload.is_empty() {
-            self.stream.write_chunk(obj.payload.bytes().clone()).await?;
+            put(&mut self.stream, &self.slot, obj.payload.bytes().clone()).await?;
         }
         Ok(())
     }

@@ -158,6 +158,10 @@ pub(crate) struct State {
 pub(crate) struct Inner<C: Connection> {
     pub(crate) conn: C,
     pub(crate) data: Arc<DataRouter>,
+    /// Takes the data stream writers in priority order when flow control is short (§7.2).
+    pub(crate) arbiter: Arc<crate::data::SendArbiter>,
+    /// Held while a request takes its ID and queues its message, so IDs go out in order.
+    pub(crate) request_order: tokio::sync::Mutex<()>,
     pub(crate) role: Role,
     pub(crate) version: Version,
     pub(crate) peer_setup: SetupParameters,
@@ -358,6 +362,8 @@ impl<C: Connection> Session<C> {
         let inner = Arc::new(Inner {
             conn,
             data: Arc::new(DataRouter::default()),
+            arbiter: crate::data::SendArbiter::new(),
+            request_order: tokio::sync::Mutex::new(()),
             role,
             version,
             peer_setup,
@@ -402,7 +408,13 @@ impl<C: Connection> Session<C> {
         header: SubgroupHeader,
         priority: i32,
     ) -> Result<SubgroupWriter<C::Send>, WriteError> {
-        SubgroupWriter::open(&self.inner.conn, header, priority).await
+        SubgroupWriter::open_with(
+            &self.inner.conn,
+            Some(&self.inner.arbiter),
+            header,
+            priority,
+        )
+        .await
     }
 
     /// Opens the fetch stream answering `request_id`.
@@ -411,7 +423,13 @@ impl<C: Connection> Session<C> {
         request_id: u64,
         priority: i32,
     ) -> Result<FetchWriter<C::Send>, WriteError> {
-        FetchWriter::open(&self.inner.conn, request_id, priority).await
+        FetchWriter::open_with(
+            &self.inner.conn,
+            Some(&self.inner.arbiter),
+            request_id,
+            priority,
+        )
+        .await
     }
 
     /// Sends one object as a datagram (dropped silently if larger than the path allows).
@@ -533,6 +551,9 @@ impl<C: Connection> Session<C> {
         &self,
         build: impl FnOnce(u64) -> ControlMessage,
     ) -> Result<OutgoingRequest, SessionError> {
+        // §9.1: Request IDs must reach the peer in order, so taking an ID and queueing its
+        // message happen under one lock (concurrent requests would otherwise race).
+        let _order = self.inner.request_order.lock().await;
         let id = self.next_request_id().await?;
         let (tx, rx) = mpsc::channel(32);
         self.inner.state().routes.insert(id, tx);

@@ -667,6 +667,9 @@ async fn send_subgroup_inner<C: Connection>(
                 return;
             }
         }
+        if sc.next_arrival().is_none() {
+            writer.idle();
+        }
         next = loop {
             tokio::select! {
                 r = sc.next_timed() => break r,
