@@ -56,6 +56,14 @@ struct Writer {
     wanting: bool,
 }
 
+/// The part of a stream priority writers are arbitrated by: subscriber then publisher priority
+/// (§7.2 rules 1 and 2). Group order ranks groups within one subscription only, and §7.2 leaves
+/// subscriptions of equal priorities unordered ("all subscriptions will be able to send some
+/// data"), so it is left to QUIC's ordering of data already handed over.
+fn rank(stream_priority: i32) -> i32 {
+    stream_priority >> 15
+}
+
 /// What a writer may do now.
 enum Turn {
     /// Hand the chunk over, in pieces of at most this size.
@@ -76,8 +84,10 @@ impl SendArbiter {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a writer at `priority` (higher is more important).
+    /// Registers a writer at `priority` (a [`super::stream_priority`]; higher is more
+    /// important).
     pub fn register(self: &Arc<Self>, priority: i32) -> WriterSlot {
+        let priority = rank(priority);
         let mut st = self.state();
         let id = st.next_id;
         st.next_id += 1;
@@ -153,7 +163,7 @@ impl WriterSlot {
     /// Changes this writer's priority.
     pub fn set_priority(&self, priority: i32) {
         if let Some(w) = self.arbiter.state().writers.get_mut(&self.id) {
-            w.priority = priority;
+            w.priority = rank(priority);
         }
         self.arbiter.changed.notify_waiters();
     }
