@@ -259,6 +259,42 @@ async fn fetch_is_served_from_the_cache() {
 }
 
 #[tokio::test]
+async fn fetch_of_what_the_cache_never_had_goes_to_the_publisher() {
+    let relay = start(RelayConfig::default());
+    let track = TrackProducer::new(name(), TrackConfig::default());
+    // Groups 0-2 exist before anyone subscribes through the relay.
+    for g in 0..3 {
+        write_group(&track, g, &format!("g{g}"));
+    }
+    let count = Arc::new(AtomicUsize::new(0));
+    let _p = publisher(&relay.url("moqt"), track.clone(), count).await;
+    let s = subscriber(&relay.url("moqt")).await;
+    let sub = s.subscribe(name(), next_group()).await.unwrap();
+    let mut c = sub.consumer();
+    write_group(&track, 3, "g3");
+    assert_eq!(first_payload(&mut c).await, "g3");
+    // The relay's cache starts after the Largest Object {2, 0} its SUBSCRIBE_OK reported.
+    let kind = FetchKind::Standalone {
+        namespace: name().namespace,
+        name: name().name,
+        start: Location::new(0, 0),
+        end: FetchEnd {
+            group: 1,
+            object: None,
+        },
+    };
+    let mut f = s
+        .fetch(kind, 1, GroupOrder::Original, VersionParameters::new())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(o) = tokio::time::timeout(T, f.next()).await.unwrap().unwrap() {
+        got.push((o.group_id, String::from_utf8_lossy(&o.payload).into_owned()));
+    }
+    assert_eq!(got, vec![(0, "g0".to_string()), (1, "g1".to_string())]);
+}
+
+#[tokio::test]
 async fn authorization_rules_gate_publishing_and_subscribing() {
     let rules = vec![AuthRuleConfig {
         prefix: "moq-test".into(),

@@ -2,7 +2,7 @@
 //! (upstream subscriptions and PUBLISHed tracks) and namespace subscribers.
 
 use moqlink_model::control::Filter;
-use moqlink_model::TrackNamespace;
+use moqlink_model::{Location, TrackNamespace};
 use moqlink_transport::client::AnySession;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::lite::LiteSession;
@@ -35,7 +35,8 @@ pub(crate) type Ended = Pin<Box<dyn Future<Output = TrackEnd> + Send>>;
 
 impl Publisher {
     /// Subscribes to `name` on this publisher, writing its objects into `into` alongside any
-    /// other publisher's; returns what keeps the subscription alive and when it ends.
+    /// other publisher's; returns what keeps the subscription alive and when it ends, and
+    /// notes in `into` from where on it is complete (for FETCH from the cache).
     pub(crate) async fn subscribe(
         &self,
         name: &TrackName,
@@ -50,6 +51,7 @@ impl Publisher {
                     ..Default::default()
                 };
                 let sub = s.subscribe(name.clone(), opts).await?;
+                into.set_complete_from(after(sub.largest()));
                 let ended = sub.ended();
                 let ended: Ended = Box::pin(async move {
                     match ended.await {
@@ -90,6 +92,14 @@ impl Publisher {
             Publisher::Lite(_) => None,
         }
     }
+}
+
+/// The first location a Largest Object subscription (or a PUBLISH) delivers, given the
+/// Largest Location its publisher reported (§9.7).
+pub(crate) fn after(largest: Option<Location>) -> Location {
+    largest.map_or(Location::new(0, 0), |l| {
+        Location::new(l.group, l.object + 1)
+    })
 }
 
 /// A namespace a publisher session announced.

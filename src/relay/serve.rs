@@ -2,7 +2,7 @@
 //! the publisher that owns the namespace.
 
 use super::config::Action;
-use super::registry::{NsEvent, Origin, Publisher, Registry, Route, TrackEntry};
+use super::registry::{after, NsEvent, Origin, Publisher, Registry, Route, TrackEntry};
 use super::upstream::{join_route, release, track_for};
 use super::RelayConfig;
 use moqlink_model::control::*;
@@ -307,7 +307,10 @@ impl Ctx {
             return Ok(());
         };
         let FetchKind::Standalone {
-            namespace, name, ..
+            namespace,
+            name,
+            start,
+            ..
         } = &f.fetch
         else {
             // Joining fetches refer to a subscription this session serves.
@@ -315,6 +318,14 @@ impl Ctx {
         };
         let track_name = name_of(namespace, name);
         if let Some(t) = self.shared.registry.track(&track_name) {
+            // What the cache never had, or no longer has, comes from the publisher.
+            if !t.producer.retains_from(*start) {
+                if let Some(route) = self.route(&track_name.namespace).await {
+                    if route.publisher.ietf().is_some() {
+                        return self.fetch_upstream(req, route).await;
+                    }
+                }
+            }
             return self.session.serve_fetch(req, Some(&t.producer)).await;
         }
         match self.route(&track_name.namespace).await {
@@ -410,6 +421,7 @@ impl Ctx {
             ..Default::default()
         };
         let sub = self.session.accept_publish(req, accept).await?;
+        sub.track().set_complete_from(after(sub.largest()));
         let entry = TrackEntry::new(sub.track().clone(), Origin::Published, self.id);
         entry.add_upstream(self.id, Box::new(sub));
         self.shared.registry.add_track(name, entry);

@@ -83,18 +83,20 @@ async fn contend(high: i32, low: i32) -> Vec<(&'static str, usize)> {
     out
 }
 
-/// Bytes the `low` writer had written when the `high` one completed.
-fn low_before_high_done(log: &[(&str, usize)]) -> usize {
+/// Bytes the writer at (subscriber, publisher) priority `low` and group `low_group` had written
+/// when the one at `high` (group 0) completed.
+async fn low_share(high: (u8, u8), low: (u8, u8), low_group: u64) -> usize {
+    let prio = |(s, p): (u8, u8), g| stream_priority(s, p, GroupOrder::Ascending, g);
+    let log = contend(prio(high, 0), prio(low, low_group)).await;
     let total = CHUNK * CHUNKS;
-    let mut high = 0;
-    let mut low = 0;
+    let (mut hi, mut lo) = (0, 0);
     for (name, n) in log {
-        match *name {
-            "high" => high += n,
-            _ => low += n,
+        match name {
+            "high" => hi += n,
+            _ => lo += n,
         }
-        if high == total {
-            return low;
+        if hi == total {
+            return lo;
         }
     }
     panic!("the high writer never completed");
@@ -102,14 +104,8 @@ fn low_before_high_done(log: &[(&str, usize)]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_more_important_writer_takes_the_window_first() {
-    // Subscriber Priority 10 against 200 (§7.2 rule 1), same group.
-    let log = contend(
-        stream_priority(10, 128, GroupOrder::Ascending, 0),
-        stream_priority(200, 128, GroupOrder::Ascending, 0),
-    )
-    .await;
-    let low = low_before_high_done(&log);
-    // At most a few probes' worth of the 512 KiB.
+    // Subscriber Priority 10 against 200 (§7.2 rule 1): at most a few probes' worth of 512 KiB.
+    let low = low_share((10, 128), (200, 128), 0).await;
     assert!(
         low <= 64 * 1024,
         "low wrote {low} bytes before high completed"
@@ -118,12 +114,7 @@ async fn the_more_important_writer_takes_the_window_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_priority_decides_between_equal_subscriber_priorities() {
-    let log = contend(
-        stream_priority(128, 10, GroupOrder::Ascending, 0),
-        stream_priority(128, 200, GroupOrder::Ascending, 0),
-    )
-    .await;
-    let low = low_before_high_done(&log);
+    let low = low_share((128, 10), (128, 200), 0).await;
     assert!(
         low <= 64 * 1024,
         "low wrote {low} bytes before high completed"
@@ -134,12 +125,7 @@ async fn publisher_priority_decides_between_equal_subscriber_priorities() {
 async fn group_order_alone_does_not_starve_another_subscription() {
     // §7.2: subscriptions with equal priorities are unordered; both must progress. Group 0
     // against group 9 would rank the first higher in QUIC terms.
-    let log = contend(
-        stream_priority(128, 128, GroupOrder::Ascending, 0),
-        stream_priority(128, 128, GroupOrder::Ascending, 9),
-    )
-    .await;
-    let low = low_before_high_done(&log);
+    let low = low_share((128, 128), (128, 128), 9).await;
     assert!(
         low >= 64 * 1024,
         "only {low} bytes of the other subscription before the first completed"

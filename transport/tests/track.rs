@@ -309,3 +309,24 @@ async fn a_range_waits_for_its_groups_when_a_later_group_arrives_first() {
     assert_eq!(groups, vec![2, 1]);
     assert!(c.past_end());
 }
+
+#[test]
+fn a_track_retains_from_where_it_was_complete_until_eviction() {
+    let t = track(2);
+    assert!(!t.retains_from(Location::new(5, 0)), "nothing known yet");
+    t.set_complete_from(Location::new(3, 1));
+    assert!(!t.retains_from(Location::new(3, 0)));
+    assert!(t.retains_from(Location::new(3, 1)));
+    // An earlier start (a second source) widens it; a later one does not narrow it.
+    t.set_complete_from(Location::new(2, 0));
+    t.set_complete_from(Location::new(9, 0));
+    assert!(t.retains_from(Location::new(2, 0)));
+    for g in 2..6 {
+        t.create_subgroup(SubgroupInfo::new(g, 0, 1))
+            .write(Object::new(0, "x"))
+            .unwrap();
+    }
+    // Two groups are kept (4 and 5): groups 2 and 3 are gone.
+    assert!(!t.retains_from(Location::new(3, 0)));
+    assert!(t.retains_from(Location::new(4, 0)));
+}

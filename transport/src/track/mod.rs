@@ -267,6 +267,8 @@ pub(crate) struct TrackState {
     pub(crate) group_order: GroupOrder,
     pub(crate) end: Option<TrackEnd>,
     pub(crate) evicted_groups: u64,
+    /// From here on the track received every object its source sent (see `set_complete_from`).
+    pub(crate) complete_from: Option<Location>,
 }
 
 pub(crate) struct TrackShared {

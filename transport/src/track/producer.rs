@@ -51,6 +51,7 @@ impl TrackProducer {
                     group_order: GroupOrder::Ascending,
                     end: None,
                     evicted_groups: 0,
+                    complete_from: None,
                 }),
                 changed: tokio::sync::watch::channel(0).0,
             }),
@@ -91,6 +92,35 @@ impl TrackProducer {
         if st.largest.is_none_or(|l| loc > l) {
             st.largest = Some(loc);
         }
+    }
+
+    /// Records that this track got every object its source sent from `start` on (e.g. the
+    /// start of the subscription that fills it); the earliest such start is kept.
+    pub fn set_complete_from(&self, start: Location) {
+        let mut st = self.shared.lock();
+        if st.complete_from.is_none_or(|c| start < c) {
+            st.complete_from = Some(start);
+        }
+    }
+
+    /// Whether the track still holds everything from `start` on: it was complete from there
+    /// (`set_complete_from`) and no group at or after `start` was evicted since.
+    pub fn retains_from(&self, start: Location) -> bool {
+        let st = self.shared.lock();
+        let Some(from) = st.complete_from else {
+            return false;
+        };
+        if start < from {
+            return false;
+        }
+        if st.evicted_groups == 0 {
+            return true;
+        }
+        st.groups
+            .iter()
+            .map(|g| g.id)
+            .min()
+            .is_some_and(|oldest| start.group >= oldest)
     }
 
     /// Groups dropped from history so far.
