@@ -175,6 +175,12 @@ impl Relay {
                     upstream_link: false,
                 };
                 serve::serve(ctx, events).await;
+                // This session has ended: drop it (and any other ended one) now, not at the next
+                // connection.
+                self.sessions
+                    .lock()
+                    .await
+                    .retain(|s| s.close_reason().is_none());
             }
             Accepted::Lite(session, events) => {
                 tracing::info!(session = id, %remote, %alpn, version = %session.version().label(), "moq-lite session established");
