@@ -133,6 +133,28 @@ async fn first_payload(c: &mut TrackConsumer) -> String {
     }
 }
 
+/// FETCHes groups `first` to `last` (whole) through `s`: (group, payload) per object.
+async fn fetch_groups(s: &AnySession, first: u64, last: u64) -> Vec<(u64, String)> {
+    let kind = FetchKind::Standalone {
+        namespace: name().namespace,
+        name: name().name,
+        start: Location::new(first, 0),
+        end: FetchEnd {
+            group: last,
+            object: None,
+        },
+    };
+    let mut f = s
+        .fetch(kind, 1, GroupOrder::Original, VersionParameters::new())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(o) = tokio::time::timeout(T, f.next()).await.unwrap().unwrap() {
+        got.push((o.group_id, String::from_utf8_lossy(&o.payload).into_owned()));
+    }
+    got
+}
+
 fn next_group() -> SubscribeOptions {
     SubscribeOptions {
         filter: Filter::NextGroupStart,
@@ -232,30 +254,7 @@ async fn fetch_is_served_from_the_cache() {
     for _ in 0..3 {
         first_payload(&mut c).await;
     }
-    let kind = FetchKind::Standalone {
-        namespace: name().namespace,
-        name: name().name,
-        start: Location::new(1, 0),
-        end: FetchEnd {
-            group: 1,
-            object: None,
-        },
-    };
-    let mut f = s
-        .fetch(kind, 1, GroupOrder::Original, VersionParameters::new())
-        .await
-        .unwrap();
-    let o = tokio::time::timeout(T, f.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!((o.group_id, &o.payload[..]), (1, &b"g1"[..]));
-    assert!(tokio::time::timeout(T, f.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .is_none());
+    assert_eq!(fetch_groups(&s, 1, 1).await, vec![(1, "g1".to_string())]);
 }
 
 #[tokio::test]
@@ -274,24 +273,10 @@ async fn fetch_of_what_the_cache_never_had_goes_to_the_publisher() {
     write_group(&track, 3, "g3");
     assert_eq!(first_payload(&mut c).await, "g3");
     // The relay's cache starts after the Largest Object {2, 0} its SUBSCRIBE_OK reported.
-    let kind = FetchKind::Standalone {
-        namespace: name().namespace,
-        name: name().name,
-        start: Location::new(0, 0),
-        end: FetchEnd {
-            group: 1,
-            object: None,
-        },
-    };
-    let mut f = s
-        .fetch(kind, 1, GroupOrder::Original, VersionParameters::new())
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    while let Some(o) = tokio::time::timeout(T, f.next()).await.unwrap().unwrap() {
-        got.push((o.group_id, String::from_utf8_lossy(&o.payload).into_owned()));
-    }
-    assert_eq!(got, vec![(0, "g0".to_string()), (1, "g1".to_string())]);
+    assert_eq!(
+        fetch_groups(&s, 0, 1).await,
+        vec![(0, "g0".to_string()), (1, "g1".to_string())]
+    );
 }
 
 #[tokio::test]

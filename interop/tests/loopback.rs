@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// How long a SUBSCRIBE for an unannounced namespace is held (so `subscribe-before-announce`
-/// takes its SUBSCRIBE_OK path here).
-const NAMESPACE_WAIT: Duration = Duration::from_millis(800);
+/// How long a SUBSCRIBE for an unannounced namespace is held: long enough for
+/// `subscribe-before-announce`'s publisher to connect and announce after its 500 ms (so the case
+/// takes its SUBSCRIBE_OK path here), short enough for `subscribe-error`'s 1500 ms limit.
+const NAMESPACE_WAIT: Duration = Duration::from_millis(1150);
 
 /// How the test relay behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
