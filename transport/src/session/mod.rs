@@ -5,6 +5,7 @@ mod control;
 pub mod ids;
 mod incoming;
 mod publisher;
+mod receive;
 mod setup;
 mod subscriber;
 mod tokens;
