@@ -330,3 +330,38 @@ fn a_track_retains_from_where_it_was_complete_until_eviction() {
     assert!(!t.retains_from(Location::new(3, 0)));
     assert!(t.retains_from(Location::new(4, 0)));
 }
+
+#[tokio::test]
+async fn writers_joining_one_subgroup_at_the_same_moment_share_it() {
+    // Two publishers' streams for the same subgroup start together (§8.4.1): one subgroup.
+    let t = track(256);
+    let mut c = t.consume(Location::new(0, 0), None);
+    for g in 0..200 {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (t, barrier) = (t.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut sg = t.join_subgroup(SubgroupInfo::new(g, 0, 1));
+                    sg.write(Object::new(0, "x")).unwrap();
+                    sg.finish();
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+    }
+    t.finish(TrackEnd {
+        status: 0x2,
+        reason: "done".into(),
+    });
+    let mut groups = Vec::new();
+    while let Some(item) = tokio::time::timeout(T, c.next()).await.unwrap() {
+        if let TrackItem::Subgroup(s) = item {
+            groups.push(s.info().group);
+        }
+    }
+    assert_eq!(groups, (0..200).collect::<Vec<_>>());
+}

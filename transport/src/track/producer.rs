@@ -135,52 +135,42 @@ impl TrackProducer {
 
     /// Starts a subgroup; readers see it at once.
     pub fn create_subgroup(&self, info: SubgroupInfo) -> SubgroupProducer {
-        let sub = Arc::new(SubgroupShared {
-            info,
-            state: Mutex::new(SubgroupState {
-                objects: Vec::new(),
-                end: None,
-                writers: 1,
-            }),
-            changed: tokio::sync::watch::channel(0).0,
-        });
-        {
+        let sub = {
             let mut st = self.shared.lock();
-            let now = Instant::now();
-            group_entry(&mut st, info.group, now)
-                .subgroups
-                .push(sub.clone());
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            st.items.push_back((seq, Item::Subgroup(sub.clone())));
-            evict(&mut st, &self.shared.config);
-        }
+            insert_subgroup(&mut st, &self.shared.config, info)
+        };
         self.shared.bump();
-        SubgroupProducer {
-            sub,
-            track: self.shared.clone(),
-            last: None,
-            ended: false,
-        }
+        self.producer(sub)
     }
 
     /// Writes subgroup `info.subgroup` of `info.group` together with whoever else writes it
     /// (the same subgroup arriving from several publishers, §8.4.1): objects already present
     /// are skipped, so readers see each object once. Starts the subgroup when it is new.
     pub fn join_subgroup(&self, info: SubgroupInfo) -> SubgroupProducer {
-        let existing = {
-            let st = self.shared.lock();
-            st.groups.iter().find(|g| g.id == info.group).and_then(|g| {
+        let (sub, created) = {
+            // One critical section: two writers arriving together must not both create it.
+            let mut st = self.shared.lock();
+            let existing = st.groups.iter().find(|g| g.id == info.group).and_then(|g| {
                 g.subgroups
                     .iter()
                     .find(|s| s.info.subgroup == info.subgroup)
                     .cloned()
-            })
+            });
+            match existing {
+                Some(sub) => {
+                    sub.lock().writers += 1;
+                    (sub, false)
+                }
+                None => (insert_subgroup(&mut st, &self.shared.config, info), true),
+            }
         };
-        let Some(sub) = existing else {
-            return self.create_subgroup(info);
-        };
-        sub.lock().writers += 1;
+        if created {
+            self.shared.bump();
+        }
+        self.producer(sub)
+    }
+
+    fn producer(&self, sub: Arc<SubgroupShared>) -> SubgroupProducer {
         SubgroupProducer {
             sub,
             track: self.shared.clone(),
@@ -298,6 +288,31 @@ impl TrackProducer {
         }
         out
     }
+}
+
+/// Adds a new subgroup to the track (its group created if needed) and to the arrival log.
+fn insert_subgroup(
+    st: &mut TrackState,
+    config: &TrackConfig,
+    info: SubgroupInfo,
+) -> Arc<SubgroupShared> {
+    let sub = Arc::new(SubgroupShared {
+        info,
+        state: Mutex::new(SubgroupState {
+            objects: Vec::new(),
+            end: None,
+            writers: 1,
+        }),
+        changed: tokio::sync::watch::channel(0).0,
+    });
+    group_entry(st, info.group, Instant::now())
+        .subgroups
+        .push(sub.clone());
+    let seq = st.next_seq;
+    st.next_seq += 1;
+    st.items.push_back((seq, Item::Subgroup(sub.clone())));
+    evict(st, config);
+    sub
 }
 
 fn group_entry(st: &mut TrackState, id: u64, now: Instant) -> &mut GroupEntry {
