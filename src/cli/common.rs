@@ -4,7 +4,7 @@
 use anyhow::{anyhow, Context};
 use clap::Args;
 use moqlink::{connect, AnySession};
-use moqlink_model::control::{ControlMessage, FetchEnd, FetchKind, RequestRef};
+use moqlink_model::control::{ControlMessage, FetchEnd, RequestRef};
 use moqlink_model::{Location, SessionErrorCode, Version};
 use moqlink_transport::endpoint::{Client, ClientConfig};
 use moqlink_transport::session::{
@@ -243,13 +243,13 @@ async fn answer(
     track: Option<&TrackProducer>,
     served: &Served,
 ) -> Result<(), SessionError> {
-    let ours = |ns: &moqlink_model::TrackNamespace, name: &moqlink_model::Blob| {
-        track.filter(|t| t.name().namespace == *ns && t.name().name == *name)
-    };
+    // The track a SUBSCRIBE, TRACK_STATUS or standalone FETCH names, if it is the one served.
+    let named = TrackName::requested_by(&req.message);
+    let ours = track.filter(|t| named.as_ref() == Some(t.name()));
     match &req.message {
         ControlMessage::Subscribe(s) => {
             tracing::info!(namespace = %s.namespace, track = %s.name, "SUBSCRIBE");
-            match ours(&s.namespace, &s.name) {
+            match ours {
                 Some(t) => {
                     if let Some(task) = session.serve_subscribe(req, t).await? {
                         served.push(task);
@@ -263,20 +263,9 @@ async fn answer(
                 }
             }
         }
-        ControlMessage::TrackStatus(s) => {
-            let t = ours(&s.namespace, &s.name);
-            session.serve_track_status(req, t).await
-        }
-        ControlMessage::Fetch(f) => {
-            // Joining fetches name one of the subscriptions served here; the session finds it.
-            let t = match &f.fetch {
-                FetchKind::Standalone {
-                    namespace, name, ..
-                } => ours(namespace, name),
-                _ => None,
-            };
-            session.serve_fetch(req, t).await
-        }
+        ControlMessage::TrackStatus(_) => session.serve_track_status(req, ours).await,
+        // Joining fetches name one of the subscriptions served here; the session finds it.
+        ControlMessage::Fetch(_) => session.serve_fetch(req, ours).await,
         ControlMessage::SubscribeNamespace(s) => {
             // moq-dev's relay sends one right after SETUP; the namespaces we publish are
             // announced with PUBLISH_NAMESPACE anyway.

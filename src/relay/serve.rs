@@ -123,13 +123,6 @@ fn authorization_scope(msg: &ControlMessage) -> Option<(Action, TrackNamespace)>
     })
 }
 
-fn name_of(ns: &TrackNamespace, name: &moqlink_model::Blob) -> TrackName {
-    TrackName {
-        namespace: ns.clone(),
-        name: name.clone(),
-    }
-}
-
 /// The publisher for `namespace`: a local route, else (when allowed) the upstream relay.
 async fn route(shared: &Arc<Shared>, namespace: &TrackNamespace, upstream: bool) -> Option<Route> {
     if let Some(r) = shared.registry.route_for(namespace) {
@@ -193,22 +186,17 @@ impl Ctx {
                 return;
             }
         }
-        let result = match &req.message {
-            ControlMessage::PublishNamespace(m) => {
+        let name = TrackName::requested_by(&req.message);
+        let result = match (&req.message, name) {
+            (ControlMessage::PublishNamespace(m), _) => {
                 let ns = m.namespace.clone();
                 self.publish_namespace(req, ns).await
             }
-            ControlMessage::Subscribe(m) => {
-                let name = name_of(&m.namespace, &m.name);
-                self.subscribe(req, name).await
-            }
-            ControlMessage::TrackStatus(m) => {
-                let name = name_of(&m.namespace, &m.name);
-                self.track_status(req, name).await
-            }
-            ControlMessage::Fetch(_) => self.fetch(req).await,
-            ControlMessage::Publish(_) => self.publish(req).await,
-            ControlMessage::SubscribeNamespace(m) => {
+            (ControlMessage::Subscribe(_), Some(name)) => self.subscribe(req, name).await,
+            (ControlMessage::TrackStatus(_), Some(name)) => self.track_status(req, name).await,
+            (ControlMessage::Fetch(_), _) => self.fetch(req).await,
+            (ControlMessage::Publish(_), _) => self.publish(req).await,
+            (ControlMessage::SubscribeNamespace(m), _) => {
                 let prefix = m.namespace_prefix.clone();
                 self.subscribe_namespace(req, prefix).await
             }
@@ -306,17 +294,12 @@ impl Ctx {
         let ControlMessage::Fetch(f) = &req.message else {
             return Ok(());
         };
-        let FetchKind::Standalone {
-            namespace,
-            name,
-            start,
-            ..
-        } = &f.fetch
+        let (FetchKind::Standalone { start, .. }, Some(track_name)) =
+            (&f.fetch, TrackName::requested_by(&req.message))
         else {
             // Joining fetches refer to a subscription this session serves.
             return self.session.serve_fetch(req, None).await;
         };
-        let track_name = name_of(namespace, name);
         if let Some(t) = self.shared.registry.track(&track_name) {
             // What the cache never had, or no longer has, comes from the publisher.
             if !t.producer.retains_from(*start) {
@@ -405,10 +388,9 @@ impl Ctx {
     }
 
     async fn publish(&self, req: IncomingRequest) -> Result<(), SessionError> {
-        let ControlMessage::Publish(p) = &req.message else {
+        let Some(name) = TrackName::requested_by(&req.message) else {
             return Ok(());
         };
-        let name = name_of(&p.namespace, &p.name);
         tracing::info!(session = self.id, track = %name, "PUBLISH");
         let accept = PublishAccept {
             forward: true,

@@ -188,17 +188,12 @@ async fn handle(
     served: Arc<watch::Sender<u64>>,
 ) {
     use ControlMessage as M;
-    let lookup = |ns: &TrackNamespace, name: &Blob| {
-        lock(&shared.tracks)
-            .get(&TrackName {
-                namespace: ns.clone(),
-                name: name.clone(),
-            })
-            .cloned()
-    };
+    // The track a SUBSCRIBE, TRACK_STATUS or standalone FETCH names, if served here.
+    let track =
+        TrackName::requested_by(&req.message).and_then(|n| lock(&shared.tracks).get(&n).cloned());
     let result = match &req.message {
-        M::Subscribe(m) => match lookup(&m.namespace, &m.name) {
-            Some(track) => match session.serve_subscribe(req, &track).await {
+        M::Subscribe(_) => match &track {
+            Some(track) => match session.serve_subscribe(req, track).await {
                 Ok(Some(_)) => {
                     served.send_modify(|n| *n += 1);
                     Ok(())
@@ -212,19 +207,9 @@ async fn handle(
                     .await
             }
         },
-        M::TrackStatus(m) => {
-            let track = lookup(&m.namespace, &m.name);
-            session.serve_track_status(req, track.as_ref()).await
-        }
-        M::Fetch(f) => {
-            let track = match &f.fetch {
-                FetchKind::Standalone {
-                    namespace, name, ..
-                } => lookup(namespace, name),
-                _ => None,
-            };
-            session.serve_fetch(req, track.as_ref()).await
-        }
+        M::TrackStatus(_) => session.serve_track_status(req, track.as_ref()).await,
+        // Joining fetches name a subscription served here; the session finds it.
+        M::Fetch(_) => session.serve_fetch(req, track.as_ref()).await,
         M::SubscribeNamespace(m) => {
             let ok = M::SubscribeNamespaceOk(RequestRef {
                 request_id: m.request_id,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use moqlink_model::control::*;
 use moqlink_model::data::ObjectStatus;
 use moqlink_model::params::VersionParameters;
-use moqlink_model::{Blob, SessionErrorCode, TrackNamespace};
+use moqlink_model::{SessionErrorCode, TrackNamespace};
 use moqlink_transport::client::{connect, AnySession};
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{
@@ -298,19 +298,14 @@ async fn answer(
 
 async fn handle(session: AnySession, req: IncomingRequest, shared: Arc<Shared>) {
     use ControlMessage as M;
-    let lookup = |ns: &TrackNamespace, name: &Blob| {
-        lock(&shared.tracks)
-            .get(&TrackName {
-                namespace: ns.clone(),
-                name: name.clone(),
-            })
-            .cloned()
-    };
+    // The track a SUBSCRIBE, TRACK_STATUS or standalone FETCH names, if served here.
+    let track =
+        TrackName::requested_by(&req.message).and_then(|n| lock(&shared.tracks).get(&n).cloned());
     let result = match &req.message {
-        M::Subscribe(m) => match lookup(&m.namespace, &m.name) {
+        M::Subscribe(m) => match &track {
             Some(track) => {
                 let subscribe = m.clone();
-                match session.serve_subscribe(req, &track).await {
+                match session.serve_subscribe(req, track).await {
                     Ok(Some(task)) => {
                         let index = {
                             let mut served = lock(&shared.served);
@@ -338,19 +333,9 @@ async fn handle(session: AnySession, req: IncomingRequest, shared: Arc<Shared>) 
                     .await
             }
         },
-        M::TrackStatus(m) => {
-            let track = lookup(&m.namespace, &m.name);
-            session.serve_track_status(req, track.as_ref()).await
-        }
-        M::Fetch(f) => {
-            let track = match &f.fetch {
-                FetchKind::Standalone {
-                    namespace, name, ..
-                } => lookup(namespace, name),
-                _ => None,
-            };
-            session.serve_fetch(req, track.as_ref()).await
-        }
+        M::TrackStatus(_) => session.serve_track_status(req, track.as_ref()).await,
+        // Joining fetches name a subscription served here; the session finds it.
+        M::Fetch(_) => session.serve_fetch(req, track.as_ref()).await,
         M::SubscribeNamespace(m) => {
             let ok = M::SubscribeNamespaceOk(RequestRef {
                 request_id: m.request_id,

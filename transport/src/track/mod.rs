@@ -41,6 +41,28 @@ impl TrackName {
     }
 }
 
+impl TrackName {
+    /// The full track name a SUBSCRIBE, TRACK_STATUS, standalone FETCH or PUBLISH asks about.
+    pub fn requested_by(msg: &moqlink_model::control::ControlMessage) -> Option<TrackName> {
+        use moqlink_model::control::{ControlMessage as M, FetchKind};
+        let (namespace, name) = match msg {
+            M::Subscribe(m) | M::TrackStatus(m) => (&m.namespace, &m.name),
+            M::Publish(m) => (&m.namespace, &m.name),
+            M::Fetch(f) => match &f.fetch {
+                FetchKind::Standalone {
+                    namespace, name, ..
+                } => (namespace, name),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(TrackName {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        })
+    }
+}
+
 impl fmt::Display for TrackName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
@@ -253,7 +275,6 @@ pub(crate) struct GroupEntry {
     pub(crate) subgroups: Vec<Arc<SubgroupShared>>,
     pub(crate) datagrams: Vec<(u8, Object, Instant)>,
     pub(crate) bytes: usize,
-    pub(crate) newest: Instant,
 }
 
 pub(crate) struct TrackState {
