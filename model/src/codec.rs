@@ -164,12 +164,17 @@ pub fn read_count<B: Buf>(buf: &mut B) -> Result<u64, DecodeError> {
 }
 
 /// Capacity to reserve for `count` elements of at least one byte each: never more than the bytes
-/// that could hold them.
+/// that could hold them, nor more than [`MAX_RESERVE`] (an element may be far larger than its
+/// wire bytes; the vector grows past this as elements actually decode).
 pub fn bounded_capacity<B: Buf>(buf: &B, count: u64) -> usize {
     usize::try_from(count)
         .unwrap_or(usize::MAX)
         .min(buf.remaining())
+        .min(MAX_RESERVE)
 }
+
+/// The most elements reserved ahead of decoding them.
+pub const MAX_RESERVE: usize = 64;
 
 /// Writes a varint.
 pub fn put_varint<B: BufMut>(buf: &mut B, v: u64, enc: Encoding) -> Result<(), EncodeError> {

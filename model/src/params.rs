@@ -523,7 +523,7 @@ impl<P: ParamKind> Parameters<P> {
     /// parameter breaks [`Rule::DuplicateParameter`].
     pub fn decode<B: Buf>(buf: &mut B, msg: MessageType) -> Result<Self, DecodeError> {
         let n = read_count(buf)?;
-        let mut out: Vec<P> = Vec::with_capacity(bounded_capacity(buf, n).min(64));
+        let mut out: Vec<P> = Vec::with_capacity(bounded_capacity(buf, n));
         for _ in 0..n {
             let key = varint::read(buf)?;
             let value = decode_kv_value(buf, key)?;

@@ -8,7 +8,11 @@ use super::serve::{upstream_route, Shared, INTERNAL_ERROR};
 use moqlink_transport::session::{SessionError, TRACK_DOES_NOT_EXIST};
 use moqlink_transport::track::{TrackName, TrackProducer};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// How long a publisher has to answer the relay's SUBSCRIBE.
+const UPSTREAM_ANSWER: Duration = Duration::from_secs(10);
 
 /// The track for a downstream subscription: the live entry, or a new one subscribed upstream
 /// at every publisher of a matching namespace (or the upstream relay), waiting briefly for one
@@ -46,7 +50,19 @@ pub(crate) async fn track_for(
                 let (shared, name, entry, tx) =
                     (shared.clone(), name.clone(), entry.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let r = subscribe_upstream(&shared, &name, &entry, route).await;
+                    // A publisher that never answers must not hold the SUBSCRIBE (and the
+                    // track's lock) forever.
+                    let r = tokio::time::timeout(
+                        UPSTREAM_ANSWER,
+                        subscribe_upstream(&shared, &name, &entry, route),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err((
+                            INTERNAL_ERROR,
+                            format!("publisher did not answer within {UPSTREAM_ANSWER:?}"),
+                        ))
+                    });
                     let _ = tx.send(r).await;
                 });
             }

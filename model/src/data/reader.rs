@@ -40,6 +40,10 @@ pub struct StreamReader {
     max_object: usize,
     /// The subgroup object whose head arrived and whose payload is still incomplete.
     pending: Option<u64>,
+    /// Chunks received after `buf` while it cannot complete anything yet; joined to it once
+    /// `need` bytes are there, so a large object is copied once, not once per chunk.
+    queued: Vec<Bytes>,
+    queued_len: usize,
 }
 
 impl Default for StreamReader {
@@ -57,24 +61,38 @@ impl StreamReader {
             need: 0,
             max_object,
             pending: None,
+            queued: Vec::new(),
+            queued_len: 0,
         }
     }
 
-    /// Appends received bytes (zero-copy when nothing is pending).
+    /// Appends received bytes (zero-copy when nothing is pending; otherwise copied once, when
+    /// enough has arrived for the next header or object).
     pub fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
         if self.buf.is_empty() {
             self.buf = data;
-        } else if !data.is_empty() {
-            let mut joined = BytesMut::with_capacity(self.buf.len() + data.len());
-            joined.extend_from_slice(&self.buf);
-            joined.extend_from_slice(&data);
-            self.buf = joined.freeze();
+            return;
         }
+        self.queued_len += data.len();
+        self.queued.push(data);
+        if self.buf.len() + self.queued_len < self.need {
+            return;
+        }
+        let mut joined = BytesMut::with_capacity(self.buf.len() + self.queued_len);
+        joined.extend_from_slice(&self.buf);
+        for chunk in self.queued.drain(..) {
+            joined.extend_from_slice(&chunk);
+        }
+        self.queued_len = 0;
+        self.buf = joined.freeze();
     }
 
     /// Bytes received but not yet consumed.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.queued_len
     }
 
     /// The subgroup header, once read.
@@ -129,7 +147,7 @@ impl StreamReader {
 
     /// Checks the stream ended cleanly at FIN: a header was read and no object is cut short.
     pub fn finish(&self) -> Result<(), DecodeError> {
-        match (&self.state, self.buf.is_empty()) {
+        match (&self.state, self.buffered() == 0) {
             (State::Header, _) => Err(DecodeError::invalid(
                 Rule::Truncated,
                 "stream ended before its header",
@@ -138,7 +156,7 @@ impl StreamReader {
                 Rule::Truncated,
                 format!(
                     "stream ended inside an object ({} bytes left)",
-                    self.buf.len()
+                    self.buffered()
                 ),
             )),
             _ => Ok(()),

@@ -170,13 +170,17 @@ async fn handle<C: Connection>(
                 st.routes.get(&u.subscription_request_id).cloned()
             };
             if let Some(route) = followup {
-                let _ = route.send(M::SubscribeUpdate(u)).await;
+                deliver(&route, M::SubscribeUpdate(u));
             }
             Ok(())
         }
         msg if msg.message_type().is_request() => new_request(inner, msg, incoming).await,
         M::PublishNamespaceDone(_) | M::PublishNamespaceCancel(_) | M::UnsubscribeNamespace(_) => {
-            let _ = incoming.send(IncomingEvent::Notice(msg)).await;
+            // No Request ID limits these: a peer must not stall this loop through an
+            // application that reads its events slowly.
+            if let Err(e) = incoming.try_send(IncomingEvent::Notice(msg)) {
+                tracing::warn!(error = %e, "notice dropped: the event queue is full");
+            }
             Ok(())
         }
         msg => route_followup(inner, msg).await,
@@ -290,9 +294,7 @@ async fn route_followup<C: Connection>(
         st.routes.get(&id).cloned()
     };
     match route {
-        Some(r) => {
-            let _ = r.send(msg).await;
-        }
+        Some(r) => deliver(&r, msg),
         None => tracing::debug!(
             msg = msg.message_type().name(),
             id,
@@ -300,4 +302,17 @@ async fn route_followup<C: Connection>(
         ),
     }
     Ok(())
+}
+
+/// Hands a follow-up to its request's holder without waiting: the read loop serves every
+/// request, so one holder that does not read (or a peer repeating replies) must not stall it.
+fn deliver(route: &mpsc::Sender<ControlMessage>, msg: ControlMessage) {
+    match route.try_send(msg) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(m)) => tracing::warn!(
+            msg = m.message_type().name(),
+            "follow-up dropped: its request's queue is full"
+        ),
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
 }

@@ -207,6 +207,10 @@ impl<C: Connection> Inner<C> {
                 self.conn.close(code, reason);
             }
             self.credit.notify_waiters();
+            // Every request's follow-up channel ends with the session, so whoever waits on a
+            // reply or a follow-up sees the end instead of waiting forever.
+            let routes = std::mem::take(&mut self.state().routes);
+            drop(routes);
         }
     }
 

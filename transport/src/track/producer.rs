@@ -189,10 +189,9 @@ impl TrackProducer {
                 st.largest = Some(loc);
             }
             let len = object.payload.len();
-            let g = group_entry(&mut st, group, now);
+            let g = group_entry(&mut st, group);
             g.datagrams.push((priority, object.clone(), now));
             g.bytes += len;
-            g.newest = now;
             st.bytes += len;
             if let Some(b) = &self.shared.config.budget {
                 b.add(len);
@@ -305,9 +304,7 @@ fn insert_subgroup(
         }),
         changed: tokio::sync::watch::channel(0).0,
     });
-    group_entry(st, info.group, Instant::now())
-        .subgroups
-        .push(sub.clone());
+    group_entry(st, info.group).subgroups.push(sub.clone());
     let seq = st.next_seq;
     st.next_seq += 1;
     st.items.push_back((seq, Item::Subgroup(sub.clone())));
@@ -315,7 +312,7 @@ fn insert_subgroup(
     sub
 }
 
-fn group_entry(st: &mut TrackState, id: u64, now: Instant) -> &mut GroupEntry {
+fn group_entry(st: &mut TrackState, id: u64) -> &mut GroupEntry {
     let pos = match st.groups.iter().position(|g| g.id == id) {
         Some(p) => p,
         None => {
@@ -324,7 +321,6 @@ fn group_entry(st: &mut TrackState, id: u64, now: Instant) -> &mut GroupEntry {
                 subgroups: Vec::new(),
                 datagrams: Vec::new(),
                 bytes: 0,
-                newest: now,
             });
             st.groups.len() - 1
         }
@@ -404,8 +400,13 @@ impl SubgroupProducer {
         let now = Instant::now();
         let len = object.payload.len();
         let loc = Location::new(self.sub.info.group, object.id);
+        let new_group;
+        let id;
         {
             let mut st = self.track.lock();
+            // Readers of the whole track only need waking when a later group begins (a bounded
+            // reader checks it against its end); the object itself wakes the subgroup's readers.
+            new_group = st.largest.is_none_or(|l| loc.group > l.group);
             if st.largest.is_none_or(|l| loc > l) {
                 st.largest = Some(loc);
             }
@@ -419,19 +420,21 @@ impl SubgroupProducer {
             }
             if let Some(g) = st.groups.iter_mut().find(|g| g.id == loc.group) {
                 g.bytes += len;
-                g.newest = now;
                 st.bytes += len;
                 if let Some(b) = &self.track.config.budget {
                     b.add(len);
                 }
             }
-            s.objects.push((object.clone(), now));
+            id = object.id;
+            s.objects.push((object, now));
             drop(s);
             evict(&mut st, &self.track.config);
         }
-        self.last = Some(object.id);
+        self.last = Some(id);
         self.sub.bump();
-        self.track.bump();
+        if new_group {
+            self.track.bump();
+        }
         Ok(())
     }
 
