@@ -262,3 +262,32 @@ async fn goaway_and_close_codes_reach_the_client() {
         );
     }
 }
+
+/// §3.3: closing a session never ends the control stream first (a peer seeing it end must
+/// close with PROTOCOL_VIOLATION). The old writer finished the stream while the close was under
+/// way; the FIN won the race in some of these rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_session_does_not_finish_the_control_stream() {
+    let (port, mut accepted) = server(&[Version::DRAFT_14]).await;
+    for url in urls(port) {
+        for round in 0..30 {
+            let conn = client().connect(&url).await.unwrap().conn;
+            let mut raw = Raw::open(conn, SetupParameters::new()).await;
+            let Some(ControlMessage::ServerSetup(_)) = raw.read().await else {
+                panic!("{url}: no SERVER_SETUP")
+            };
+            let s = accepted.recv().await.unwrap().unwrap();
+            s.close(SessionErrorCode::NoError, "done");
+            let end = loop {
+                match tokio::time::timeout(T, raw.recv.read_chunk(4096)).await {
+                    Ok(Ok(Some(_))) => continue,
+                    Ok(Ok(None)) => break "FIN",
+                    Ok(Err(_)) => break "connection closed",
+                    Err(_) => break "nothing",
+                }
+            };
+            assert_eq!(end, "connection closed", "{url} round {round}");
+            assert_eq!(raw.closed_code().await, 0, "{url} round {round}");
+        }
+    }
+}

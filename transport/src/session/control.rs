@@ -6,7 +6,7 @@ use super::incoming::{IncomingEvent, IncomingRequest};
 use super::setup::{read_message, write_message, ReadFailure};
 use super::tokens::TokenOutcome;
 use super::{Inner, Role, SessionClose};
-use crate::connection::{Connection, SendStream};
+use crate::connection::Connection;
 use moqlink_model::control::*;
 use moqlink_model::SessionErrorCode;
 use std::sync::Arc;
@@ -53,7 +53,17 @@ async fn writer<C: Connection>(
             break;
         }
     }
-    let _ = send.finish();
+    // §3.3: the control stream is never closed while the session lives, and a peer that sees
+    // it end must close with PROTOCOL_VIOLATION. So the connection is closed first (a dropped
+    // session handle closes with NO_ERROR); a QUIC stream dropped after that sends nothing.
+    // Finishing here raced the close, and aiomoqt's relay answered the FIN with
+    // PROTOCOL_VIOLATION.
+    match inner.closed_state() {
+        None => inner.close(SessionErrorCode::NoError.code(), "session dropped", false),
+        Some(c) if !c.by_peer => inner.conn.close(c.code, &c.reason),
+        Some(_) => {}
+    }
+    drop(send);
 }
 
 async fn read_loop<C: Connection>(
