@@ -27,6 +27,7 @@ pub mod json;
 pub mod limits;
 pub mod lite;
 pub mod params;
+mod pending;
 mod primitives;
 pub mod varint;
 mod version;

@@ -605,14 +605,26 @@ proptest! {
     }
 
     #[test]
-    fn control_roundtrip(msg in control(), wide in any::<bool>()) {
+    fn control_roundtrip(msg in control(), wide in any::<bool>(), cut in 1..9usize) {
         let enc = if wide { Encoding::wide(Version::DRAFT_14) } else { Encoding::new(Version::DRAFT_14) };
         let bytes = encode_all(|b| msg.encode(b, enc));
         prop_assert_eq!(msg.encoded_len_hint(enc), Some(bytes.len()));
         let mut view = bytes.clone();
         let back = ControlMessage::decode(&mut view, Version::DRAFT_14).unwrap();
         prop_assert!(view.is_empty());
-        prop_assert_eq!(back, msg);
+        prop_assert_eq!(&back, &msg);
+        // Twice in a row, in chunks of `cut`, through the incremental reader.
+        let twice = [bytes.clone(), bytes].concat();
+        let mut r = ControlReader::new(Version::DRAFT_14);
+        let mut read = Vec::new();
+        for chunk in twice.chunks(cut) {
+            r.push(Bytes::copy_from_slice(chunk));
+            while let Some(m) = r.next_message().unwrap() {
+                read.push(m);
+            }
+        }
+        prop_assert!(r.finish().is_ok());
+        prop_assert_eq!(read, vec![msg.clone(), msg]);
     }
 
     #[test]

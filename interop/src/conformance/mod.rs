@@ -170,6 +170,8 @@ pub static CHECKS: &[CheckInfo] = &[
         "unknown setup parameters (even and odd types) are ignored"),
     check!("setup-path-over-webtransport", "session", "§9.3.2.2, §3.4", 4000, session::path_over_webtransport,
         "a PATH setup parameter on a WebTransport session is closed with INVALID_PATH"),
+    check!("control-stream-finished", "session", "§3.3", 4000, session::control_stream_finished,
+        "a client ending its control stream (FIN) while the session is active is closed with PROTOCOL_VIOLATION"),
     check!("goaway-with-uri-from-client", "session", "§9.4", 4000, session::goaway_with_uri,
         "a GOAWAY with a New Session URI sent to a server is closed with PROTOCOL_VIOLATION"),
     check!("goaway-twice", "session", "§9.4", 4000, session::goaway_twice,

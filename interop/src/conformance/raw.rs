@@ -235,6 +235,17 @@ impl Raw {
         }
     }
 
+    /// Ends the control stream (FIN) while the session is active.
+    pub fn finish(&mut self) -> Result<(), Failure> {
+        self.send.finish().map_err(|e| {
+            Failure::new(
+                "the control stream open",
+                e.to_string(),
+                "the relay ended the control stream early",
+            )
+        })
+    }
+
     /// Closes the connection with NO_ERROR.
     pub fn close(&self) {
         self.conn.close(SessionErrorCode::NoError.code(), "");

@@ -33,6 +33,22 @@ pub async fn version_negotiation_failed(env: Env) -> CheckOutput {
     Ok(msg)
 }
 
+/// `control-stream-finished`: the client ends its control stream after SETUP.
+pub async fn control_stream_finished(env: Env) -> CheckOutput {
+    let mut raw = Raw::setup(&env, "connection_id", Some(0)).await?;
+    env.step("FIN on the control stream");
+    raw.finish()?;
+    let msg = raw
+        .expect_close(
+            &env,
+            SessionErrorCode::ProtocolViolation,
+            Duration::from_secs(3),
+            "the control stream ended after SETUP",
+        )
+        .await?;
+    Ok(msg)
+}
+
 /// `setup-selects-offered-version`: an unknown version first, draft-14 second.
 pub async fn selects_offered_version(env: Env) -> CheckOutput {
     let mut raw = Raw::open(&env, "connection_id").await?;

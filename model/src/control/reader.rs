@@ -2,24 +2,23 @@
 
 use super::ControlMessage;
 use crate::error::DecodeError;
+use crate::pending::Pending;
 use crate::version::Version;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// Reads framed control messages from a growing buffer.
 #[derive(Debug, Clone)]
 pub struct ControlReader {
-    buf: Bytes,
+    buf: Pending,
     version: Version,
-    need: usize,
 }
 
 impl ControlReader {
     /// A reader for the negotiated `version`.
     pub fn new(version: Version) -> Self {
         ControlReader {
-            buf: Bytes::new(),
+            buf: Pending::default(),
             version,
-            need: 0,
         }
     }
 
@@ -30,14 +29,7 @@ impl ControlReader {
 
     /// Appends received bytes (zero-copy when nothing is pending).
     pub fn push(&mut self, data: Bytes) {
-        if self.buf.is_empty() {
-            self.buf = data;
-        } else if !data.is_empty() {
-            let mut joined = BytesMut::with_capacity(self.buf.len() + data.len());
-            joined.extend_from_slice(&self.buf);
-            joined.extend_from_slice(&data);
-            self.buf = joined.freeze();
-        }
+        self.buf.push(data);
     }
 
     /// Bytes received but not yet consumed.
@@ -47,25 +39,25 @@ impl ControlReader {
 
     /// Takes the unread bytes (e.g. to hand the stream to a moq-lite reader after SETUP).
     pub fn take_buffered(&mut self) -> Bytes {
-        self.need = 0;
-        std::mem::take(&mut self.buf)
+        self.buf.take()
     }
 
     /// The next whole message, `Ok(None)` until enough bytes arrived. A message is at most
     /// 65,535 bytes of payload, so the buffer stays bounded.
     pub fn next_message(&mut self) -> Result<Option<ControlMessage>, DecodeError> {
-        if self.buf.is_empty() || self.buf.len() < self.need {
+        let Some(head) = self.buf.ready() else {
             return Ok(None);
-        }
-        let mut view = self.buf.clone();
+        };
+        let mut view = head.clone();
         match ControlMessage::decode(&mut view, self.version) {
             Ok(msg) => {
-                self.buf = view;
-                self.need = 0;
+                self.buf.consume(view);
                 Ok(Some(msg))
             }
             Err(DecodeError::Short) => {
-                self.need = frame_len(&self.buf).unwrap_or(self.buf.len() + 1);
+                let at_least = head.len() + 1;
+                let total = frame_len(head).unwrap_or(at_least).max(at_least);
+                self.buf.wait_for(total);
                 Ok(None)
             }
             Err(e) => Err(e),

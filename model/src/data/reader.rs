@@ -5,7 +5,8 @@ use super::{FetchHeader, FetchObject, FetchObjectHead, StreamHeader, SubgroupHea
 use super::{SubgroupObject, SubgroupObjectHead};
 use crate::error::{DecodeError, Rule};
 use crate::limits::DEFAULT_MAX_OBJECT_SIZE;
-use bytes::{Buf, Bytes, BytesMut};
+use crate::pending::Pending;
+use bytes::{Buf, Bytes};
 
 /// What the reader produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,17 +34,11 @@ enum State {
 /// Reads a unidirectional data stream incrementally.
 #[derive(Debug, Clone)]
 pub struct StreamReader {
-    buf: Bytes,
+    buf: Pending,
     state: State,
-    /// Buffered bytes needed before another attempt can succeed.
-    need: usize,
     max_object: usize,
     /// The subgroup object whose head arrived and whose payload is still incomplete.
     pending: Option<u64>,
-    /// Chunks received after `buf` while it cannot complete anything yet; joined to it once
-    /// `need` bytes are there, so a large object is copied once, not once per chunk.
-    queued: Vec<Bytes>,
-    queued_len: usize,
 }
 
 impl Default for StreamReader {
@@ -56,43 +51,22 @@ impl StreamReader {
     /// A reader that refuses objects larger than `max_object` bytes.
     pub fn new(max_object: usize) -> Self {
         StreamReader {
-            buf: Bytes::new(),
+            buf: Pending::default(),
             state: State::Header,
-            need: 0,
             max_object,
             pending: None,
-            queued: Vec::new(),
-            queued_len: 0,
         }
     }
 
     /// Appends received bytes (zero-copy when nothing is pending; otherwise copied once, when
     /// enough has arrived for the next header or object).
     pub fn push(&mut self, data: Bytes) {
-        if data.is_empty() {
-            return;
-        }
-        if self.buf.is_empty() {
-            self.buf = data;
-            return;
-        }
-        self.queued_len += data.len();
-        self.queued.push(data);
-        if self.buf.len() + self.queued_len < self.need {
-            return;
-        }
-        let mut joined = BytesMut::with_capacity(self.buf.len() + self.queued_len);
-        joined.extend_from_slice(&self.buf);
-        for chunk in self.queued.drain(..) {
-            joined.extend_from_slice(&chunk);
-        }
-        self.queued_len = 0;
-        self.buf = joined.freeze();
+        self.buf.push(data);
     }
 
     /// Bytes received but not yet consumed.
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.queued_len
+        self.buf.len()
     }
 
     /// The subgroup header, once read.
@@ -111,34 +85,31 @@ impl StreamReader {
 
     /// The next header or object, `Ok(None)` when more bytes are needed.
     pub fn next_event(&mut self) -> Result<Option<StreamEvent>, DecodeError> {
-        if self.buf.is_empty() || self.buf.len() < self.need {
+        let Some(head) = self.buf.ready() else {
             return Ok(None);
-        }
-        let mut view = self.buf.clone();
+        };
+        let mut view = head.clone();
         match self.decode_one(&mut view) {
             Ok(Step::Event(ev)) => {
-                self.buf = view;
-                self.need = 0;
+                self.buf.consume(view);
                 self.pending = None;
                 Ok(Some(ev))
             }
             Ok(Step::Wait { total, object }) => {
-                self.need = total;
+                self.buf.wait_for(total);
                 self.pending = object;
                 Ok(None)
             }
             Err(DecodeError::Short) => {
                 // Head fields incomplete: any further byte may complete them.
-                self.need = self.buf.len() + 1;
-                if self.buf.len() > self.max_object.saturating_add(HEAD_SLACK) {
+                let have = self.buf.head().len();
+                if have > self.max_object.saturating_add(HEAD_SLACK) {
                     return Err(DecodeError::invalid(
                         Rule::ObjectTooLarge,
-                        format!(
-                            "{} bytes buffered without a complete object head",
-                            self.buf.len()
-                        ),
+                        format!("{have} bytes buffered without a complete object head"),
                     ));
                 }
+                self.buf.wait_for(have + 1);
                 Ok(None)
             }
             Err(e) => Err(e),

@@ -8,21 +8,10 @@ use super::LiteMessage;
 use crate::codec::Decode;
 use crate::error::{DecodeError, Rule};
 use crate::limits::DEFAULT_MAX_OBJECT_SIZE;
+use crate::pending::Pending;
 use crate::varint;
 use crate::version::Version;
-use bytes::{Bytes, BytesMut};
-
-/// Appends `data` to `buf` (zero-copy when nothing is pending).
-fn append(buf: &mut Bytes, data: Bytes) {
-    if buf.is_empty() {
-        *buf = data;
-    } else if !data.is_empty() {
-        let mut joined = BytesMut::with_capacity(buf.len() + data.len());
-        joined.extend_from_slice(buf);
-        joined.extend_from_slice(&data);
-        *buf = joined.freeze();
-    }
-}
+use bytes::Bytes;
 
 /// Bytes needed for the whole message of `kind` at the start of `b`, once its framing is
 /// readable; `None` while the length itself is incomplete.
@@ -58,12 +47,11 @@ fn frame_need(kind: MessageKind, b: &[u8]) -> Option<usize> {
 /// same way ([`ControlReader::handed_over`]).
 #[derive(Debug, Clone)]
 pub struct ControlReader {
-    buf: Bytes,
+    buf: Pending,
     version: Version,
     dir: Direction,
     ty: Option<BiStreamType>,
     read: u64,
-    need: usize,
     consumed: usize,
     handed_over: bool,
 }
@@ -86,12 +74,11 @@ impl ControlReader {
 
     fn with(version: Version, dir: Direction, ty: Option<BiStreamType>) -> Self {
         ControlReader {
-            buf: Bytes::new(),
+            buf: Pending::default(),
             version,
             dir,
             ty,
             read: 0,
-            need: 0,
             consumed: 0,
             handed_over: false,
         }
@@ -125,7 +112,7 @@ impl ControlReader {
 
     /// Appends received bytes (zero-copy when nothing is pending).
     pub fn push(&mut self, data: Bytes) {
-        append(&mut self.buf, data);
+        self.buf.push(data);
     }
 
     /// Bytes received but not yet consumed.
@@ -145,53 +132,54 @@ impl ControlReader {
 
     /// Takes the bytes received but not consumed, e.g. to feed the draft-14 control reader.
     pub fn take_buffered(&mut self) -> Bytes {
-        self.need = 0;
-        std::mem::take(&mut self.buf)
+        self.buf.take()
     }
 
     fn advance(&mut self, rest: Bytes) {
-        self.consumed += self.buf.len() - rest.len();
-        self.buf = rest;
-        self.need = 0;
+        self.consumed += self.buf.consume(rest);
     }
 
     /// The next whole message, `Ok(None)` until enough bytes arrived (or after a hand-over).
     pub fn next_message(&mut self) -> Result<Option<LiteMessage>, DecodeError> {
-        if self.handed_over || self.buf.is_empty() || self.buf.len() < self.need {
+        if self.handed_over {
             return Ok(None);
         }
         let ty = match self.ty {
             Some(ty) => ty,
             None => {
-                let mut view = self.buf.clone();
+                let Some(head) = self.buf.ready() else {
+                    return Ok(None);
+                };
+                let mut view = head.clone();
                 match BiStreamType::decode(&mut view) {
                     Ok(ty) => {
                         self.ty = Some(ty);
                         self.advance(view);
-                        if self.buf.is_empty() {
-                            return Ok(None);
-                        }
                         ty
                     }
                     Err(DecodeError::Short) => {
-                        self.need = self.buf.len() + 1;
+                        let at_least = head.len() + 1;
+                        self.buf.wait_for(at_least);
                         return Ok(None);
                     }
                     Err(e) => return Err(e),
                 }
             }
         };
+        let Some(head) = self.buf.ready() else {
+            return Ok(None);
+        };
         let Some(kind) = expected_message(ty, self.dir, self.read == 0) else {
             return Err(DecodeError::invalid(
                 Rule::LiteUnexpectedMessage,
                 format!(
                     "{} bytes after the last message a {ty:?} stream's {:?} direction carries",
-                    self.buf.len(),
+                    head.len(),
                     self.dir
                 ),
             ));
         };
-        let mut view = self.buf.clone();
+        let mut view = head.clone();
         match LiteMessage::decode_as(kind, &mut view, self.version) {
             Ok(msg) => {
                 self.advance(view);
@@ -202,9 +190,9 @@ impl ControlReader {
                 Ok(Some(msg))
             }
             Err(DecodeError::Short) => {
-                self.need = frame_need(kind, &self.buf)
-                    .unwrap_or(self.buf.len() + 1)
-                    .max(self.buf.len() + 1);
+                let at_least = head.len() + 1;
+                let total = frame_need(kind, head).unwrap_or(at_least).max(at_least);
+                self.buf.wait_for(total);
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -268,10 +256,9 @@ enum GroupState {
 /// Reads a unidirectional lite stream: the stream type 0x0, GROUP, then FRAMEs.
 #[derive(Debug, Clone)]
 pub struct GroupReader {
-    buf: Bytes,
+    buf: Pending,
     version: Version,
     state: GroupState,
-    need: usize,
     consumed: usize,
     max_frame: usize,
 }
@@ -285,10 +272,9 @@ impl GroupReader {
     /// A reader that refuses frames above `max_frame` bytes ([`Rule::ObjectTooLarge`]).
     pub fn with_max_frame(version: Version, max_frame: usize) -> Self {
         GroupReader {
-            buf: Bytes::new(),
+            buf: Pending::default(),
             version,
             state: GroupState::StreamType,
-            need: 0,
             consumed: 0,
             max_frame,
         }
@@ -296,7 +282,7 @@ impl GroupReader {
 
     /// Appends received bytes (zero-copy when nothing is pending).
     pub fn push(&mut self, data: Bytes) {
-        append(&mut self.buf, data);
+        self.buf.push(data);
     }
 
     /// Bytes received but not yet consumed.
@@ -318,25 +304,23 @@ impl GroupReader {
     }
 
     fn advance(&mut self, rest: Bytes) {
-        self.consumed += self.buf.len() - rest.len();
-        self.buf = rest;
-        self.need = 0;
+        self.consumed += self.buf.consume(rest);
     }
 
     /// The next header or frame, `Ok(None)` until enough bytes arrived.
     pub fn next_event(&mut self) -> Result<Option<GroupEvent>, DecodeError> {
         loop {
-            if self.buf.is_empty() || self.buf.len() < self.need {
+            let Some(head) = self.buf.ready() else {
                 return Ok(None);
-            }
-            let mut view = self.buf.clone();
+            };
+            let mut view = head.clone();
             let res = match self.state {
                 GroupState::StreamType => UniStreamType::decode(&mut view).map(|_| None),
                 GroupState::Header => {
                     Group::decode(&mut view, self.version).map(|g| Some(GroupEvent::Group(g)))
                 }
                 GroupState::Frames(_) => {
-                    let mut probe = &self.buf[..];
+                    let mut probe = &head[..];
                     if let Ok(size) = varint::read(&mut probe) {
                         if size > self.max_frame as u64 {
                             return Err(DecodeError::invalid(
@@ -361,12 +345,14 @@ impl GroupReader {
                     }
                 }
                 Err(DecodeError::Short) => {
+                    let head = self.buf.head();
                     let framed = match self.state {
                         GroupState::StreamType => None,
-                        GroupState::Header => frame_need(MessageKind::Group, &self.buf),
-                        GroupState::Frames(_) => frame_need(MessageKind::Frame, &self.buf),
+                        GroupState::Header => frame_need(MessageKind::Group, head),
+                        GroupState::Frames(_) => frame_need(MessageKind::Frame, head),
                     };
-                    self.need = framed.unwrap_or(0).max(self.buf.len() + 1);
+                    let total = framed.unwrap_or(0).max(head.len() + 1);
+                    self.buf.wait_for(total);
                     return Ok(None);
                 }
                 Err(e) => return Err(e),

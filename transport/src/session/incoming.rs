@@ -173,24 +173,32 @@ impl Responder {
 
     /// Sends the success reply (e.g. SUBSCRIBE_OK).
     pub async fn accept(mut self, reply: ControlMessage) -> Result<(), SessionError> {
-        self.answered = true;
-        self.out
-            .send(reply)
-            .await
-            .map_err(|_| SessionError::Unexpected("session closed".into()))
+        self.answer(reply).await
     }
 
     /// Sends the matching *_ERROR with `code` and `reason`.
     pub async fn reject(mut self, code: u64, reason: &str) -> Result<(), SessionError> {
-        self.answered = true;
         match error_message(self.kind, self.id, code, reason) {
-            Some(msg) => self
-                .out
-                .send(msg)
-                .await
-                .map_err(|_| SessionError::Unexpected("session closed".into())),
-            None => Ok(()),
+            Some(msg) => self.answer(msg).await,
+            None => {
+                self.answered = true;
+                Ok(())
+            }
         }
+    }
+
+    /// Queues `msg` as the answer. The request counts as answered only once the message is
+    /// queued: a caller that gives up while the queue is full drops the responder, which then
+    /// answers INTERNAL_ERROR instead of leaving the request unanswered.
+    async fn answer(&mut self, msg: ControlMessage) -> Result<(), SessionError> {
+        let permit = self
+            .out
+            .reserve()
+            .await
+            .map_err(|_| SessionError::Unexpected("session closed".into()))?;
+        self.answered = true;
+        permit.send(msg);
+        Ok(())
     }
 
     /// Answers NOT_SUPPORTED.
@@ -307,5 +315,44 @@ impl OutgoingRequest {
                 "session ended before the reply".into(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn filler() -> ControlMessage {
+        ControlMessage::MaxRequestId(MaxRequestId { max_request_id: 1 })
+    }
+
+    /// Every request gets an answer: an accept abandoned while the control queue is full must
+    /// not leave the request unanswered.
+    #[tokio::test]
+    async fn an_abandoned_accept_answers_internal_error() {
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.send(filler()).await.unwrap();
+        let responder = Responder::new(4, MessageType::Subscribe, tx);
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), responder.accept(filler()))
+            .await
+            .is_err();
+        assert!(gave_up, "the queue was full, accept cannot have finished");
+        assert_eq!(rx.recv().await.unwrap(), filler());
+        match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+            Ok(Some(ControlMessage::SubscribeError(e))) => {
+                assert_eq!((e.request_id, e.error_code), (4, INTERNAL_ERROR));
+            }
+            other => panic!("expected SUBSCRIBE_ERROR INTERNAL_ERROR, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_accepted_request_gets_only_its_reply() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let responder = Responder::new(2, MessageType::Subscribe, tx);
+        responder.accept(filler()).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), filler());
+        assert!(rx.recv().await.is_none(), "no error after the reply");
     }
 }
