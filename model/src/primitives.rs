@@ -29,6 +29,14 @@ impl Location {
         Location { group, object }
     }
 
+    /// The first location after a track's Largest Location, {0, 0} when it has none yet: where
+    /// a Largest Object subscription starts (§9.7).
+    pub fn after_largest(largest: Option<Location>) -> Location {
+        largest.map_or(Location::new(0, 0), |l| {
+            Location::new(l.group, l.object.saturating_add(1))
+        })
+    }
+
     /// Reads Group (i), Object (i).
     pub fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
         Ok(Location {
@@ -229,6 +237,15 @@ impl GroupOrder {
             GroupOrder::Original => 0,
             GroupOrder::Ascending => 1,
             GroupOrder::Descending => 2,
+        }
+    }
+
+    /// The order a request resolves to: this one, or the publisher's when this is Original
+    /// (§9.7, §9.16).
+    pub fn or_publisher(self, publisher: GroupOrder) -> GroupOrder {
+        match self {
+            GroupOrder::Original => publisher,
+            o => o,
         }
     }
 

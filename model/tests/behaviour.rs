@@ -287,3 +287,22 @@ fn versions_parse_and_label() {
     assert!(Version::LITE_01.is_lite() && !Version::DRAFT_14.is_lite());
     assert_eq!(Version::DRAFT_14.to_string(), "0xff00000e");
 }
+
+/// §9.7: a Largest Object subscription starts at {Largest.Group, Largest.Object + 1}, and at
+/// {0, 0} on a track with no object yet; Group Order 0x0 means the publisher's order.
+#[test]
+fn largest_object_start_and_original_group_order() {
+    assert_eq!(
+        Location::after_largest(Some(Location::new(3, 7))),
+        Location::new(3, 8)
+    );
+    assert_eq!(Location::after_largest(None), Location::new(0, 0));
+    assert_eq!(
+        GroupOrder::Original.or_publisher(GroupOrder::Descending),
+        GroupOrder::Descending
+    );
+    assert_eq!(
+        GroupOrder::Ascending.or_publisher(GroupOrder::Descending),
+        GroupOrder::Ascending
+    );
+}

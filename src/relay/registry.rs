@@ -51,7 +51,7 @@ impl Publisher {
                     ..Default::default()
                 };
                 let sub = s.subscribe(name.clone(), opts).await?;
-                into.set_complete_from(after(sub.largest()));
+                into.set_complete_from(Location::after_largest(sub.largest()));
                 let ended = sub.ended();
                 let ended: Ended = Box::pin(async move {
                     match ended.await {
@@ -92,14 +92,6 @@ impl Publisher {
             Publisher::Lite(_) => None,
         }
     }
-}
-
-/// The first location a Largest Object subscription (or a PUBLISH) delivers, given the
-/// Largest Location its publisher reported (§9.7).
-pub(crate) fn after(largest: Option<Location>) -> Location {
-    largest.map_or(Location::new(0, 0), |l| {
-        Location::new(l.group, l.object + 1)
-    })
 }
 
 /// A namespace a publisher session announced.

@@ -2,12 +2,12 @@
 //! the publisher that owns the namespace.
 
 use super::config::Action;
-use super::registry::{after, NsEvent, Origin, Publisher, Registry, Route, TrackEntry};
+use super::registry::{NsEvent, Origin, Publisher, Registry, Route, TrackEntry};
 use super::upstream::{join_route, release, track_for};
 use super::RelayConfig;
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
-use moqlink_model::{GroupOrder, TrackNamespace};
+use moqlink_model::{GroupOrder, Location, TrackNamespace};
 use moqlink_transport::client::AnySession;
 use moqlink_transport::session::{
     IncomingEvent, IncomingRequest, PublishAccept, SessionError, TRACK_DOES_NOT_EXIST,
@@ -403,7 +403,8 @@ impl Ctx {
             ..Default::default()
         };
         let sub = self.session.accept_publish(req, accept).await?;
-        sub.track().set_complete_from(after(sub.largest()));
+        sub.track()
+            .set_complete_from(Location::after_largest(sub.largest()));
         let entry = TrackEntry::new(sub.track().clone(), Origin::Published, self.id);
         entry.add_upstream(self.id, Box::new(sub));
         self.shared.registry.add_track(name, entry);

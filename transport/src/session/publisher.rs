@@ -45,12 +45,7 @@ pub(crate) struct Served {
 /// (§9.7).
 pub fn resolve_filter(filter: &Filter, largest: Option<Location>) -> (Location, Option<u64>) {
     match *filter {
-        Filter::LargestObject => (
-            largest.map_or(Location::new(0, 0), |l| {
-                Location::new(l.group, l.object + 1)
-            }),
-            None,
-        ),
+        Filter::LargestObject => (Location::after_largest(largest), None),
         Filter::NextGroupStart => (
             largest.map_or(Location::new(0, 0), |l| Location::new(l.group + 1, 0)),
             None,
@@ -182,10 +177,7 @@ impl<C: Connection> Session<C> {
         }
         let status = track.status();
         let (start, end_group) = resolve_filter(&sub.filter, status.largest);
-        let order = match sub.group_order {
-            GroupOrder::Original => status.group_order,
-            o => o,
-        };
+        let order = sub.group_order.or_publisher(status.group_order);
         let alias = self.alloc_alias();
         let timeout = sub.parameters.delivery_timeout();
         let mut parameters = VersionParameters::new();
@@ -252,10 +244,7 @@ impl<C: Connection> Session<C> {
                 .await;
         };
         let status = track.status();
-        let order = match ts.group_order {
-            GroupOrder::Original => status.group_order,
-            o => o,
-        };
+        let order = ts.group_order.or_publisher(status.group_order);
         req.responder
             .accept(ControlMessage::TrackStatusOk(SubscribeOk {
                 request_id: ts.request_id,
@@ -354,10 +343,7 @@ impl<C: Connection> Session<C> {
                 .reject(INVALID_RANGE, "Start Location is beyond the largest object")
                 .await;
         }
-        let order = match f.group_order {
-            GroupOrder::Original => status.group_order,
-            o => o,
-        };
+        let order = f.group_order.or_publisher(status.group_order);
         let objects = track.fetch(start, end, order);
         if objects.is_empty() {
             return responder

@@ -331,10 +331,7 @@ impl<C: Connection> Session<C> {
             namespace: p.namespace.clone(),
             name: p.name.clone(),
         };
-        let group_order = match accept.group_order {
-            GroupOrder::Original => p.group_order,
-            o => o,
-        };
+        let group_order = accept.group_order.or_publisher(p.group_order);
         let (alias, largest, request_id) = (p.track_alias, p.largest_location, p.request_id);
         let sub = self.start_receiving(
             name,

@@ -230,10 +230,7 @@ impl TrackProducer {
 
     /// A reader of objects published from now on (after the current largest object).
     pub fn consume_new(&self) -> TrackConsumer {
-        let start = self.status().largest.map_or(Location::new(0, 0), |l| {
-            Location::new(l.group, l.object + 1)
-        });
-        self.consume(start, None)
+        self.consume(Location::after_largest(self.status().largest), None)
     }
 
     /// The retained objects between `start` and `end` in `order` (within a group by object ID),
