@@ -106,8 +106,11 @@ pub(crate) struct Route {
 pub(crate) enum Origin {
     /// A subscription this relay made upstream on behalf of its subscribers.
     Upstream,
-    /// A publisher sent PUBLISH for it.
-    Published,
+    /// The publisher on this session sent PUBLISH for it.
+    Published {
+        /// The publisher's session.
+        session: u64,
+    },
 }
 
 /// One track the relay carries: a shared producer that every downstream subscription reads,
@@ -119,7 +122,6 @@ pub(crate) struct TrackEntry {
     /// Upstream subscriptions (or the accepted PUBLISH) by publisher session; dropping one
     /// unsubscribes.
     upstreams: Mutex<Upstreams>,
-    pub(crate) publisher_session: u64,
     refs: AtomicUsize,
 }
 
@@ -132,16 +134,11 @@ struct Upstreams {
 
 impl TrackEntry {
     /// An entry with no upstream yet (subscriptions are added as publishers answer).
-    pub(crate) fn new(
-        producer: TrackProducer,
-        origin: Origin,
-        publisher_session: u64,
-    ) -> Arc<Self> {
+    pub(crate) fn new(producer: TrackProducer, origin: Origin) -> Arc<Self> {
         Arc::new(TrackEntry {
             producer,
             origin,
             upstreams: Mutex::new(Upstreams::default()),
-            publisher_session,
             refs: AtomicUsize::new(0),
         })
     }
@@ -302,8 +299,9 @@ impl Registry {
             notify_ns(&mut st, &ns, session_id, NsEvent::NamespaceDone(ns.clone()));
         }
         st.ns_subscribers.retain(|s| s.session_id != session_id);
-        st.tracks
-            .retain(|_, t| t.publisher_session != session_id || !t.ended());
+        // Ended tracks go (a later request creates them afresh); live ones stay with their
+        // other publishers and their cache.
+        st.tracks.retain(|_, t| !t.ended());
     }
 
     /// The route whose namespace is the longest prefix of `namespace`.
@@ -369,9 +367,9 @@ impl Registry {
     pub(crate) fn add_track(&self, name: TrackName, entry: Arc<TrackEntry>) {
         {
             let mut st = self.state();
-            if matches!(entry.origin, Origin::Published) {
+            if let Origin::Published { session } = entry.origin {
                 let ev = NsEvent::Track(entry.producer.clone());
-                notify_ns(&mut st, &name.namespace, entry.publisher_session, ev);
+                notify_ns(&mut st, &name.namespace, session, ev);
             }
             st.tracks.insert(name, entry);
         }
@@ -414,9 +412,8 @@ impl Registry {
             _ => false,
         });
         for (name, t) in &st.tracks {
-            if matches!(t.origin, Origin::Published)
+            if matches!(t.origin, Origin::Published { session } if session != session_id)
                 && !t.ended()
-                && t.publisher_session != session_id
                 && prefix.is_prefix_of(&name.namespace)
             {
                 now.push(NsEvent::Track(t.producer.clone()));

@@ -405,7 +405,7 @@ impl Ctx {
         let sub = self.session.accept_publish(req, accept).await?;
         sub.track()
             .set_complete_from(Location::after_largest(sub.largest()));
-        let entry = TrackEntry::new(sub.track().clone(), Origin::Published, self.id);
+        let entry = TrackEntry::new(sub.track().clone(), Origin::Published { session: self.id });
         entry.add_upstream(self.id, Box::new(sub));
         self.shared.registry.add_track(name, entry);
         Ok(())

@@ -44,7 +44,7 @@ pub(crate) async fn track_for(
                 return Ok(t);
             }
             let producer = TrackProducer::new(name.clone(), shared.config.track.clone());
-            let entry = TrackEntry::new(producer, Origin::Upstream, routes[0].session_id);
+            let entry = TrackEntry::new(producer, Origin::Upstream);
             let (tx, mut rx) = mpsc::channel(routes.len());
             for route in routes {
                 let (shared, name, entry, tx) =
