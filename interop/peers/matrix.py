@@ -130,6 +130,19 @@ def start_relay(argv, env, log):
     return subprocess.Popen(argv, env=env, stdout=log, stderr=log, start_new_session=True)
 
 
+def wait_ready(proc, client, port, limit=30.0):
+    """Waits until the relay completes a SETUP over raw QUIC (a slow start on a loaded machine
+    is not a failed cell), at most `limit` seconds."""
+    deadline = time.monotonic() + limit
+    time.sleep(0.5)
+    while time.monotonic() < deadline and proc.poll() is None:
+        out, _ = run_client([client, "-r", f"moqt://127.0.0.1:{port}", "--tls-disable-verify",
+                             "-t", "setup-only"], dict(os.environ), 5)
+        if any(status == "pass" for _, status, _ in parse_tap(out)):
+            return
+        time.sleep(0.5)
+
+
 def stop(proc):
     try:
         os.killpg(proc.pid, signal.SIGINT)
@@ -160,7 +173,7 @@ def main():
         port += 1
         log = open(f"{logdir}/{rname.replace(' ', '_')}.log", "w")
         proc = start_relay(rcmd(port), environment(renv), log)
-        time.sleep(2.0)
+        wait_ready(proc, os.path.join(bin_dir, "moqlink-interop"), port)
         if proc.poll() is not None:
             for cname in C:
                 for t in TRANSPORTS:
