@@ -279,6 +279,57 @@ async fn fetch_of_what_the_cache_never_had_goes_to_the_publisher() {
     );
 }
 
+/// A FETCH of a PUBLISHed track (no PUBLISH_NAMESPACE) reaching before the relay's cache goes
+/// to the publisher that sent the PUBLISH; the relay used to answer it from its cache alone.
+#[tokio::test]
+async fn fetch_of_a_published_track_before_the_cache_goes_to_its_publisher() {
+    let relay = start(RelayConfig::default());
+    // The publisher's archive holds groups 0-2; the live track it PUBLISHes keeps only the
+    // newest group, so the relay's cache never sees groups 0 and 1.
+    let archive = TrackProducer::new(name(), TrackConfig::default());
+    let live = TrackProducer::new(
+        name(),
+        TrackConfig {
+            max_groups: 1,
+            ..Default::default()
+        },
+    );
+    for g in 0..3 {
+        write_group(&archive, g, &format!("g{g}"));
+        write_group(&live, g, &format!("g{g}"));
+    }
+    let (p, mut events) = connect(&client(), &relay.url("moqt"), SessionConfig::default())
+        .await
+        .unwrap();
+    let (ps, from) = (p.clone(), archive.clone());
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            let IncomingEvent::Request(req) = ev else {
+                continue;
+            };
+            if matches!(req.message, ControlMessage::Fetch(_)) {
+                let _ = ps.serve_fetch(req, Some(&from)).await;
+            } else {
+                let _ = req.responder.not_supported("test publisher").await;
+            }
+        }
+    });
+    let _publication = p
+        .publish(&live, true, VersionParameters::new())
+        .await
+        .unwrap();
+    // Once a subscriber gets group 3 the relay carries the track.
+    let s = subscriber(&relay.url("moqt")).await;
+    let sub = s.subscribe(name(), next_group()).await.unwrap();
+    let mut c = sub.consumer();
+    write_group(&live, 3, "g3");
+    assert_eq!(first_payload(&mut c).await, "g3");
+    assert_eq!(
+        fetch_groups(&s, 0, 1).await,
+        vec![(0, "g0".to_string()), (1, "g1".to_string())]
+    );
+}
+
 #[tokio::test]
 async fn authorization_rules_gate_publishing_and_subscribing() {
     let rules = vec![AuthRuleConfig {

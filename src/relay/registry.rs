@@ -108,9 +108,25 @@ pub(crate) enum Origin {
     Upstream,
     /// The publisher on this session sent PUBLISH for it.
     Published {
-        /// The publisher's session.
+        /// The publisher's session ID.
         session: u64,
+        /// The publisher's session, for FETCHes of what the cache does not hold.
+        publisher: AnySession,
     },
+}
+
+impl Origin {
+    /// The route to the publisher of a PUBLISHed track.
+    pub(crate) fn published_route(&self, namespace: &TrackNamespace) -> Option<Route> {
+        match self {
+            Origin::Published { session, publisher } => Some(Route {
+                session_id: *session,
+                publisher: Publisher::Ietf(publisher.clone()),
+                namespace: namespace.clone(),
+            }),
+            Origin::Upstream => None,
+        }
+    }
 }
 
 /// One track the relay carries: a shared producer that every downstream subscription reads,
@@ -367,7 +383,7 @@ impl Registry {
     pub(crate) fn add_track(&self, name: TrackName, entry: Arc<TrackEntry>) {
         {
             let mut st = self.state();
-            if let Origin::Published { session } = entry.origin {
+            if let Origin::Published { session, .. } = entry.origin {
                 let ev = NsEvent::Track(entry.producer.clone());
                 notify_ns(&mut st, &name.namespace, session, ev);
             }
@@ -412,7 +428,7 @@ impl Registry {
             _ => false,
         });
         for (name, t) in &st.tracks {
-            if matches!(t.origin, Origin::Published { session } if session != session_id)
+            if matches!(t.origin, Origin::Published { session, .. } if session != session_id)
                 && !t.ended()
                 && prefix.is_prefix_of(&name.namespace)
             {

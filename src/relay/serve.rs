@@ -301,12 +301,15 @@ impl Ctx {
             return self.session.serve_fetch(req, None).await;
         };
         if let Some(t) = self.shared.registry.track(&track_name) {
-            // What the cache never had, or no longer has, comes from the publisher.
+            // What the cache never had, or no longer has, comes from the publisher: the one
+            // that PUBLISHed the track, else one whose namespace routes it.
             if !t.producer.retains_from(*start) {
-                if let Some(route) = self.route(&track_name.namespace).await {
-                    if route.publisher.ietf().is_some() {
-                        return self.fetch_upstream(req, route).await;
-                    }
+                let route = match t.origin.published_route(&track_name.namespace) {
+                    Some(route) => Some(route),
+                    None => self.route(&track_name.namespace).await,
+                };
+                if let Some(route) = route.filter(|r| r.publisher.ietf().is_some()) {
+                    return self.fetch_upstream(req, route).await;
                 }
             }
             return self.session.serve_fetch(req, Some(&t.producer)).await;
@@ -405,7 +408,13 @@ impl Ctx {
         let sub = self.session.accept_publish(req, accept).await?;
         sub.track()
             .set_complete_from(Location::after_largest(sub.largest()));
-        let entry = TrackEntry::new(sub.track().clone(), Origin::Published { session: self.id });
+        let entry = TrackEntry::new(
+            sub.track().clone(),
+            Origin::Published {
+                session: self.id,
+                publisher: self.session.clone(),
+            },
+        );
         entry.add_upstream(self.id, Box::new(sub));
         self.shared.registry.add_track(name, entry);
         Ok(())
