@@ -131,16 +131,17 @@ def start_relay(argv, env, log):
 
 
 def wait_ready(proc, client, port, limit=30.0):
-    """Waits until the relay completes a SETUP over raw QUIC (a slow start on a loaded machine
-    is not a failed cell), at most `limit` seconds."""
+    """Whether the relay completed a SETUP over raw QUIC within `limit` seconds (a slow start
+    on a loaded machine is not a failed cell)."""
     deadline = time.monotonic() + limit
     time.sleep(0.5)
     while time.monotonic() < deadline and proc.poll() is None:
         out, _ = run_client([client, "-r", f"moqt://127.0.0.1:{port}", "--tls-disable-verify",
                              "-t", "setup-only"], dict(os.environ), 5)
         if any(status == "pass" for _, status, _ in parse_tap(out)):
-            return
+            return True
         time.sleep(0.5)
+    return False
 
 
 def stop(proc):
@@ -173,12 +174,15 @@ def main():
         port += 1
         log = open(f"{logdir}/{rname.replace(' ', '_')}.log", "w")
         proc = start_relay(rcmd(port), environment(renv), log)
-        wait_ready(proc, os.path.join(bin_dir, "moqlink-interop"), port)
-        if proc.poll() is not None:
+        ready = wait_ready(proc, os.path.join(bin_dir, "moqlink-interop"), port)
+        if not ready:
+            why = "relay did not start" if proc.poll() is not None else "relay not ready after 30 s"
             for cname in C:
                 for t in TRANSPORTS:
                     cells.append(dict(relay=rname, client=cname, transport=t, case="*", status="error",
-                                      detail="relay did not start"))
+                                      detail=why))
+            stop(proc)
+            log.close()
             continue
         for cname, (cver, ccmds, cenv) in C.items():
             for t in TRANSPORTS:

@@ -141,6 +141,32 @@ fn stream_reader_waits_for_whole_objects_and_bounds_memory() {
     small.push(bytes("10 01 02 03 00 4010"));
     small.next_event().unwrap();
     assert_eq!(small.next_event().unwrap_err().rule(), Rule::ObjectTooLarge);
+    // An Extension Headers Length beyond the limit is refused as soon as it is readable, before
+    // any of the block is buffered: type 0x11 (extensions, §10.4.2), alias 1, group 2, priority
+    // 3; Object ID delta 0, Extension Headers Length 104857600 (4-byte varint 0x86400000).
+    let mut huge = StreamReader::default();
+    huge.push(bytes("11 01 02 03 00 86400000"));
+    huge.next_event().unwrap();
+    assert_eq!(huge.next_event().unwrap_err().rule(), Rule::ObjectTooLarge);
+    // The same in a fetch stream (§10.4.4): FETCH_HEADER 0x05 for request 0, then group 0,
+    // subgroup 0, object 0, priority 0x80, Extension Headers Length 104857600.
+    let mut huge = StreamReader::default();
+    huge.push(bytes("05 00 00 00 00 80 86400000"));
+    huge.next_event().unwrap();
+    assert_eq!(huge.next_event().unwrap_err().rule(), Rule::ObjectTooLarge);
+    // A head whose extension block is still arriving waits, then decodes: 2 extension bytes
+    // (type 0x02, even, so a varint value: 0x05), payload length 1, payload "z".
+    let mut ext = StreamReader::default();
+    ext.push(bytes("11 01 02 03 00 02 02"));
+    ext.next_event().unwrap();
+    assert_eq!(ext.next_event().unwrap(), None);
+    ext.push(bytes("05"));
+    assert_eq!(ext.next_event().unwrap(), None);
+    ext.push(bytes("01 7a"));
+    let Some(StreamEvent::SubgroupObject(o)) = ext.next_event().unwrap() else {
+        panic!("no object")
+    };
+    assert_eq!((o.object_id, &o.payload[..]), (0, &b"z"[..]));
     // FIN inside an object is truncation.
     let mut cut = StreamReader::new(64);
     cut.push(bytes("10 01 02 03 00 05 6162"));

@@ -119,12 +119,14 @@ impl Origin {
     /// The route to the publisher of a PUBLISHed track.
     pub(crate) fn published_route(&self, namespace: &TrackNamespace) -> Option<Route> {
         match self {
-            Origin::Published { session, publisher } => Some(Route {
-                session_id: *session,
-                publisher: Publisher::Ietf(publisher.clone()),
-                namespace: namespace.clone(),
-            }),
-            Origin::Upstream => None,
+            Origin::Published { session, publisher } if publisher.close_reason().is_none() => {
+                Some(Route {
+                    session_id: *session,
+                    publisher: Publisher::Ietf(publisher.clone()),
+                    namespace: namespace.clone(),
+                })
+            }
+            _ => None,
         }
     }
 }
@@ -315,9 +317,13 @@ impl Registry {
             notify_ns(&mut st, &ns, session_id, NsEvent::NamespaceDone(ns.clone()));
         }
         st.ns_subscribers.retain(|s| s.session_id != session_id);
-        // Ended tracks go (a later request creates them afresh); live ones stay with their
-        // other publishers and their cache.
-        st.tracks.retain(|_, t| !t.ended());
+        // The session's PUBLISHed tracks go even if their end has not been processed yet, and
+        // so do ended tracks (a later request creates them afresh); tracks other publishers
+        // still feed stay with their cache.
+        st.tracks.retain(|_, t| {
+            !t.ended()
+                && !matches!(t.origin, Origin::Published { session, .. } if session == session_id)
+        });
     }
 
     /// The route whose namespace is the longest prefix of `namespace`.

@@ -308,6 +308,8 @@ impl Ctx {
                     Some(route) => Some(route),
                     None => self.route(&track_name.namespace).await,
                 };
+                // Never back to the requester itself: it asked because it lacks the objects.
+                let route = route.filter(|r| r.session_id != self.id);
                 if let Some(route) = route.filter(|r| r.publisher.ietf().is_some()) {
                     return self.fetch_upstream(req, route).await;
                 }

@@ -6,6 +6,7 @@ use super::{SubgroupObject, SubgroupObjectHead};
 use crate::error::{DecodeError, Rule};
 use crate::limits::DEFAULT_MAX_OBJECT_SIZE;
 use crate::pending::Pending;
+use crate::varint;
 use bytes::{Buf, Bytes};
 
 /// What the reader produced.
@@ -101,15 +102,20 @@ impl StreamReader {
                 Ok(None)
             }
             Err(DecodeError::Short) => {
-                // Head fields incomplete: any further byte may complete them.
-                let have = self.buf.head().len();
-                if have > self.max_object.saturating_add(HEAD_SLACK) {
+                // Head fields incomplete. Once the Extension Headers Length is readable the
+                // head's size is known: wait for all of it at once (a large extension block is
+                // then copied once) and refuse it at once when it is beyond the limit.
+                let head = self.buf.head();
+                let have = head.len();
+                let need = self.head_need(head).unwrap_or(0).max(have + 1);
+                let limit = self.max_object.saturating_add(HEAD_SLACK);
+                if need > limit.saturating_add(1) {
                     return Err(DecodeError::invalid(
                         Rule::ObjectTooLarge,
-                        format!("{have} bytes buffered without a complete object head"),
+                        format!("an object head of at least {need} bytes, limit {limit}"),
                     ));
                 }
-                self.buf.wait_for(have + 1);
+                self.buf.wait_for(need);
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -132,6 +138,33 @@ impl StreamReader {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The bytes an incomplete object head at the start of `b` needs up to and including the
+    /// first byte of its Object Payload Length, once its Extension Headers Length is readable
+    /// (§10.4.2, §10.4.4).
+    fn head_need(&self, b: &[u8]) -> Option<usize> {
+        let mut view = b;
+        let extensions = match &self.state {
+            State::Header => return None,
+            State::Subgroup { header, .. } => {
+                varint::read(&mut view).ok()?;
+                header.extensions_present
+            }
+            State::Fetch => {
+                for _ in 0..3 {
+                    varint::read(&mut view).ok()?;
+                }
+                // Publisher Priority, one byte.
+                view = view.get(1..)?;
+                true
+            }
+        };
+        if !extensions {
+            return None;
+        }
+        let len = usize::try_from(varint::read(&mut view).ok()?).ok()?;
+        (b.len() - view.len()).checked_add(len)?.checked_add(1)
     }
 
     fn decode_one(&mut self, view: &mut Bytes) -> Result<Step, DecodeError> {

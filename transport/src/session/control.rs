@@ -24,7 +24,8 @@ pub(crate) fn spawn<C: Connection>(
     out_rx: mpsc::Receiver<ControlMessage>,
     incoming: mpsc::Sender<IncomingEvent>,
 ) {
-    tokio::spawn(writer(inner.clone(), send, out_rx));
+    let closed = inner.close.subscribe();
+    tokio::spawn(writer(inner.clone(), send, out_rx, closed));
     tokio::spawn(read_loop(inner.clone(), recv, reader, incoming));
     tokio::spawn(async move {
         let e = inner.conn.closed().await;
@@ -37,9 +38,13 @@ async fn writer<C: Connection>(
     inner: Arc<Inner<C>>,
     mut send: C::Send,
     mut out_rx: mpsc::Receiver<ControlMessage>,
+    mut closed: tokio::sync::watch::Receiver<Option<SessionClose>>,
 ) {
-    let mut closed = inner.close.subscribe();
     loop {
+        // A close before this task first ran is seen here, not only as a later change.
+        if closed.borrow_and_update().is_some() {
+            break;
+        }
         let msg = tokio::select! {
             m = out_rx.recv() => match m { Some(m) => m, None => break },
             _ = closed.changed() => break,
@@ -54,10 +59,10 @@ async fn writer<C: Connection>(
         }
     }
     // §3.3: the control stream is never closed while the session lives, and a peer that sees
-    // it end must close with PROTOCOL_VIOLATION. So the connection is closed first (a dropped
-    // session handle closes with NO_ERROR); a QUIC stream dropped after that sends nothing.
-    // Finishing here raced the close, and aiomoqt's relay answered the FIN with
-    // PROTOCOL_VIOLATION.
+    // it end must close with PROTOCOL_VIOLATION. So the connection is closed before the stream
+    // is dropped (a QUIC stream dropped after that sends nothing). Finishing here raced the
+    // close, and aiomoqt's relay answered the FIN with PROTOCOL_VIOLATION. (The queue cannot
+    // end while `inner` holds its sender, so the first arm is only a safeguard.)
     match inner.closed_state() {
         None => inner.close(SessionErrorCode::NoError.code(), "session dropped", false),
         Some(c) if !c.by_peer => inner.conn.close(c.code, &c.reason),
