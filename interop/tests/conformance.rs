@@ -15,6 +15,11 @@ use std::collections::BTreeSet;
 /// Checks moqlink's relay may fail, with the reason (interop/README.md, "moqlink relay"); none today.
 const KNOWN_RELAY_DEVIATIONS: &[(&str, &str)] = &[];
 
+/// Checks that measure scheduling under contention (§7.2 is a SHOULD), which a machine starved
+/// of CPU can defeat: a failure is re-run up to twice, and only a repeated failure counts. The
+/// failed attempts are printed. With the send arbitration disabled these fail every time.
+const TIMING_SENSITIVE: &[&str] = &["priority-subscriber", "priority-publisher"];
+
 fn known(id: &str) -> bool {
     KNOWN_RELAY_DEVIATIONS.iter().any(|(k, _)| *k == id)
 }
@@ -52,7 +57,20 @@ async fn suite(url: String, ids: &[&str]) -> (Vec<CaseResult>, String) {
         .iter()
         .filter(|c| ids.is_empty() || ids.contains(&c.id))
     {
-        out.push(conformance::run(c, &ctx, &run).await);
+        let mut result = conformance::run(c, &ctx, &run).await;
+        for _ in 0..2 {
+            if !(result.failed() && TIMING_SENSITIVE.contains(&c.id)) {
+                break;
+            }
+            eprintln!(
+                "{} failed once, running it again:\n{}",
+                c.id,
+                tap::render(&[], std::slice::from_ref(&result))
+            );
+            // A fresh run ID: fresh namespaces, nothing left from the failed attempt.
+            result = conformance::run(c, &ctx, &conformance::run_id()).await;
+        }
+        out.push(result);
     }
     let doc = tap::render(&[format!("Relay: {url}")], &out);
     (out, doc)

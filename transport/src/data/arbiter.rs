@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 /// How long a more important writer may be stuck in one write (or between two chunks) before
 /// others go ahead.
-pub const STALL: Duration = Duration::from_millis(20);
+pub const STALL: Duration = Duration::from_millis(60);
 /// The first probe's size: about one packet.
 const PROBE_MIN: usize = 1200;
 /// The largest probe.
