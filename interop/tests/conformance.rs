@@ -11,6 +11,7 @@ use moqlink_transport::endpoint::{Client, ClientConfig};
 use moqlink_transport::session::SessionConfig;
 use moqlink_transport::tls::{ClientTls, ServerIdentity};
 use std::collections::BTreeSet;
+use std::io::Write;
 
 /// Checks moqlink's relay may fail, with the reason (interop/README.md, "moqlink relay"); none today.
 const KNOWN_RELAY_DEVIATIONS: &[(&str, &str)] = &[];
@@ -62,7 +63,9 @@ async fn suite(url: String, ids: &[&str]) -> (Vec<CaseResult>, String) {
             if !(result.failed() && TIMING_SENSITIVE.contains(&c.id)) {
                 break;
             }
-            eprintln!(
+            // Written to stderr directly, past the test harness's capture, so CI logs show it.
+            let _ = writeln!(
+                std::io::stderr(),
                 "{} failed once, running it again:\n{}",
                 c.id,
                 tap::render(&[], std::slice::from_ref(&result))
