@@ -330,6 +330,56 @@ async fn fetch_of_a_published_track_before_the_cache_goes_to_its_publisher() {
     );
 }
 
+/// When the publisher refuses a FETCH the relay forwarded, the relay's cache answers what it
+/// holds instead of passing the refusal on.
+#[tokio::test]
+async fn a_refused_upstream_fetch_is_answered_from_the_cache() {
+    let relay = start(RelayConfig::default());
+    let live = TrackProducer::new(
+        name(),
+        TrackConfig {
+            max_groups: 1,
+            ..Default::default()
+        },
+    );
+    for g in 0..3 {
+        write_group(&live, g, &format!("g{g}"));
+    }
+    let (p, mut events) = connect(&client(), &relay.url("moqt"), SessionConfig::default())
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let IncomingEvent::Request(req) = ev {
+                let _ = req.responder.not_supported("test publisher").await;
+            }
+        }
+    });
+    let _publication = p
+        .publish(&live, true, VersionParameters::new())
+        .await
+        .unwrap();
+    // A subscriber from {2, 0} gets groups 2 and 3, so the relay's cache holds both.
+    let s = subscriber(&relay.url("moqt")).await;
+    let from_2 = SubscribeOptions {
+        filter: Filter::AbsoluteStart {
+            start: Location::new(2, 0),
+        },
+        ..Default::default()
+    };
+    let sub = s.subscribe(name(), from_2).await.unwrap();
+    let mut c = sub.consumer();
+    write_group(&live, 3, "g3");
+    let mut got = vec![first_payload(&mut c).await, first_payload(&mut c).await];
+    got.sort();
+    assert_eq!(got, ["g2", "g3"]);
+    // Groups 0-1 were never cached: the FETCH goes upstream, is refused, and the cache answers.
+    assert_eq!(
+        fetch_groups(&s, 0, 3).await,
+        vec![(2, "g2".to_string()), (3, "g3".to_string())]
+    );
+}
+
 #[tokio::test]
 async fn authorization_rules_gate_publishing_and_subscribing() {
     let rules = vec![AuthRuleConfig {

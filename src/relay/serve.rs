@@ -9,8 +9,10 @@ use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{GroupOrder, Location, TrackNamespace};
 use moqlink_transport::client::AnySession;
+use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{
-    IncomingEvent, IncomingRequest, PublishAccept, SessionError, TRACK_DOES_NOT_EXIST,
+    FetchResponse, IncomingEvent, IncomingRequest, PublishAccept, SessionError,
+    TRACK_DOES_NOT_EXIST,
 };
 use moqlink_transport::track::TrackName;
 use std::collections::HashMap;
@@ -311,7 +313,11 @@ impl Ctx {
                 // Never back to the requester itself: it asked because it lacks the objects.
                 let route = route.filter(|r| r.session_id != self.id);
                 if let Some(route) = route.filter(|r| r.publisher.ietf().is_some()) {
-                    return self.fetch_upstream(req, route).await;
+                    match upstream_fetch(&route, f).await {
+                        Ok(up) => return self.relay_fetch(req, up).await,
+                        // Refused upstream: the cache still answers what it holds.
+                        Err(e) => tracing::debug!(error = %e, "upstream FETCH refused"),
+                    }
                 }
             }
             return self.session.serve_fetch(req, Some(&t.producer)).await;
@@ -322,8 +328,28 @@ impl Ctx {
         }
     }
 
-    /// A FETCH for a track not in the cache: forwarded to the publisher, its objects relayed.
+    /// A FETCH for a track not in the cache: forwarded to the publisher, its objects relayed;
+    /// the publisher's refusal is passed on.
     async fn fetch_upstream(&self, req: IncomingRequest, route: Route) -> Result<(), SessionError> {
+        let ControlMessage::Fetch(f) = &req.message else {
+            return Ok(());
+        };
+        match upstream_fetch(&route, f).await {
+            Ok(up) => self.relay_fetch(req, up).await,
+            Err(SessionError::Rejected { code, reason, .. }) => {
+                req.responder.reject(code, &reason).await
+            }
+            Err(e) => req.responder.reject(INTERNAL_ERROR, &e.to_string()).await,
+        }
+    }
+
+    /// Answers FETCH_OK as the publisher did and relays the publisher's objects until the
+    /// stream ends or the requester cancels.
+    async fn relay_fetch(
+        &self,
+        req: IncomingRequest,
+        mut up: FetchResponse<AnyConnection>,
+    ) -> Result<(), SessionError> {
         let IncomingRequest {
             message,
             responder,
@@ -332,29 +358,6 @@ impl Ctx {
         } = req;
         let ControlMessage::Fetch(f) = message else {
             return Ok(());
-        };
-        let Some(publisher) = route.publisher.ietf() else {
-            return responder
-                .reject(
-                    TRACK_DOES_NOT_EXIST,
-                    "the publisher speaks moq-lite, which has no FETCH",
-                )
-                .await;
-        };
-        let upstream = publisher
-            .fetch(
-                f.fetch.clone(),
-                f.subscriber_priority,
-                f.group_order,
-                f.parameters.clone(),
-            )
-            .await;
-        let mut up = match upstream {
-            Ok(up) => up,
-            Err(SessionError::Rejected { code, reason, .. }) => {
-                return responder.reject(code, &reason).await
-            }
-            Err(e) => return responder.reject(INTERNAL_ERROR, &e.to_string()).await,
         };
         let mut ok = up.ok.clone();
         ok.request_id = f.request_id;
@@ -486,4 +489,26 @@ impl Ctx {
         });
         Ok(())
     }
+}
+
+/// Sends the FETCH `f` to `route`'s publisher.
+async fn upstream_fetch(
+    route: &Route,
+    f: &Fetch,
+) -> Result<FetchResponse<AnyConnection>, SessionError> {
+    let Some(publisher) = route.publisher.ietf() else {
+        return Err(SessionError::Rejected {
+            kind: "FETCH_ERROR",
+            code: TRACK_DOES_NOT_EXIST,
+            reason: "the publisher speaks moq-lite, which has no FETCH".into(),
+        });
+    };
+    publisher
+        .fetch(
+            f.fetch.clone(),
+            f.subscriber_priority,
+            f.group_order,
+            f.parameters.clone(),
+        )
+        .await
 }
