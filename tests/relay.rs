@@ -155,6 +155,46 @@ async fn fetch_groups(s: &AnySession, first: u64, last: u64) -> Vec<(u64, String
     got
 }
 
+/// A publisher that PUBLISHes a live track holding groups 0-2 but keeping only the newest
+/// (no PUBLISH_NAMESPACE). FETCHes are served from `archive` when given, refused otherwise.
+async fn publish_live(url: &str, archive: Option<TrackProducer>) -> (AnySession, TrackProducer) {
+    let live = TrackProducer::new(
+        name(),
+        TrackConfig {
+            max_groups: 1,
+            ..Default::default()
+        },
+    );
+    for g in 0..3 {
+        write_group(&live, g, &format!("g{g}"));
+    }
+    let (p, mut events) = connect(&client(), url, SessionConfig::default())
+        .await
+        .unwrap();
+    let ps = p.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            let IncomingEvent::Request(req) = ev else {
+                continue;
+            };
+            match (&req.message, &archive) {
+                (ControlMessage::Fetch(_), Some(a)) => {
+                    let _ = ps.serve_fetch(req, Some(a)).await;
+                }
+                _ => {
+                    let _ = req.responder.not_supported("test publisher").await;
+                }
+            }
+        }
+    });
+    let publication = p
+        .publish(&live, true, VersionParameters::new())
+        .await
+        .unwrap();
+    std::mem::forget(publication);
+    (p, live)
+}
+
 fn next_group() -> SubscribeOptions {
     SubscribeOptions {
         filter: Filter::NextGroupStart,
@@ -284,40 +324,13 @@ async fn fetch_of_what_the_cache_never_had_goes_to_the_publisher() {
 #[tokio::test]
 async fn fetch_of_a_published_track_before_the_cache_goes_to_its_publisher() {
     let relay = start(RelayConfig::default());
-    // The publisher's archive holds groups 0-2; the live track it PUBLISHes keeps only the
-    // newest group, so the relay's cache never sees groups 0 and 1.
+    // The publisher's archive holds groups 0-2; its live track keeps only the newest group, so
+    // the relay's cache never sees groups 0 and 1.
     let archive = TrackProducer::new(name(), TrackConfig::default());
-    let live = TrackProducer::new(
-        name(),
-        TrackConfig {
-            max_groups: 1,
-            ..Default::default()
-        },
-    );
     for g in 0..3 {
         write_group(&archive, g, &format!("g{g}"));
-        write_group(&live, g, &format!("g{g}"));
     }
-    let (p, mut events) = connect(&client(), &relay.url("moqt"), SessionConfig::default())
-        .await
-        .unwrap();
-    let (ps, from) = (p.clone(), archive.clone());
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            let IncomingEvent::Request(req) = ev else {
-                continue;
-            };
-            if matches!(req.message, ControlMessage::Fetch(_)) {
-                let _ = ps.serve_fetch(req, Some(&from)).await;
-            } else {
-                let _ = req.responder.not_supported("test publisher").await;
-            }
-        }
-    });
-    let _publication = p
-        .publish(&live, true, VersionParameters::new())
-        .await
-        .unwrap();
+    let (_p, live) = publish_live(&relay.url("moqt"), Some(archive)).await;
     // Once a subscriber gets group 3 the relay carries the track.
     let s = subscriber(&relay.url("moqt")).await;
     let sub = s.subscribe(name(), next_group()).await.unwrap();
@@ -335,30 +348,7 @@ async fn fetch_of_a_published_track_before_the_cache_goes_to_its_publisher() {
 #[tokio::test]
 async fn a_refused_upstream_fetch_is_answered_from_the_cache() {
     let relay = start(RelayConfig::default());
-    let live = TrackProducer::new(
-        name(),
-        TrackConfig {
-            max_groups: 1,
-            ..Default::default()
-        },
-    );
-    for g in 0..3 {
-        write_group(&live, g, &format!("g{g}"));
-    }
-    let (p, mut events) = connect(&client(), &relay.url("moqt"), SessionConfig::default())
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            if let IncomingEvent::Request(req) = ev {
-                let _ = req.responder.not_supported("test publisher").await;
-            }
-        }
-    });
-    let _publication = p
-        .publish(&live, true, VersionParameters::new())
-        .await
-        .unwrap();
+    let (_p, live) = publish_live(&relay.url("moqt"), None).await;
     // A subscriber from {2, 0} gets groups 2 and 3, so the relay's cache holds both.
     let s = subscriber(&relay.url("moqt")).await;
     let from_2 = SubscribeOptions {
