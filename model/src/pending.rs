@@ -69,10 +69,8 @@ impl Pending {
         let used = self.head.len() - rest.len();
         self.head = rest;
         self.need = 0;
-        if self.head.is_empty() && !self.queued.is_empty() {
-            self.queued_len -= self.queued[0].len();
-            self.head = self.queued.remove(0);
-        }
+        // Chunks are queued only while fewer than `need` bytes are there, and a decode that
+        // consumed something had them all; joining is then a no-op, kept as a safeguard.
         self.join();
         used
     }

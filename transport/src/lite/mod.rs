@@ -71,21 +71,22 @@ pub(crate) struct Inner<C: Connection> {
 
 impl<C: Connection> Inner<C> {
     pub(crate) fn close(&self, code: u64, reason: &str, by_peer: bool) {
-        let first = self.close.send_if_modified(|c| {
-            if c.is_none() {
-                *c = Some(SessionClose {
-                    code,
-                    reason: reason.to_string(),
-                    by_peer,
-                });
-                true
-            } else {
-                false
+        self.close.send_if_modified(|c| {
+            if c.is_some() {
+                return false;
             }
+            // The connection closes before anyone watching wakes, so no task reacting to the
+            // close can still send on it (a dropped stream would otherwise be finished).
+            if !by_peer {
+                self.conn.close(code, reason);
+            }
+            *c = Some(SessionClose {
+                code,
+                reason: reason.to_string(),
+                by_peer,
+            });
+            true
         });
-        if first && !by_peer {
-            self.conn.close(code, reason);
-        }
     }
 
     pub(crate) fn encoding(&self) -> Encoding {

@@ -58,15 +58,12 @@ async fn writer<C: Connection>(
             break;
         }
     }
-    // §3.3: the control stream is never closed while the session lives, and a peer that sees
-    // it end must close with PROTOCOL_VIOLATION. So the connection is closed before the stream
-    // is dropped (a QUIC stream dropped after that sends nothing). Finishing here raced the
-    // close, and aiomoqt's relay answered the FIN with PROTOCOL_VIOLATION. (The queue cannot
-    // end while `inner` holds its sender, so the first arm is only a safeguard.)
-    match inner.closed_state() {
-        None => inner.close(SessionErrorCode::NoError.code(), "session dropped", false),
-        Some(c) if !c.by_peer => inner.conn.close(c.code, &c.reason),
-        Some(_) => {}
+    // §3.3: the control stream is never finished while the session lives (a peer that sees it
+    // end must close with PROTOCOL_VIOLATION). The session's close closes the connection
+    // before this task wakes, and a QUIC stream dropped after that sends nothing. (The queue
+    // cannot end while `inner` holds its sender, so closing here is only a safeguard.)
+    if inner.closed_state().is_none() {
+        inner.close(SessionErrorCode::NoError.code(), "session dropped", false);
     }
     drop(send);
 }

@@ -188,23 +188,26 @@ impl<C: Connection> Inner<C> {
     /// Closes the session with `code` and `reason`, once.
     pub(crate) fn close(&self, code: u64, reason: &str, by_peer: bool) {
         let first = self.close.send_if_modified(|c| {
-            if c.is_none() {
-                *c = Some(SessionClose {
-                    code,
-                    reason: reason.to_string(),
-                    by_peer,
-                });
-                true
-            } else {
-                false
+            if c.is_some() {
+                return false;
             }
+            // §3.3: the connection closes before anyone watching wakes, so no task reacting to
+            // the close (the control writer dropping its stream) can still send on it.
+            if !by_peer {
+                self.conn.close(code, reason);
+            }
+            *c = Some(SessionClose {
+                code,
+                reason: reason.to_string(),
+                by_peer,
+            });
+            true
         });
         if first {
             if by_peer {
                 tracing::info!(code, reason, "session closed by peer");
             } else {
                 tracing::info!(code, reason, "closing session");
-                self.conn.close(code, reason);
             }
             self.credit.notify_waiters();
             // Every request's follow-up channel ends with the session, so whoever waits on a
