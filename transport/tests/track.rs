@@ -280,6 +280,23 @@ async fn a_joined_subgroup_resets_when_every_writer_reset() {
     assert_eq!(ids(&mut s).await, (vec![5], SubgroupEnd::Reset(0x2)));
 }
 
+/// A merged writer dropped without FIN or reset (its publisher's session went away) leaves the
+/// subgroup to the other writer; the last one dropped finishes it.
+#[tokio::test]
+async fn a_dropped_joined_writer_leaves_the_subgroup_to_the_other() {
+    let t = track(4);
+    let mut c = t.consume(Location::new(0, 0), None);
+    let mut a = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
+    let mut b = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
+    a.write(Object::new(0, "x")).unwrap();
+    drop(a);
+    b.write(Object::new(1, "y")).unwrap();
+    b.write(Object::new(2, "z")).unwrap();
+    drop(b);
+    let mut s = next_subgroup(&mut c).await;
+    assert_eq!(ids(&mut s).await, (vec![0, 1, 2], SubgroupEnd::Finished));
+}
+
 #[tokio::test]
 async fn a_range_waits_for_its_groups_when_a_later_group_arrives_first() {
     let t = track(8);

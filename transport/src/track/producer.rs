@@ -442,7 +442,8 @@ impl SubgroupProducer {
         Ok(id)
     }
 
-    fn end(&mut self, end: SubgroupEnd) {
+    /// Leaves the subgroup with `end`; `None` when the writer is dropped without saying.
+    fn end(&mut self, end: Option<SubgroupEnd>) {
         if self.ended {
             return;
         }
@@ -450,11 +451,17 @@ impl SubgroupProducer {
         {
             let mut s = self.sub.lock();
             s.writers = s.writers.saturating_sub(1);
-            // One writer's FIN completes the subgroup; a reset ends it only when no other
-            // writer can still complete it.
-            let ends = matches!(end, SubgroupEnd::Finished) || s.writers == 0;
-            if s.end.is_none() && ends {
-                s.end = Some(end);
+            // One writer's FIN completes the subgroup; a reset, or a writer dropped (its
+            // publisher gone), ends it only when no other writer can still complete it. The
+            // last writer dropped finishes it.
+            let end = match end {
+                Some(SubgroupEnd::Finished) => Some(SubgroupEnd::Finished),
+                Some(reset) if s.writers == 0 => Some(reset),
+                None if s.writers == 0 => Some(SubgroupEnd::Finished),
+                _ => None,
+            };
+            if s.end.is_none() {
+                s.end = end;
             }
         }
         self.sub.bump();
@@ -462,17 +469,17 @@ impl SubgroupProducer {
 
     /// Ends the subgroup: every object was written.
     pub fn finish(mut self) {
-        self.end(SubgroupEnd::Finished);
+        self.end(Some(SubgroupEnd::Finished));
     }
 
     /// Abandons the subgroup with a stream reset code.
     pub fn reset(mut self, code: u64) {
-        self.end(SubgroupEnd::Reset(code));
+        self.end(Some(SubgroupEnd::Reset(code)));
     }
 }
 
 impl Drop for SubgroupProducer {
     fn drop(&mut self) {
-        self.end(SubgroupEnd::Finished);
+        self.end(None);
     }
 }
