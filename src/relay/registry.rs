@@ -6,7 +6,7 @@ use moqlink_model::{Location, TrackNamespace};
 use moqlink_transport::client::AnySession;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::lite::LiteSession;
-use moqlink_transport::session::{SessionError, SubscribeOptions, TRACK_ENDED};
+use moqlink_transport::session::{SessionError, SubscribeOptions, INTERNAL_ERROR, TRACK_ENDED};
 use moqlink_transport::track::{TrackEnd, TrackName, TrackProducer};
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,9 +14,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
-
-/// PUBLISH_DONE status when a publisher's session ends under a subscription (INTERNAL_ERROR).
-const INTERNAL_ERROR: u64 = 0x0;
 
 /// Whatever keeps an upstream subscription alive; dropping it unsubscribes.
 pub(crate) type Keepalive = Box<dyn std::any::Any + Send + Sync>;

@@ -3,7 +3,7 @@
 
 use super::config::Action;
 use super::registry::{NsEvent, Origin, Publisher, Registry, Route, TrackEntry};
-use super::upstream::{join_route, release, track_for};
+use super::upstream::{join_route, release, track_for, UPSTREAM_ANSWER};
 use super::RelayConfig;
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
@@ -11,7 +11,7 @@ use moqlink_model::{GroupOrder, Location, TrackNamespace};
 use moqlink_transport::client::AnySession;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{
-    FetchResponse, IncomingEvent, IncomingRequest, PublishAccept, SessionError,
+    FetchResponse, IncomingEvent, IncomingRequest, PublishAccept, SessionError, INTERNAL_ERROR,
     TRACK_DOES_NOT_EXIST,
 };
 use moqlink_transport::track::TrackName;
@@ -21,8 +21,6 @@ use tokio::sync::mpsc;
 
 /// SUBSCRIBE_NAMESPACE_ERROR: the prefix overlaps an active one (§9.28).
 const NAMESPACE_PREFIX_OVERLAP: u64 = 0x5;
-/// *_ERROR code 0x0.
-pub(crate) const INTERNAL_ERROR: u64 = 0x0;
 
 /// Session ID used for routes through the upstream relay.
 const UPSTREAM_SESSION: u64 = 0;
@@ -503,12 +501,21 @@ async fn upstream_fetch(
             reason: "the publisher speaks moq-lite, which has no FETCH".into(),
         });
     };
-    publisher
-        .fetch(
-            f.fetch.clone(),
-            f.subscriber_priority,
-            f.group_order,
-            f.parameters.clone(),
-        )
+    // A publisher that never answers must not leave the downstream FETCH unanswered (its late
+    // FETCH_OK is cancelled by the session).
+    let fetch = publisher.fetch(
+        f.fetch.clone(),
+        f.subscriber_priority,
+        f.group_order,
+        f.parameters.clone(),
+    );
+    tokio::time::timeout(UPSTREAM_ANSWER, fetch)
         .await
+        .unwrap_or_else(|_| {
+            Err(SessionError::Rejected {
+                kind: "FETCH_ERROR",
+                code: INTERNAL_ERROR,
+                reason: format!("publisher did not answer within {UPSTREAM_ANSWER:?}"),
+            })
+        })
 }

@@ -4,15 +4,15 @@
 //! the last downstream subscriber leaves.
 
 use super::registry::{Origin, Route, TrackEntry};
-use super::serve::{upstream_route, Shared, INTERNAL_ERROR};
-use moqlink_transport::session::{SessionError, TRACK_DOES_NOT_EXIST};
+use super::serve::{upstream_route, Shared};
+use moqlink_transport::session::{SessionError, INTERNAL_ERROR, TRACK_DOES_NOT_EXIST};
 use moqlink_transport::track::{TrackName, TrackProducer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How long a publisher has to answer the relay's SUBSCRIBE.
-const UPSTREAM_ANSWER: Duration = Duration::from_secs(10);
+/// How long a publisher has to answer the relay's SUBSCRIBE or FETCH.
+pub(crate) const UPSTREAM_ANSWER: Duration = Duration::from_secs(10);
 
 /// The track for a downstream subscription: the live entry, or a new one subscribed upstream
 /// at every publisher of a matching namespace (or the upstream relay), waiting briefly for one

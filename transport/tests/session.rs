@@ -416,6 +416,37 @@ async fn replies_reach_the_request_and_strangers_close_the_session() {
     assert!(!close.by_peer);
 }
 
+/// A SUBSCRIBE_OK arriving after the subscriber gave up on the request (dropped it) is
+/// answered with UNSUBSCRIBE, so the publisher does not serve a subscription nobody reads.
+#[tokio::test]
+async fn a_late_subscribe_ok_for_an_abandoned_request_is_unsubscribed() {
+    let (mut peer, client) = raw_server_and_client(
+        cfg(&[Version::DRAFT_14]),
+        Version::DRAFT_14,
+        setup_params(10),
+    )
+    .await;
+    let (client, _incoming) = client.unwrap();
+    let req = client.request(subscribe).await.unwrap();
+    let ControlMessage::Subscribe(s) = peer.read().await else {
+        panic!("no SUBSCRIBE")
+    };
+    drop(req);
+    peer.write(ControlMessage::SubscribeOk(SubscribeOk {
+        request_id: s.request_id,
+        track_alias: 1,
+        expires: 0,
+        group_order: GroupOrder::Ascending,
+        largest_location: None,
+        parameters: Default::default(),
+    }))
+    .await;
+    match peer.read().await {
+        ControlMessage::Unsubscribe(u) => assert_eq!(u.request_id, s.request_id),
+        other => panic!("expected UNSUBSCRIBE, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn unknown_message_types_close_with_protocol_violation() {
     let (mut peer, (session, _i)) = raw_client_and_server(SessionConfig::default(), 0).await;

@@ -307,11 +307,25 @@ async fn route_followup<C: Connection>(
     };
     match route {
         Some(r) => deliver(&r, msg),
-        None => tracing::debug!(
-            msg = msg.message_type().name(),
-            id,
-            "message for a finished request, ignored"
-        ),
+        None => {
+            tracing::debug!(
+                msg = msg.message_type().name(),
+                id,
+                "message for a finished request"
+            );
+            // A subscription or fetch the peer accepted after this side gave up waiting (the
+            // request was dropped) would otherwise be served to nobody: end it.
+            let end = match msg {
+                M::SubscribeOk(_) => Some(M::Unsubscribe(RequestRef { request_id: id })),
+                M::FetchOk(_) => Some(M::FetchCancel(RequestRef { request_id: id })),
+                _ => None,
+            };
+            if let Some(end) = end {
+                if inner.out.try_send(end).is_err() {
+                    tracing::warn!(id, "could not end a late-accepted request: queue full");
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -148,7 +148,8 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 
 /// Error code 0x3 (NOT_SUPPORTED) in every request error table (§13.1).
 pub const NOT_SUPPORTED: u64 = 0x3;
-/// Error code 0x0 (INTERNAL_ERROR) in every request error table (§13.1).
+/// Code 0x0 (INTERNAL_ERROR) in every request error table and the PUBLISH_DONE status codes
+/// (§13.1).
 pub const INTERNAL_ERROR: u64 = 0x0;
 
 impl Responder {

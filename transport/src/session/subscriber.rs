@@ -20,8 +20,7 @@ pub const TRACK_ENDED: u64 = 0x2;
 pub const SUBSCRIPTION_ENDED: u64 = 0x3;
 /// PUBLISH_DONE status: the peer sent GOAWAY.
 pub const GOING_AWAY: u64 = 0x4;
-/// PUBLISH_DONE / *_ERROR code 0x0.
-pub const INTERNAL_ERROR: u64 = 0x0;
+pub use super::incoming::INTERNAL_ERROR;
 
 /// What a SUBSCRIBE asks for.
 #[derive(Debug, Clone)]
