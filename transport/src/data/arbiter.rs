@@ -120,7 +120,9 @@ impl SendArbiter {
                 continue;
             }
             if w.priority < me.priority {
-                piece = SHARED_PIECE;
+                if w.busy || w.wanting {
+                    piece = SHARED_PIECE;
+                }
                 continue;
             }
             if !w.busy && !w.wanting {
@@ -140,14 +142,14 @@ impl SendArbiter {
         }
     }
 
+    /// Records that a writer started (`busy`) or ended a write. Waiters are not woken: a
+    /// writer between two chunks still holds less important ones back for another [`STALL`]
+    /// (they wake by their own deadline); only `idle`, a priority change and leaving free them.
     fn mark(&self, id: u64, busy: bool) {
         if let Some(w) = self.state().writers.get_mut(&id) {
             w.busy = busy;
             w.wanting = true;
             w.at = Instant::now();
-        }
-        if !busy {
-            self.changed.notify_waiters();
         }
     }
 }
