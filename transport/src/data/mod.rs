@@ -7,7 +7,7 @@ mod priority;
 mod router;
 mod writer;
 
-pub use arbiter::{SendArbiter, WriterSlot, STALL};
+pub use arbiter::{SendArbiter, WriterSlot};
 pub use priority::stream_priority;
 pub use router::DuplicateAlias;
 pub use router::{

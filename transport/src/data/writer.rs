@@ -3,7 +3,7 @@
 
 use super::arbiter::{SendArbiter, WriterSlot};
 use crate::connection::{Connection, SendStream, StreamError};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use moqlink_model::data::{FetchHeader, FetchObject, SubgroupHeader, SubgroupObject};
 use moqlink_model::{EncodeError, Encoding, Version};
 use std::sync::Arc;
@@ -19,41 +19,21 @@ pub enum WriteError {
     Stream(#[from] StreamError),
 }
 
-/// Hands `chunk` to the stream, in turn with the connection's other writers when arbitrated.
-async fn put<S: SendStream>(
-    stream: &mut S,
-    slot: &Option<WriterSlot>,
-    chunk: Bytes,
-) -> Result<(), StreamError> {
-    match slot {
-        Some(slot) => slot.send(stream, chunk).await,
-        None => stream.write_chunk(chunk).await,
-    }
-}
-
 /// A subgroup stream being written.
 pub struct SubgroupWriter<S: SendStream> {
     stream: S,
-    slot: Option<WriterSlot>,
+    slot: WriterSlot,
     header: SubgroupHeader,
     prev: Option<u64>,
     buf: BytesMut,
 }
 
 impl<S: SendStream> SubgroupWriter<S> {
-    /// Opens a unidirectional stream at `priority` and writes the SUBGROUP_HEADER.
+    /// Opens a unidirectional stream at `priority`, taking turns with the other writers of
+    /// `arbiter` (the connection's), and writes the SUBGROUP_HEADER.
     pub async fn open<C: Connection<Send = S>>(
         conn: &C,
-        header: SubgroupHeader,
-        priority: i32,
-    ) -> Result<Self, WriteError> {
-        Self::open_with(conn, None, header, priority).await
-    }
-
-    /// Like [`SubgroupWriter::open`], taking turns with the other writers of `arbiter`.
-    pub async fn open_with<C: Connection<Send = S>>(
-        conn: &C,
-        arbiter: Option<&Arc<SendArbiter>>,
+        arbiter: &Arc<SendArbiter>,
         header: SubgroupHeader,
         priority: i32,
     ) -> Result<Self, WriteError> {
@@ -61,14 +41,14 @@ impl<S: SendStream> SubgroupWriter<S> {
         stream.set_priority(priority);
         let mut w = SubgroupWriter {
             stream,
-            slot: arbiter.map(|a| a.register(priority)),
+            slot: arbiter.register(priority),
             header,
             prev: None,
             buf: BytesMut::with_capacity(64),
         };
         header.encode(&mut w.buf, Encoding::new(Version::DRAFT_14))?;
         let head = w.buf.split().freeze();
-        put(&mut w.stream, &w.slot, head).await?;
+        w.slot.send(&mut w.stream, head).await?;
         Ok(w)
     }
 
@@ -91,9 +71,11 @@ impl<S: SendStream> SubgroupWriter<S> {
             Encoding::new(Version::DRAFT_14),
         )?;
         let head = self.buf.split().freeze();
-        put(&mut self.stream, &self.slot, head).await?;
+        self.slot.send(&mut self.stream, head).await?;
         if !obj.payload.is_empty() {
-            put(&mut self.stream, &self.slot, obj.payload.bytes().clone()).await?;
+            self.slot
+                .send(&mut self.stream, obj.payload.bytes().clone())
+                .await?;
         }
         self.prev = Some(obj.object_id);
         Ok(())
@@ -102,16 +84,12 @@ impl<S: SendStream> SubgroupWriter<S> {
     /// Changes the stream's send priority.
     pub fn set_priority(&self, priority: i32) {
         self.stream.set_priority(priority);
-        if let Some(slot) = &self.slot {
-            slot.set_priority(priority);
-        }
+        self.slot.set_priority(priority);
     }
 
     /// Tells the connection's other writers that this one waits for new objects (§7.2).
     pub fn idle(&self) {
-        if let Some(slot) = &self.slot {
-            slot.idle();
-        }
+        self.slot.idle();
     }
 
     /// Ends the stream with FIN: every object of the subgroup was written.
@@ -133,24 +111,16 @@ impl<S: SendStream> SubgroupWriter<S> {
 /// A fetch stream being written.
 pub struct FetchWriter<S: SendStream> {
     stream: S,
-    slot: Option<WriterSlot>,
+    slot: WriterSlot,
     buf: BytesMut,
 }
 
 impl<S: SendStream> FetchWriter<S> {
-    /// Opens a unidirectional stream at `priority` and writes the FETCH_HEADER.
+    /// Opens a unidirectional stream at `priority`, taking turns with the other writers of
+    /// `arbiter` (the connection's), and writes the FETCH_HEADER.
     pub async fn open<C: Connection<Send = S>>(
         conn: &C,
-        request_id: u64,
-        priority: i32,
-    ) -> Result<Self, WriteError> {
-        Self::open_with(conn, None, request_id, priority).await
-    }
-
-    /// Like [`FetchWriter::open`], taking turns with the other writers of `arbiter`.
-    pub async fn open_with<C: Connection<Send = S>>(
-        conn: &C,
-        arbiter: Option<&Arc<SendArbiter>>,
+        arbiter: &Arc<SendArbiter>,
         request_id: u64,
         priority: i32,
     ) -> Result<Self, WriteError> {
@@ -158,12 +128,12 @@ impl<S: SendStream> FetchWriter<S> {
         stream.set_priority(priority);
         let mut w = FetchWriter {
             stream,
-            slot: arbiter.map(|a| a.register(priority)),
+            slot: arbiter.register(priority),
             buf: BytesMut::with_capacity(64),
         };
         FetchHeader { request_id }.encode(&mut w.buf, Encoding::new(Version::DRAFT_14))?;
         let head = w.buf.split().freeze();
-        put(&mut w.stream, &w.slot, head).await?;
+        w.slot.send(&mut w.stream, head).await?;
         Ok(w)
     }
 
@@ -171,9 +141,11 @@ impl<S: SendStream> FetchWriter<S> {
     pub async fn write(&mut self, obj: &FetchObject) -> Result<(), WriteError> {
         obj.encode_head(&mut self.buf, Encoding::new(Version::DRAFT_14))?;
         let head = self.buf.split().freeze();
-        put(&mut self.stream, &self.slot, head).await?;
+        self.slot.send(&mut self.stream, head).await?;
         if !obj.payload.is_empty() {
-            put(&mut self.stream, &self.slot, obj.payload.bytes().clone()).await?;
+            self.slot
+                .send(&mut self.stream, obj.payload.bytes().clone())
+                .await?;
         }
         Ok(())
     }

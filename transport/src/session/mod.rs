@@ -416,13 +416,7 @@ impl<C: Connection> Session<C> {
         header: SubgroupHeader,
         priority: i32,
     ) -> Result<SubgroupWriter<C::Send>, WriteError> {
-        SubgroupWriter::open_with(
-            &self.inner.conn,
-            Some(&self.inner.arbiter),
-            header,
-            priority,
-        )
-        .await
+        SubgroupWriter::open(&self.inner.conn, &self.inner.arbiter, header, priority).await
     }
 
     /// Opens the fetch stream answering `request_id`.
@@ -431,13 +425,7 @@ impl<C: Connection> Session<C> {
         request_id: u64,
         priority: i32,
     ) -> Result<FetchWriter<C::Send>, WriteError> {
-        FetchWriter::open_with(
-            &self.inner.conn,
-            Some(&self.inner.arbiter),
-            request_id,
-            priority,
-        )
-        .await
+        FetchWriter::open(&self.inner.conn, &self.inner.arbiter, request_id, priority).await
     }
 
     /// Sends one object as a datagram (dropped silently if larger than the path allows).

@@ -10,7 +10,7 @@
 mod consumer;
 mod producer;
 
-pub use consumer::{FetchedObject, SubgroupConsumer, TrackConsumer, TrackItem, RANGE_LINGER};
+pub use consumer::{FetchedObject, SubgroupConsumer, TrackConsumer, TrackItem};
 pub use producer::{SubgroupProducer, TrackError, TrackProducer};
 
 use bytes::Bytes;
