@@ -499,30 +499,38 @@ async fn send<C: Connection>(
                     opened += 1;
                 }
             }
-            msg = followups.next() => match msg {
-                Some(ControlMessage::SubscribeUpdate(u)) => {
-                    if let Some(why) = widens(consumer.start(), consumer.end_group(), &u) {
-                        // §9.10: narrowing only; anything else ends the session.
-                        session.close(SessionErrorCode::ProtocolViolation, &why);
-                        let _ = stop_tx.send(true);
-                        while streams.join_next().await.is_some() {}
-                        session.inner.served.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
-                        return;
+            msg = followups.next() => {
+                let stop = match msg {
+                    Some(ControlMessage::SubscribeUpdate(u)) => {
+                        match widens(consumer.start(), consumer.end_group(), &u) {
+                            // §9.10: narrowing only; anything else ends the session.
+                            Some(why) => {
+                                session.close(SessionErrorCode::ProtocolViolation, &why);
+                                true
+                            }
+                            None => {
+                                consumer.set_range(u.start, u.end_group);
+                                terms.forward = u.forward;
+                                terms.subscriber_priority = u.subscriber_priority;
+                                let _ = prio_tx.send(u.subscriber_priority);
+                                false
+                            }
+                        }
                     }
-                    consumer.set_range(u.start, u.end_group);
-                    terms.forward = u.forward;
-                    terms.subscriber_priority = u.subscriber_priority;
-                    let _ = prio_tx.send(u.subscriber_priority);
-                }
-                Some(ControlMessage::Unsubscribe(_)) | None => {
                     // §5.1: reset open streams; no PUBLISH_DONE after UNSUBSCRIBE.
+                    Some(ControlMessage::Unsubscribe(_)) | None => true,
+                    Some(other) => {
+                        tracing::debug!(msg = other.message_type().name(), "ignored for a served subscription");
+                        false
+                    }
+                };
+                if stop {
                     let _ = stop_tx.send(true);
                     while streams.join_next().await.is_some() {}
                     session.inner.served.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
                     return;
                 }
-                Some(other) => tracing::debug!(msg = other.message_type().name(), "ignored for a served subscription"),
-            },
+            }
         }
         if !item_open && streams.is_empty() {
             break;
