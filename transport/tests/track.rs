@@ -348,6 +348,22 @@ fn a_track_retains_from_where_it_was_complete_until_eviction() {
     assert!(t.retains_from(Location::new(4, 0)));
 }
 
+/// Groups arriving out of order are evicted in arrival order: a kept lower group does not mean
+/// everything after it is kept.
+#[test]
+fn retention_after_out_of_order_eviction_counts_the_evicted_group() {
+    let t = track(2);
+    t.set_complete_from(Location::new(0, 0));
+    for g in [5, 1, 6] {
+        t.create_subgroup(SubgroupInfo::new(g, 0, 1))
+            .write(Object::new(0, "x"))
+            .unwrap();
+    }
+    // Group 5 arrived first and was evicted; groups 1 and 6 are kept.
+    assert!(!t.retains_from(Location::new(1, 0)));
+    assert!(t.retains_from(Location::new(6, 0)));
+}
+
 #[tokio::test]
 async fn writers_joining_one_subgroup_at_the_same_moment_share_it() {
     // Two publishers' streams for the same subgroup start together (§8.4.1): one subgroup.

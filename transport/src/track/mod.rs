@@ -288,6 +288,8 @@ pub(crate) struct TrackState {
     pub(crate) group_order: GroupOrder,
     pub(crate) end: Option<TrackEnd>,
     pub(crate) evicted_groups: u64,
+    /// The highest group ID evicted so far (groups arrive, and leave, in any order).
+    pub(crate) max_evicted: Option<u64>,
     /// From here on the track received every object its source sent (see `set_complete_from`).
     pub(crate) complete_from: Option<Location>,
 }

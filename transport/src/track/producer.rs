@@ -51,6 +51,7 @@ impl TrackProducer {
                     group_order: GroupOrder::Ascending,
                     end: None,
                     evicted_groups: 0,
+                    max_evicted: None,
                     complete_from: None,
                 }),
                 changed: tokio::sync::watch::channel(0).0,
@@ -110,17 +111,9 @@ impl TrackProducer {
         let Some(from) = st.complete_from else {
             return false;
         };
-        if start < from {
-            return false;
-        }
-        if st.evicted_groups == 0 {
-            return true;
-        }
-        st.groups
-            .iter()
-            .map(|g| g.id)
-            .min()
-            .is_some_and(|oldest| start.group >= oldest)
+        // Eviction follows arrival order, not group order: any evicted group at or after
+        // `start` leaves a gap.
+        start >= from && st.max_evicted.is_none_or(|m| start.group > m)
     }
 
     /// Groups dropped from history so far.
@@ -340,6 +333,7 @@ fn evict(st: &mut TrackState, config: &TrackConfig) {
             b.sub(g.bytes);
         }
         st.evicted_groups += 1;
+        st.max_evicted = Some(st.max_evicted.map_or(g.id, |m| m.max(g.id)));
         for sub in &g.subgroups {
             {
                 let mut s = sub.lock();
