@@ -651,3 +651,51 @@ async fn token_aliases_are_registered_used_and_bounded() {
         SessionErrorCode::DuplicateAuthTokenAlias.code()
     );
 }
+
+#[tokio::test]
+async fn an_unencodable_request_is_refused_to_its_caller_and_the_session_goes_on() {
+    // §2.4.1: a namespace has 1 to 32 fields, so a zero-field one (say, built from a moq-lite
+    // peer's empty broadcast path) cannot be sent. The caller gets the error; the session
+    // stays open and the next request still carries the next Request ID (§9.1).
+    let ((client, _ci), (server, mut incoming)) = connected().await;
+    let err = client
+        .publish_namespace(TrackNamespace::default(), Default::default())
+        .await
+        .err()
+        .expect("a zero-field namespace was sent");
+    assert!(
+        matches!(
+            err,
+            SessionError::Unencodable {
+                kind: "PUBLISH_NAMESPACE",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let ns = TrackNamespace::from_strs(&["ok"]);
+    let accept = tokio::spawn(async move {
+        let Some(IncomingEvent::Request(req)) = incoming.recv().await else {
+            panic!("request not delivered")
+        };
+        let id = req.responder.id();
+        req.responder
+            .accept(ControlMessage::PublishNamespaceOk(RequestRef {
+                request_id: id,
+            }))
+            .await
+            .unwrap();
+        id
+    });
+    let published = tokio::time::timeout(T, client.publish_namespace(ns, Default::default()))
+        .await
+        .unwrap();
+    assert!(published.is_ok(), "{:?}", published.err());
+    assert_eq!(
+        accept.await.unwrap(),
+        0,
+        "the refused request's ID was spent"
+    );
+    assert!(client.close_reason().is_none());
+    assert!(server.close_reason().is_none());
+}

@@ -3,10 +3,11 @@
 
 use super::ids::Violation;
 use super::incoming::{IncomingEvent, IncomingRequest};
-use super::setup::{read_message, write_message, ReadFailure};
+use super::outbound::Outbound;
+use super::setup::{read_message, ReadFailure};
 use super::tokens::TokenOutcome;
 use super::{Inner, Role, SessionClose};
-use crate::connection::Connection;
+use crate::connection::{Connection, SendStream};
 use moqlink_model::control::*;
 use moqlink_model::SessionErrorCode;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ pub(crate) fn spawn<C: Connection>(
     send: C::Send,
     recv: C::Recv,
     reader: ControlReader,
-    out_rx: mpsc::Receiver<ControlMessage>,
+    out_rx: mpsc::Receiver<Outbound>,
     incoming: mpsc::Sender<IncomingEvent>,
 ) {
     let closed = inner.close.subscribe();
@@ -37,7 +38,7 @@ pub(crate) fn spawn<C: Connection>(
 async fn writer<C: Connection>(
     inner: Arc<Inner<C>>,
     mut send: C::Send,
-    mut out_rx: mpsc::Receiver<ControlMessage>,
+    mut out_rx: mpsc::Receiver<Outbound>,
     mut closed: tokio::sync::watch::Receiver<Option<SessionClose>>,
 ) {
     loop {
@@ -49,11 +50,11 @@ async fn writer<C: Connection>(
             m = out_rx.recv() => match m { Some(m) => m, None => break },
             _ = closed.changed() => break,
         };
-        tracing::debug!(msg = msg.message_type().name(), id = ?msg.request_id(), "send");
-        tracing::trace!(?msg);
-        if let Err(e) = write_message(&mut send, &msg).await {
+        tracing::debug!(msg = msg.kind.name(), id = ?msg.id, "send");
+        if let Err(e) = send.write_chunk(msg.bytes).await {
             if inner.closed_state().is_none() {
-                inner.close(SessionErrorCode::InternalError.code(), &e, false);
+                let reason = format!("writing {}: {e}", msg.kind.name());
+                inner.close(SessionErrorCode::InternalError.code(), &reason, false);
             }
             break;
         }
@@ -175,9 +176,10 @@ async fn handle<C: Connection>(
                     ));
                 }
                 if let Some(max) = grant {
-                    let _ = inner.out.try_send(M::MaxRequestId(MaxRequestId {
+                    let _ = Outbound::encode(&M::MaxRequestId(MaxRequestId {
                         max_request_id: max,
-                    }));
+                    }))
+                    .map(|m| inner.out.try_send(m));
                 }
                 st.routes.get(&u.subscription_request_id).cloned()
             };
@@ -321,7 +323,8 @@ async fn route_followup<C: Connection>(
                 _ => None,
             };
             if let Some(end) = end {
-                if inner.out.try_send(end).is_err() {
+                let queued = Outbound::encode(&end).map(|m| inner.out.try_send(m));
+                if !matches!(queued, Ok(Ok(()))) {
                     tracing::warn!(id, "could not end a late-accepted request: queue full");
                 }
             }

@@ -100,6 +100,13 @@ impl LocalIds {
         }
     }
 
+    /// Returns `id`, the last ID issued, unused (its message was never sent).
+    pub fn give_back(&mut self, id: u64) {
+        if id + 2 == self.next {
+            self.next = id;
+        }
+    }
+
     /// Applies a received MAX_REQUEST_ID; a value that does not increase is a PROTOCOL_VIOLATION
     /// (§9.5).
     pub fn on_max_request_id(&mut self, max: u64) -> Result<(), Violation> {

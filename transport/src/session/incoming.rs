@@ -2,6 +2,7 @@
 //! (its own requests). Every peer request gets an answer: a [`Responder`] dropped unanswered
 //! sends the matching *_ERROR with INTERNAL_ERROR.
 
+use super::outbound::{queue_soon, Outbound};
 use super::{Inner, SessionError};
 use crate::connection::Connection;
 use moqlink_model::control::*;
@@ -37,15 +38,10 @@ impl<C: Connection> RouteOwner for Inner<C> {
         };
         if let Some(max) = grant {
             if self.closed_state().is_none() {
-                let out = self.out.clone();
                 let msg = ControlMessage::MaxRequestId(MaxRequestId {
                     max_request_id: max,
                 });
-                if let Err(mpsc::error::TrySendError::Full(msg)) = out.try_send(msg) {
-                    tokio::spawn(async move {
-                        let _ = out.send(msg).await;
-                    });
-                }
+                queue_soon(&self.out, &msg);
             }
         }
     }
@@ -88,7 +84,7 @@ impl Drop for Followups {
 pub struct Responder {
     id: u64,
     kind: MessageType,
-    out: mpsc::Sender<ControlMessage>,
+    out: mpsc::Sender<Outbound>,
     answered: bool,
 }
 
@@ -153,7 +149,7 @@ pub const NOT_SUPPORTED: u64 = 0x3;
 pub const INTERNAL_ERROR: u64 = 0x0;
 
 impl Responder {
-    pub(crate) fn new(id: u64, kind: MessageType, out: mpsc::Sender<ControlMessage>) -> Self {
+    pub(crate) fn new(id: u64, kind: MessageType, out: mpsc::Sender<Outbound>) -> Self {
         Responder {
             id,
             kind,
@@ -192,6 +188,7 @@ impl Responder {
     /// queued: a caller that gives up while the queue is full drops the responder, which then
     /// answers INTERNAL_ERROR instead of leaving the request unanswered.
     async fn answer(&mut self, msg: ControlMessage) -> Result<(), SessionError> {
+        let msg = Outbound::encode(&msg)?;
         let permit = self
             .out
             .reserve()
@@ -222,14 +219,7 @@ impl Drop for Responder {
         ) else {
             return;
         };
-        let out = self.out.clone();
-        if let Err(mpsc::error::TrySendError::Full(msg)) = out.try_send(msg) {
-            if let Ok(h) = tokio::runtime::Handle::try_current() {
-                h.spawn(async move {
-                    let _ = out.send(msg).await;
-                });
-            }
-        }
+        queue_soon(&self.out, &msg);
     }
 }
 

@@ -4,6 +4,7 @@
 mod control;
 pub mod ids;
 mod incoming;
+mod outbound;
 mod publisher;
 mod receive;
 mod setup;
@@ -122,6 +123,15 @@ pub enum SessionError {
     /// The peer answered with a message of the wrong type.
     #[error("unexpected reply: {0}")]
     Unexpected(String),
+    /// A message this side built cannot be encoded (e.g. a field past its limit); nothing was
+    /// sent and the session goes on.
+    #[error("{kind} not sent: {reason}")]
+    Unencodable {
+        /// The message type.
+        kind: &'static str,
+        /// Which rule the message broke.
+        reason: String,
+    },
 }
 
 impl From<&ConnectionError> for SessionClose {
@@ -167,7 +177,7 @@ pub(crate) struct Inner<C: Connection> {
     pub(crate) version: Version,
     pub(crate) peer_setup: SetupParameters,
     pub(crate) setup_tokens: Vec<AuthToken>,
-    pub(crate) out: mpsc::Sender<ControlMessage>,
+    pub(crate) out: mpsc::Sender<outbound::Outbound>,
     pub(crate) state: Mutex<State>,
     pub(crate) credit: Notify,
     pub(crate) close: watch::Sender<Option<SessionClose>>,
@@ -529,7 +539,8 @@ impl<C: Connection> Session<C> {
     /// Sends a message that is not a new request (e.g. UNSUBSCRIBE, PUBLISH_DONE).
     pub async fn send(&self, msg: ControlMessage) -> Result<(), SessionError> {
         self.inner.check_open()?;
-        self.inner.out.send(msg).await.map_err(|_| self.gone())
+        let out = outbound::Outbound::encode(&msg)?;
+        self.inner.out.send(out).await.map_err(|_| self.gone())
     }
 
     fn gone(&self) -> SessionError {
@@ -551,12 +562,22 @@ impl<C: Connection> Session<C> {
         // message happen under one lock (concurrent requests would otherwise race).
         let _order = self.inner.request_order.lock().await;
         let id = self.next_request_id().await?;
-        let (tx, rx) = mpsc::channel(32);
-        self.inner.state().routes.insert(id, tx);
         let msg = build(id);
         debug_assert_eq!(msg.request_id(), Some(id));
+        // Encoded before the ID is spent: an unencodable request gives its ID back, so the
+        // next request still carries the next ID the peer expects (§9.1).
+        let out = match outbound::Outbound::encode(&msg) {
+            Ok(out) => out,
+            Err(e) => {
+                self.inner.state().local.give_back(id);
+                return Err(e);
+            }
+        };
+        let (tx, rx) = mpsc::channel(32);
+        self.inner.state().routes.insert(id, tx);
         let handle = OutgoingRequest::new(id, rx, self.inner.clone());
-        self.send(msg).await?;
+        self.inner.check_open()?;
+        self.inner.out.send(out).await.map_err(|_| self.gone())?;
         Ok(handle)
     }
 
