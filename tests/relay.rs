@@ -3,7 +3,8 @@
 //! FETCH from the cache, authorization, GOAWAY on shutdown, and a chain of three relays.
 
 use bytes::Bytes;
-use moqlink::relay::config::{AuthRuleConfig, AuthRules};
+use moqlink::relay::auth::AuthRules;
+use moqlink::relay::config::AuthRuleConfig;
 use moqlink::relay::{Relay, RelayConfig, Upstream};
 use moqlink_model::control::{ControlMessage, FetchEnd, FetchKind, Filter};
 use moqlink_model::params::{Parameter, Token, VersionParameters};
@@ -378,7 +379,7 @@ async fn authorization_rules_gate_publishing_and_subscribing() {
         subscribe: vec!["sub-token".into()],
     }];
     let relay = start(RelayConfig {
-        auth: AuthRules::new(&rules),
+        auth: AuthRules::new(&rules, None),
         ..Default::default()
     });
     let (p, _e) = connect(&client(), &relay.url("moqt"), SessionConfig::default())
@@ -447,6 +448,7 @@ async fn three_relays_in_a_chain_carry_one_copy_per_edge() {
         Some(Upstream {
             url: r.url("moqt"),
             client: client(),
+            token: None,
         })
     };
     let middle = start(RelayConfig {

@@ -92,8 +92,9 @@ fn encode_kv_value<B: BufMut>(
     }
 }
 
-/// An authorization token with its alias handling (§9.2.1.1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// An authorization token with its alias handling (§9.2.1.1). Its `Debug` form (what logs
+/// print) shows a token value's length, never its bytes; serde shows the value.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "alias_type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Token {
     /// 0x0: retire the alias.
@@ -122,6 +123,34 @@ pub enum Token {
         /// The token value.
         token_value: Blob,
     },
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Blob| format!("<{} bytes redacted>", v.len());
+        match self {
+            Token::Delete { alias } => f.debug_struct("Delete").field("alias", alias).finish(),
+            Token::Register {
+                alias,
+                token_type,
+                token_value,
+            } => f
+                .debug_struct("Register")
+                .field("alias", alias)
+                .field("token_type", token_type)
+                .field("token_value", &redacted(token_value))
+                .finish(),
+            Token::UseAlias { alias } => f.debug_struct("UseAlias").field("alias", alias).finish(),
+            Token::UseValue {
+                token_type,
+                token_value,
+            } => f
+                .debug_struct("UseValue")
+                .field("token_type", token_type)
+                .field("token_value", &redacted(token_value))
+                .finish(),
+        }
+    }
 }
 
 impl Token {

@@ -2,8 +2,9 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use moqlink::relay::config::{AuthRules, FileConfig};
-use moqlink::relay::{Relay, RelayConfig, Upstream};
+use moqlink::relay::auth::AuthRules;
+use moqlink::relay::config::FileConfig;
+use moqlink::relay::{Relay, RelayConfig, SessionLimits, Upstream};
 use moqlink_model::Version;
 use moqlink_transport::endpoint::{Client, ClientConfig};
 use moqlink_transport::session::SessionConfig;
@@ -128,7 +129,11 @@ pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
                 ..Default::default()
             })?;
             tracing::info!(%url, "edge relay: forwarding to upstream");
-            Some(Upstream { url, client })
+            Some(Upstream {
+                url,
+                client,
+                token: file.upstream_token.clone(),
+            })
         }
         None => None,
     };
@@ -141,13 +146,30 @@ pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
         drain: Duration::from_secs(args.drain_secs.or(file.drain_secs).unwrap_or(5)),
         namespace_wait: Duration::from_millis(file.namespace_wait_ms.unwrap_or(1000)),
         track,
-        auth: AuthRules::new(&file.auth),
+        auth: AuthRules::new(&file.auth, file.auth_default),
+        limits: session_limits(&file),
         upstream,
     };
     let relay = Relay::bind(config, &identity)?;
     tracing::info!(addr = %relay.local_addr()?, "relay listening (WebTransport and raw QUIC)");
     relay.run(shutdown_signal()).await?;
     Ok(())
+}
+
+/// Per-session limits: the file's, else the defaults.
+fn session_limits(file: &FileConfig) -> SessionLimits {
+    let l = &file.limits;
+    let d = SessionLimits::default();
+    SessionLimits {
+        namespaces: l.namespaces_per_session.unwrap_or(d.namespaces),
+        namespace_subscriptions: l
+            .namespace_subscriptions_per_session
+            .unwrap_or(d.namespace_subscriptions),
+        subscriptions: l.subscriptions_per_session.unwrap_or(d.subscriptions),
+        fetches: l.fetches_per_session.unwrap_or(d.fetches),
+        published_tracks: l.published_tracks_per_session.unwrap_or(d.published_tracks),
+        namespace_events: l.namespace_events_queued.unwrap_or(d.namespace_events),
+    }
 }
 
 async fn shutdown_signal() {

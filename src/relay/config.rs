@@ -1,7 +1,6 @@
 //! The relay's TOML configuration file and its authorization rules.
 
-use moqlink_model::TrackNamespace;
-use moqlink_transport::session::AuthToken;
+use super::auth::Policy;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,9 +30,36 @@ pub struct FileConfig {
     /// Cache limits.
     #[serde(default)]
     pub cache: CacheConfig,
-    /// Authorization rules; none = open relay.
+    /// The token the relay presents to its upstream relay (AUTHORIZATION_TOKEN in SETUP);
+    /// clients' tokens are never forwarded.
+    pub upstream_token: Option<String>,
+    /// Where no rule applies: `"allow"` or `"deny"` (default: deny once any `[[auth]]` rule
+    /// exists, allow when there is none).
+    pub auth_default: Option<Policy>,
+    /// Authorization rules; none = open relay (with a warning at start-up).
     #[serde(default)]
     pub auth: Vec<AuthRuleConfig>,
+    /// Per-session and connection limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// Per-session limits (defaults in [`super::SessionLimits`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Namespaces one session may publish at once (PUBLISH_NAMESPACE, moq-lite ANNOUNCE).
+    pub namespaces_per_session: Option<usize>,
+    /// Namespace subscriptions one session may hold (SUBSCRIBE_NAMESPACE, ANNOUNCE_PLEASE).
+    pub namespace_subscriptions_per_session: Option<usize>,
+    /// Subscriptions one session may hold (SUBSCRIBE, moq-lite SUBSCRIBE).
+    pub subscriptions_per_session: Option<usize>,
+    /// FETCHes one session may have in progress.
+    pub fetches_per_session: Option<usize>,
+    /// Tracks one session may PUBLISH at once.
+    pub published_tracks_per_session: Option<usize>,
+    /// Namespace events queued per namespace subscription before it is resynchronised.
+    pub namespace_events_queued: Option<usize>,
 }
 
 /// Cache limits.
@@ -72,104 +98,32 @@ impl FileConfig {
     }
 }
 
-/// What a rule decides about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// PUBLISH_NAMESPACE and PUBLISH.
-    Publish,
-    /// SUBSCRIBE, FETCH, TRACK_STATUS and SUBSCRIBE_NAMESPACE.
-    Subscribe,
-}
-
-/// Authorization rules per namespace prefix: the longest matching prefix decides; namespaces
-/// no rule covers are open.
-#[derive(Debug, Clone, Default)]
-pub struct AuthRules {
-    rules: Vec<(TrackNamespace, Vec<String>, Vec<String>)>,
-}
-
-impl AuthRules {
-    /// Rules from the configuration file.
-    pub fn new(rules: &[AuthRuleConfig]) -> Self {
-        AuthRules {
-            rules: rules
-                .iter()
-                .map(|r| {
-                    (
-                        TrackNamespace::from_path(&r.prefix),
-                        r.publish.clone(),
-                        r.subscribe.clone(),
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    /// Whether `tokens` allow `action` on `namespace`.
-    pub fn allows(&self, action: Action, namespace: &TrackNamespace, tokens: &[AuthToken]) -> bool {
-        let Some((_, publish, subscribe)) = self
-            .rules
-            .iter()
-            .filter(|(p, _, _)| p.is_prefix_of(namespace))
-            .max_by_key(|(p, _, _)| p.fields().len())
-        else {
-            return true;
-        };
-        let allowed = match action {
-            Action::Publish => publish,
-            Action::Subscribe => subscribe,
-        };
-        allowed.iter().any(|a| {
-            a == "*"
-                || tokens
-                    .iter()
-                    .any(|t| t.value.as_text().is_some_and(|v| v == a))
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use moqlink_model::Blob;
 
     #[test]
-    fn longest_prefix_decides_and_uncovered_namespaces_are_open() {
+    fn every_section_parses_and_unknown_keys_are_refused() {
         let file: FileConfig = toml::from_str(
             r#"
             upstream = "moqt://origin:4443"
+            upstream_token = "relay-secret"
+            auth_default = "deny"
             [cache]
             max_groups = 4
+            [limits]
+            subscriptions_per_session = 10
             [[auth]]
             prefix = "live"
-            publish = ["pub-secret"]
             subscribe = ["*"]
-            [[auth]]
-            prefix = "live/private"
-            publish = ["pub-secret"]
-            subscribe = ["sub-secret"]
             "#,
         )
         .unwrap();
         assert_eq!(file.cache.max_groups, Some(4));
-        let rules = AuthRules::new(&file.auth);
-        let tok = |v: &str| {
-            vec![AuthToken {
-                token_type: 0,
-                value: Blob::from(v),
-            }]
-        };
-        let ns = |p: &str| TrackNamespace::from_path(p);
-        assert!(rules.allows(Action::Subscribe, &ns("live/a"), &[]));
-        assert!(!rules.allows(Action::Publish, &ns("live/a"), &[]));
-        assert!(rules.allows(Action::Publish, &ns("live/a"), &tok("pub-secret")));
-        assert!(!rules.allows(Action::Subscribe, &ns("live/private/x"), &tok("wrong")));
-        assert!(rules.allows(Action::Subscribe, &ns("live/private/x"), &tok("sub-secret")));
-        assert!(rules.allows(Action::Publish, &ns("other"), &[]));
-    }
-
-    #[test]
-    fn unknown_keys_are_refused() {
+        assert_eq!(file.limits.subscriptions_per_session, Some(10));
+        assert_eq!(file.auth_default, Some(Policy::Deny));
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+        assert!(toml::from_str::<FileConfig>("[limits]\nbogus = 1").is_err());
+        assert!(toml::from_str::<FileConfig>("auth_default = \"maybe\"").is_err());
     }
 }

@@ -3,11 +3,15 @@
 //! publisher however many subscribers read it; each downstream subscription reads its own
 //! consumer of the shared track.
 
+pub mod auth;
 pub mod config;
 mod lite;
 mod registry;
+mod request;
 mod serve;
 mod upstream;
+
+pub use request::SessionLimits;
 
 use moqlink_model::SessionErrorCode;
 use moqlink_transport::endpoint::{Alpn, EndpointError, Incoming, Server};
@@ -34,7 +38,9 @@ pub struct RelayConfig {
     /// History each relayed track keeps (the cache FETCH is served from).
     pub track: TrackConfig,
     /// Who may publish and subscribe where; empty = open.
-    pub auth: config::AuthRules,
+    pub auth: auth::AuthRules,
+    /// What one session may hold at once.
+    pub limits: SessionLimits,
     /// The relay to forward requests to when no local publisher serves them.
     pub upstream: Option<Upstream>,
 }
@@ -46,6 +52,8 @@ pub struct Upstream {
     pub url: String,
     /// The QUIC / WebTransport client (its TLS policy).
     pub client: moqlink_transport::endpoint::Client,
+    /// The token the relay presents upstream (its own; clients' tokens are never forwarded).
+    pub token: Option<String>,
 }
 
 impl Default for RelayConfig {
@@ -56,7 +64,8 @@ impl Default for RelayConfig {
             drain: Duration::from_secs(5),
             namespace_wait: Duration::from_secs(1),
             track: TrackConfig::default(),
-            auth: config::AuthRules::default(),
+            auth: auth::AuthRules::default(),
+            limits: SessionLimits::default(),
             upstream: None,
         }
     }
@@ -81,6 +90,9 @@ pub struct Relay {
 impl Relay {
     /// Binds the UDP port.
     pub fn bind(config: RelayConfig, identity: &ServerIdentity) -> Result<Self, RelayError> {
+        if config.auth.is_open() {
+            tracing::warn!("no authorization rules: anyone may publish and subscribe anything (set [[auth]] rules and auth_default = \"deny\" in relay.toml)");
+        }
         let server = Server::bind(config.bind, identity)?;
         Ok(Relay {
             server,
@@ -139,6 +151,7 @@ impl Relay {
     async fn serve(&self, incoming: Incoming) {
         let remote = incoming.remote;
         let alpn = incoming.alpn;
+        let url_path = incoming.path.clone();
         let mut cfg = self.shared.config.session.clone();
         if alpn == Alpn::MoqLite {
             // ALPN moql: moq-lite only, whatever else SETUP offers.
@@ -168,11 +181,25 @@ impl Relay {
                     all.retain(|s| s.close_reason().is_none());
                     all.push(session.clone());
                 }
+                // Credentials: SETUP's AUTHORIZATION_TOKENs, and a token in the URL (the
+                // WebTransport path or the PATH parameter) as browsers can only send it there.
+                let path = url_path.clone().or_else(|| {
+                    session
+                        .peer_setup()
+                        .path()
+                        .and_then(|p| p.as_text().map(str::to_string))
+                });
+                let credentials = path
+                    .as_deref()
+                    .map(auth::Credentials::from_url)
+                    .unwrap_or_default()
+                    .with_tokens(session.setup_tokens());
                 let ctx = Ctx {
                     id,
                     session,
                     shared: self.shared.clone(),
                     upstream_link: false,
+                    peer: request::Peer::new(id, credentials),
                 };
                 serve::serve(ctx, events).await;
                 // This session has ended: drop it (and any other ended one) now, not at the next
@@ -184,7 +211,9 @@ impl Relay {
             }
             Accepted::Lite(session, events) => {
                 tracing::info!(session = id, %remote, %alpn, version = %session.version().label(), "moq-lite session established");
-                lite::serve_lite(self.shared.clone(), id, session, events).await;
+                let credentials = lite::lite_credentials(&session, url_path.as_deref());
+                let peer = request::Peer::new(id, credentials);
+                lite::serve_lite(self.shared.clone(), peer, session, events).await;
             }
         }
     }

@@ -8,10 +8,10 @@ use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::lite::LiteSession;
 use moqlink_transport::session::{SessionError, SubscribeOptions, INTERNAL_ERROR, TRACK_ENDED};
 use moqlink_transport::track::{TrackEnd, TrackName, TrackProducer};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
 
@@ -91,12 +91,18 @@ impl Publisher {
     }
 }
 
+/// Whatever a registry entry holds for its session until it goes: the request's permit, and
+/// for draft-14 the request itself, whose request credit returns only then.
+pub(crate) type Hold = Arc<dyn std::any::Any + Send + Sync>;
+
 /// A namespace a publisher session announced.
 #[derive(Clone)]
 pub(crate) struct Route {
     pub(crate) session_id: u64,
     pub(crate) publisher: Publisher,
     pub(crate) namespace: TrackNamespace,
+    /// Released when the route goes (PUBLISH_NAMESPACE_DONE, ANNOUNCE ended, session end).
+    pub(crate) hold: Hold,
 }
 
 /// Where a track's objects come from.
@@ -121,6 +127,7 @@ impl Origin {
                     session_id: *session,
                     publisher: Publisher::Ietf(publisher.clone()),
                     namespace: namespace.clone(),
+                    hold: Arc::new(()),
                 })
             }
             _ => None,
@@ -233,17 +240,45 @@ pub(crate) enum NsEvent {
     Track(TrackProducer),
 }
 
-struct NsSubscriber {
-    session_id: u64,
-    prefix: TrackNamespace,
-    tx: mpsc::UnboundedSender<NsEvent>,
+/// Decides which namespaces a namespace subscriber may learn of (its credentials).
+pub(crate) type NsFilter = Box<dyn Fn(&TrackNamespace) -> bool + Send + Sync>;
+
+/// A namespace subscription's end of the registry.
+pub(crate) struct NsSubscriber {
+    pub(crate) session_id: u64,
+    pub(crate) prefix: TrackNamespace,
+    /// Only namespaces this allows are told (and their tracks offered).
+    pub(crate) filter: NsFilter,
+    pub(crate) tx: mpsc::Sender<NsEvent>,
+    /// Set when an event did not fit the queue: the subscriber resynchronises from
+    /// [`Registry::ns_snapshot`] once it has drained what is queued.
+    pub(crate) lagged: Arc<AtomicBool>,
+    pub(crate) hold: Hold,
 }
 
 #[derive(Default)]
 struct State {
-    routes: Vec<Route>,
+    /// Routes by their exact namespace (a lookup walks a name's prefixes, at most 32).
+    routes: HashMap<TrackNamespace, Vec<Route>>,
+    /// The namespaces each session has routes for.
+    by_session: HashMap<u64, HashSet<TrackNamespace>>,
     tracks: HashMap<TrackName, Arc<TrackEntry>>,
     ns_subscribers: Vec<NsSubscriber>,
+}
+
+impl State {
+    /// Routes whose namespace is a prefix of `namespace`, longest first.
+    fn matching(&self, namespace: &TrackNamespace) -> Vec<&Route> {
+        let fields = namespace.fields();
+        let mut out = Vec::new();
+        for n in (0..=fields.len()).rev() {
+            let prefix = TrackNamespace(fields[..n].to_vec());
+            if let Some(rs) = self.routes.get(&prefix) {
+                out.extend(rs.iter());
+            }
+        }
+        out
+    }
 }
 
 /// Routes, tracks and namespace subscribers, shared by every session task.
@@ -270,81 +305,84 @@ impl Registry {
         locks.entry(name.clone()).or_default().clone()
     }
 
-    /// Adds a route and tells matching namespace subscribers.
-    pub(crate) fn add_route(&self, route: Route) {
+    /// Adds a route; false (and nothing changes) when the session already has one for its
+    /// namespace. Namespace subscribers hear of a namespace when its first route comes.
+    pub(crate) fn add_route(&self, route: Route) -> bool {
         {
             let mut st = self.state();
-            st.routes
-                .retain(|r| !(r.session_id == route.session_id && r.namespace == route.namespace));
             let ns = route.namespace.clone();
             let from = route.session_id;
-            st.routes.push(route);
-            notify_ns(&mut st, &ns, from, NsEvent::Namespace(ns.clone()));
+            let list = st.routes.entry(ns.clone()).or_default();
+            if list.iter().any(|r| r.session_id == from) {
+                return false;
+            }
+            list.push(route);
+            let first = list.len() == 1;
+            st.by_session.entry(from).or_default().insert(ns.clone());
+            if first {
+                notify_ns(&mut st, &ns, from, NsEvent::Namespace(ns.clone()));
+            }
         }
         self.changed.notify_waiters();
+        true
     }
 
-    /// Removes a session's route for `namespace` (PUBLISH_NAMESPACE_DONE).
+    /// Removes a session's route for `namespace` (PUBLISH_NAMESPACE_DONE); namespace
+    /// subscribers hear of it when the namespace's last route goes.
     pub(crate) fn remove_route(&self, session_id: u64, namespace: &TrackNamespace) {
-        let mut st = self.state();
-        let before = st.routes.len();
-        st.routes
-            .retain(|r| !(r.session_id == session_id && &r.namespace == namespace));
-        if st.routes.len() != before {
-            notify_ns(
-                &mut st,
-                namespace,
-                session_id,
-                NsEvent::NamespaceDone(namespace.clone()),
-            );
-        }
+        let gone = {
+            let mut st = self.state();
+            let gone = take_route(&mut st, session_id, namespace);
+            if let Some(set) = st.by_session.get_mut(&session_id) {
+                set.remove(namespace);
+            }
+            gone
+        };
+        drop(gone);
     }
 
     /// Forgets everything a session published or subscribed to namespaces (it ended).
     pub(crate) fn remove_session(&self, session_id: u64) {
-        let mut st = self.state();
-        let gone: Vec<TrackNamespace> = st
-            .routes
-            .iter()
-            .filter(|r| r.session_id == session_id)
-            .map(|r| r.namespace.clone())
-            .collect();
-        st.routes.retain(|r| r.session_id != session_id);
-        for ns in gone {
-            notify_ns(&mut st, &ns, session_id, NsEvent::NamespaceDone(ns.clone()));
+        let mut held: Vec<Hold> = Vec::new();
+        {
+            let mut st = self.state();
+            let gone = st.by_session.remove(&session_id).unwrap_or_default();
+            for ns in gone {
+                held.extend(take_route(&mut st, session_id, &ns).map(|r| r.hold));
+            }
+            st.ns_subscribers.retain(|s| {
+                if s.session_id == session_id {
+                    held.push(s.hold.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            // The session's PUBLISHed tracks go even if their end has not been processed yet,
+            // and so do ended tracks (a later request creates them afresh); tracks other
+            // publishers still feed stay with their cache.
+            st.tracks.retain(|_, t| {
+                !t.ended()
+                    && !matches!(t.origin, Origin::Published { session, .. } if session == session_id)
+            });
         }
-        st.ns_subscribers.retain(|s| s.session_id != session_id);
-        // The session's PUBLISHed tracks go even if their end has not been processed yet, and
-        // so do ended tracks (a later request creates them afresh); tracks other publishers
-        // still feed stay with their cache.
-        st.tracks.retain(|_, t| {
-            !t.ended()
-                && !matches!(t.origin, Origin::Published { session, .. } if session == session_id)
-        });
+        drop(held);
     }
 
     /// The route whose namespace is the longest prefix of `namespace`.
     pub(crate) fn route_for(&self, namespace: &TrackNamespace) -> Option<Route> {
         self.state()
-            .routes
-            .iter()
-            .filter(|r| r.namespace.is_prefix_of(namespace))
-            .max_by_key(|r| r.namespace.fields().len())
-            .cloned()
+            .matching(namespace)
+            .first()
+            .map(|r| (*r).clone())
     }
 
     /// Every publisher session with a namespace that is a prefix of `namespace` (§8.4), each
     /// once (by its longest matching route), longest match first.
     pub(crate) fn routes_for(&self, namespace: &TrackNamespace) -> Vec<Route> {
         let st = self.state();
-        let mut matching: Vec<&Route> = st
-            .routes
-            .iter()
-            .filter(|r| r.namespace.is_prefix_of(namespace))
-            .collect();
-        matching.sort_by_key(|r| std::cmp::Reverse(r.namespace.fields().len()));
         let mut out: Vec<Route> = Vec::new();
-        for r in matching {
+        for r in st.matching(namespace) {
             if !out.iter().any(|o| o.session_id == r.session_id) {
                 out.push(r.clone());
             }
@@ -382,10 +420,20 @@ impl Registry {
         }
     }
 
-    /// Adds a track; PUBLISHed tracks are announced to matching namespace subscribers.
-    pub(crate) fn add_track(&self, name: TrackName, entry: Arc<TrackEntry>) {
+    /// Adds a track; PUBLISHed tracks are announced to matching namespace subscribers. A
+    /// PUBLISHed track is refused (false) while another live PUBLISHed track has its name.
+    pub(crate) fn add_track(&self, name: TrackName, entry: Arc<TrackEntry>) -> bool {
         {
             let mut st = self.state();
+            let published = |t: &TrackEntry| matches!(t.origin, Origin::Published { .. });
+            if published(&entry)
+                && st
+                    .tracks
+                    .get(&name)
+                    .is_some_and(|t| published(t) && !t.ended())
+            {
+                return false;
+            }
             if let Origin::Published { session, .. } = entry.origin {
                 let ev = NsEvent::Track(entry.producer.clone());
                 notify_ns(&mut st, &name.namespace, session, ev);
@@ -393,6 +441,15 @@ impl Registry {
             st.tracks.insert(name, entry);
         }
         self.changed.notify_waiters();
+        true
+    }
+
+    /// Whether a live PUBLISHed track named `name` exists (one PUBLISH per track).
+    pub(crate) fn published_elsewhere(&self, name: &TrackName) -> bool {
+        self.state()
+            .tracks
+            .get(name)
+            .is_some_and(|t| matches!(t.origin, Origin::Published { .. }) && !t.ended())
     }
 
     /// Removes a track entry if it is still `entry`.
@@ -412,53 +469,98 @@ impl Registry {
         })
     }
 
-    /// Registers a namespace subscriber and returns what currently matches its prefix.
-    pub(crate) fn add_ns_subscriber(
+    /// What a namespace subscriber should know now: the namespaces under its prefix (each
+    /// once) and the PUBLISHed tracks under them that other sessions publish, both as its
+    /// filter allows.
+    pub(crate) fn ns_snapshot(
         &self,
         session_id: u64,
-        prefix: TrackNamespace,
-        tx: mpsc::UnboundedSender<NsEvent>,
+        prefix: &TrackNamespace,
+        filter: &NsFilter,
     ) -> Vec<NsEvent> {
+        snapshot(&self.state(), session_id, prefix, filter)
+    }
+
+    /// Registers a namespace subscriber and returns what currently matches its prefix.
+    pub(crate) fn add_ns_subscriber(&self, sub: NsSubscriber) -> Vec<NsEvent> {
         let mut st = self.state();
-        let mut now: Vec<NsEvent> = st
-            .routes
-            .iter()
-            .filter(|r| r.session_id != session_id && prefix.is_prefix_of(&r.namespace))
-            .map(|r| NsEvent::Namespace(r.namespace.clone()))
-            .collect();
-        now.dedup_by(|a, b| match (a, b) {
-            (NsEvent::Namespace(x), NsEvent::Namespace(y)) => x == y,
-            _ => false,
-        });
-        for (name, t) in &st.tracks {
-            if matches!(t.origin, Origin::Published { session, .. } if session != session_id)
-                && !t.ended()
-                && prefix.is_prefix_of(&name.namespace)
-            {
-                now.push(NsEvent::Track(t.producer.clone()));
-            }
-        }
-        st.ns_subscribers.push(NsSubscriber {
-            session_id,
-            prefix,
-            tx,
-        });
+        let now = snapshot(&st, sub.session_id, &sub.prefix, &sub.filter);
+        st.ns_subscribers.push(sub);
         now
     }
 
     /// Ends a namespace subscription (UNSUBSCRIBE_NAMESPACE).
     pub(crate) fn remove_ns_subscriber(&self, session_id: u64, prefix: &TrackNamespace) {
-        self.state()
-            .ns_subscribers
-            .retain(|s| !(s.session_id == session_id && &s.prefix == prefix));
+        let mut gone = Vec::new();
+        self.state().ns_subscribers.retain(|s| {
+            if s.session_id == session_id && &s.prefix == prefix {
+                gone.push(s.hold.clone());
+                false
+            } else {
+                true
+            }
+        });
+        drop(gone);
     }
+}
+
+fn snapshot(
+    st: &State,
+    session_id: u64,
+    prefix: &TrackNamespace,
+    filter: &NsFilter,
+) -> Vec<NsEvent> {
+    let mut now: Vec<NsEvent> = st
+        .routes
+        .iter()
+        .filter(|(ns, rs)| {
+            prefix.is_prefix_of(ns) && rs.iter().any(|r| r.session_id != session_id) && filter(ns)
+        })
+        .map(|(ns, _)| NsEvent::Namespace(ns.clone()))
+        .collect();
+    for (name, t) in &st.tracks {
+        if matches!(t.origin, Origin::Published { session, .. } if session != session_id)
+            && !t.ended()
+            && prefix.is_prefix_of(&name.namespace)
+            && filter(&name.namespace)
+        {
+            now.push(NsEvent::Track(t.producer.clone()));
+        }
+    }
+    now
+}
+
+/// Takes `session_id`'s route for `namespace` out; subscribers hear the namespace is gone when
+/// it was the last.
+fn take_route(st: &mut State, session_id: u64, namespace: &TrackNamespace) -> Option<Route> {
+    let list = st.routes.get_mut(namespace)?;
+    let i = list.iter().position(|r| r.session_id == session_id)?;
+    let gone = list.swap_remove(i);
+    if list.is_empty() {
+        st.routes.remove(namespace);
+        notify_ns(
+            st,
+            namespace,
+            session_id,
+            NsEvent::NamespaceDone(namespace.clone()),
+        );
+    }
+    Some(gone)
 }
 
 fn notify_ns(st: &mut State, ns: &TrackNamespace, from: u64, ev: NsEvent) {
     st.ns_subscribers.retain(|s| {
-        if s.session_id == from || !s.prefix.is_prefix_of(ns) {
+        if s.session_id == from || !s.prefix.is_prefix_of(ns) || !(s.filter)(ns) {
             return !s.tx.is_closed();
         }
-        s.tx.send(ev.clone()).is_ok()
+        match s.tx.try_send(ev.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Bounded queue: the subscriber catches up from a snapshot instead.
+                s.lagged.store(true, Ordering::Release);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     });
 }

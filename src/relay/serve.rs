@@ -1,8 +1,10 @@
 //! One relay session: every request a client sends, answered from the registry, the cache, or
 //! the publisher that owns the namespace.
 
-use super::config::Action;
-use super::registry::{NsEvent, Origin, Publisher, Registry, Route, TrackEntry};
+use super::registry::{
+    Hold, NsEvent, NsFilter, NsSubscriber, Origin, Publisher, Registry, Route, TrackEntry,
+};
+use super::request::{admit, Ask, Peer, Permit};
 use super::upstream::{join_route, release, track_for, UPSTREAM_ANSWER};
 use super::RelayConfig;
 use moqlink_model::control::*;
@@ -15,8 +17,9 @@ use moqlink_transport::session::{
     TRACK_DOES_NOT_EXIST,
 };
 use moqlink_transport::track::TrackName;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// SUBSCRIBE_NAMESPACE_ERROR: the prefix overlaps an active one (§9.28).
@@ -43,9 +46,10 @@ impl Shared {
                 return Some(s.clone());
             }
         }
-        match moqlink_transport::client::connect(&up.client, &up.url, self.config.session.clone())
-            .await
-        {
+        // The relay presents its own credentials upstream, never a client's.
+        let mut cfg = self.config.session.clone();
+        cfg.auth_tokens = up.token.iter().map(|t| t.as_str().into()).collect();
+        match moqlink_transport::client::connect(&up.client, &up.url, cfg).await {
             Ok((session, events)) => {
                 tracing::info!(url = %up.url, "connected to the upstream relay");
                 *slot = Some(session.clone());
@@ -56,6 +60,7 @@ impl Shared {
                     session: session.clone(),
                     shared: self.clone(),
                     upstream_link: true,
+                    peer: Peer::new(UPSTREAM_SESSION, Default::default()),
                 };
                 spawn_serve(ctx, events);
                 Some(session)
@@ -76,6 +81,8 @@ pub(crate) struct Ctx {
     pub(crate) shared: Arc<Shared>,
     /// This is the session to the upstream relay.
     pub(crate) upstream_link: bool,
+    /// Who the session is to the request path (credentials, what it holds).
+    pub(crate) peer: Arc<Peer>,
 }
 
 /// Serves a session on its own task.
@@ -104,21 +111,18 @@ pub(crate) async fn serve(ctx: Ctx, mut events: mpsc::Receiver<IncomingEvent>) {
     ctx.shared.registry.remove_session(ctx.id);
 }
 
-/// *_ERROR code 0x1 (UNAUTHORIZED).
-const UNAUTHORIZED: u64 = 0x1;
-
-/// What a request needs authorization for, and on which namespace.
-fn authorization_scope(msg: &ControlMessage) -> Option<(Action, TrackNamespace)> {
+/// The request path's view of a draft-14 request; `None` for requests that touch nothing
+/// beyond this session (a joining FETCH names a subscription the session already holds).
+fn ask_of(msg: &ControlMessage) -> Option<Ask> {
     use ControlMessage as M;
-    Some(match msg {
-        M::PublishNamespace(m) => (Action::Publish, m.namespace.clone()),
-        M::Publish(m) => (Action::Publish, m.namespace.clone()),
-        M::Subscribe(m) | M::TrackStatus(m) => (Action::Subscribe, m.namespace.clone()),
-        M::SubscribeNamespace(m) => (Action::Subscribe, m.namespace_prefix.clone()),
-        M::Fetch(f) => match &f.fetch {
-            FetchKind::Standalone { namespace, .. } => (Action::Subscribe, namespace.clone()),
-            _ => return None,
-        },
+    let name = TrackName::requested_by(msg);
+    Some(match (msg, name) {
+        (M::PublishNamespace(m), _) => Ask::PublishNamespace(m.namespace.clone()),
+        (M::SubscribeNamespace(m), _) => Ask::SubscribeNamespace(m.namespace_prefix.clone()),
+        (M::Publish(_), Some(n)) => Ask::Publish(n),
+        (M::Subscribe(_), Some(n)) => Ask::Subscribe(n),
+        (M::TrackStatus(_), Some(n)) => Ask::TrackStatus(n),
+        (M::Fetch(_), Some(n)) => Ask::Fetch(n),
         _ => return None,
     })
 }
@@ -144,6 +148,7 @@ pub(crate) async fn upstream_route(
         session_id: UPSTREAM_SESSION,
         publisher: Publisher::Ietf(session),
         namespace: namespace.clone(),
+        hold: Arc::new(()),
     })
 }
 
@@ -152,11 +157,10 @@ impl Ctx {
         route(&self.shared, namespace, !self.upstream_link).await
     }
 
-    /// Whether the request's tokens (and the session's SETUP tokens) allow `action`.
-    fn allowed(&self, action: Action, namespace: &TrackNamespace, req: &IncomingRequest) -> bool {
-        let mut tokens = req.tokens.clone();
-        tokens.extend_from_slice(self.session.setup_tokens());
-        self.shared.config.auth.allows(action, namespace, &tokens)
+    /// Which namespaces a namespace subscription with `permit`'s credentials may learn of.
+    fn ns_filter(&self, permit: &Permit) -> NsFilter {
+        let (rules, creds) = (self.shared.config.auth.clone(), permit.credentials.clone());
+        Box::new(move |ns| rules.allows(super::auth::Action::Subscribe, ns, &creds))
     }
 
     fn notice(&self, msg: ControlMessage) {
@@ -176,31 +180,39 @@ impl Ctx {
 
     async fn request(&self, req: IncomingRequest) {
         let kind = req.message.message_type();
-        if let Some((action, ns)) = authorization_scope(&req.message) {
-            if !self.allowed(action, &ns, &req) {
-                tracing::info!(session = self.id, request = kind.name(), namespace = %ns, "unauthorized");
-                let _ = req
-                    .responder
-                    .reject(UNAUTHORIZED, "not authorized for this namespace")
-                    .await;
+        let Some(ask) = ask_of(&req.message) else {
+            let result = match &req.message {
+                // Joining fetches refer to a subscription this session serves.
+                ControlMessage::Fetch(_) => self.session.serve_fetch(req, None).await,
+                _ => req.responder.not_supported(kind.name()).await,
+            };
+            if let Err(e) = result {
+                tracing::debug!(session = self.id, request = kind.name(), error = %e, "request failed");
+            }
+            return;
+        };
+        let shared = &self.shared;
+        let permit = match admit(
+            &shared.config.auth,
+            &shared.config.limits,
+            &self.peer,
+            &ask,
+            &req.tokens,
+        ) {
+            Ok(p) => p,
+            Err(refusal) => {
+                tracing::info!(session = self.id, request = kind.name(), code = refusal.code, reason = %refusal.reason, "refused");
+                let _ = req.responder.reject(refusal.code, &refusal.reason).await;
                 return;
             }
-        }
-        let name = TrackName::requested_by(&req.message);
-        let result = match (&req.message, name) {
-            (ControlMessage::PublishNamespace(m), _) => {
-                let ns = m.namespace.clone();
-                self.publish_namespace(req, ns).await
-            }
-            (ControlMessage::Subscribe(_), Some(name)) => self.subscribe(req, name).await,
-            (ControlMessage::TrackStatus(_), Some(name)) => self.track_status(req, name).await,
-            (ControlMessage::Fetch(_), _) => self.fetch(req).await,
-            (ControlMessage::Publish(_), _) => self.publish(req).await,
-            (ControlMessage::SubscribeNamespace(m), _) => {
-                let prefix = m.namespace_prefix.clone();
-                self.subscribe_namespace(req, prefix).await
-            }
-            _ => req.responder.not_supported(kind.name()).await,
+        };
+        let result = match ask {
+            Ask::PublishNamespace(ns) => self.publish_namespace(req, ns, permit).await,
+            Ask::Subscribe(name) => self.subscribe(req, name, permit).await,
+            Ask::TrackStatus(name) => self.track_status(req, name).await,
+            Ask::Fetch(name) => self.fetch(req, name, permit).await,
+            Ask::Publish(name) => self.publish(req, name, permit).await,
+            Ask::SubscribeNamespace(prefix) => self.subscribe_namespace(req, prefix, permit).await,
         };
         if let Err(e) = result {
             tracing::debug!(session = self.id, request = kind.name(), error = %e, "request failed");
@@ -211,17 +223,34 @@ impl Ctx {
         &self,
         req: IncomingRequest,
         ns: TrackNamespace,
+        permit: Permit,
     ) -> Result<(), SessionError> {
-        let id = req.responder.id();
+        let IncomingRequest {
+            responder,
+            followups,
+            ..
+        } = req;
+        let id = responder.id();
         tracing::info!(session = self.id, namespace = %ns, "PUBLISH_NAMESPACE");
+        // The route holds the request (its credit returns at PUBLISH_NAMESPACE_DONE) and the
+        // permit (the session's namespace count).
+        let hold: Hold = Arc::new(Mutex::new((permit, followups)));
         let route = Route {
             session_id: self.id,
             publisher: Publisher::Ietf(self.session.clone()),
             namespace: ns,
+            hold,
         };
-        self.shared.registry.add_route(route.clone());
+        if !self.shared.registry.add_route(route.clone()) {
+            return responder
+                .reject(
+                    INTERNAL_ERROR,
+                    "namespace already published on this session",
+                )
+                .await;
+        }
         join_route(&self.shared, &route);
-        req.responder
+        responder
             .accept(ControlMessage::PublishNamespaceOk(RequestRef {
                 request_id: id,
             }))
@@ -232,7 +261,12 @@ impl Ctx {
         track_for(&self.shared, name, !self.upstream_link).await
     }
 
-    async fn subscribe(&self, req: IncomingRequest, name: TrackName) -> Result<(), SessionError> {
+    async fn subscribe(
+        &self,
+        req: IncomingRequest,
+        name: TrackName,
+        permit: Permit,
+    ) -> Result<(), SessionError> {
         let entry = match self.track_for(&name).await {
             Ok(e) => e,
             Err((code, reason)) => return req.responder.reject(code, &reason).await,
@@ -249,6 +283,7 @@ impl Ctx {
         tokio::spawn(async move {
             let _ = handle.await;
             me.release(&name, &entry);
+            drop(permit);
         });
         Ok(())
     }
@@ -290,14 +325,17 @@ impl Ctx {
         }
     }
 
-    async fn fetch(&self, req: IncomingRequest) -> Result<(), SessionError> {
+    /// A standalone FETCH, served while `_permit` counts it against the session's limit.
+    async fn fetch(
+        &self,
+        req: IncomingRequest,
+        track_name: TrackName,
+        _permit: Permit,
+    ) -> Result<(), SessionError> {
         let ControlMessage::Fetch(f) = &req.message else {
             return Ok(());
         };
-        let (FetchKind::Standalone { start, .. }, Some(track_name)) =
-            (&f.fetch, TrackName::requested_by(&req.message))
-        else {
-            // Joining fetches refer to a subscription this session serves.
+        let FetchKind::Standalone { start, .. } = &f.fetch else {
             return self.session.serve_fetch(req, None).await;
         };
         if let Some(t) = self.shared.registry.track(&track_name) {
@@ -393,11 +431,24 @@ impl Ctx {
         }
     }
 
-    async fn publish(&self, req: IncomingRequest) -> Result<(), SessionError> {
-        let Some(name) = TrackName::requested_by(&req.message) else {
-            return Ok(());
-        };
+    async fn publish(
+        &self,
+        req: IncomingRequest,
+        name: TrackName,
+        permit: Permit,
+    ) -> Result<(), SessionError> {
         tracing::info!(session = self.id, track = %name, "PUBLISH");
+        // One publisher per PUBLISHed track: a second session's PUBLISH of a live track is
+        // refused, so it can neither replace nor interleave with the first one's objects.
+        if self.shared.registry.published_elsewhere(&name) {
+            return req
+                .responder
+                .reject(
+                    INTERNAL_ERROR,
+                    "this track is already published by another session",
+                )
+                .await;
+        }
         let accept = PublishAccept {
             forward: true,
             group_order: GroupOrder::Original,
@@ -418,8 +469,12 @@ impl Ctx {
                 publisher: self.session.clone(),
             },
         );
-        entry.add_upstream(self.id, Box::new(sub));
-        self.shared.registry.add_track(name, entry);
+        entry.add_upstream(self.id, Box::new((sub, permit)));
+        if !self.shared.registry.add_track(name.clone(), entry.clone()) {
+            // Lost a race with another PUBLISH of the same name: end ours (UNSUBSCRIBE).
+            tracing::info!(session = self.id, track = %name, "PUBLISH of a track published meanwhile ended");
+            entry.close_upstreams();
+        }
         Ok(())
     }
 
@@ -427,6 +482,7 @@ impl Ctx {
         &self,
         req: IncomingRequest,
         prefix: TrackNamespace,
+        permit: Permit,
     ) -> Result<(), SessionError> {
         let registry = &self.shared.registry;
         if registry.ns_overlap(self.id, &prefix) {
@@ -438,54 +494,137 @@ impl Ctx {
                 )
                 .await;
         }
-        let id = req.responder.id();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let current = registry.add_ns_subscriber(self.id, prefix.clone(), tx.clone());
-        req.responder
+        let IncomingRequest {
+            responder,
+            followups,
+            ..
+        } = req;
+        let id = responder.id();
+        let (tx, rx) = mpsc::channel(self.shared.config.limits.namespace_events.max(1));
+        let lagged = Arc::new(AtomicBool::new(false));
+        let filter = self.ns_filter(&permit);
+        let snapshot_filter = self.ns_filter(&permit);
+        let current = registry.add_ns_subscriber(NsSubscriber {
+            session_id: self.id,
+            prefix: prefix.clone(),
+            filter,
+            tx,
+            lagged: lagged.clone(),
+            // Held until UNSUBSCRIBE_NAMESPACE or the session's end: the request's credit
+            // returns then.
+            hold: Arc::new(Mutex::new((permit, followups))),
+        });
+        responder
             .accept(ControlMessage::SubscribeNamespaceOk(RequestRef {
                 request_id: id,
             }))
             .await?;
+        let feed = NsFeed {
+            session: self.session.clone(),
+            shared: self.shared.clone(),
+            session_id: self.id,
+            prefix,
+            filter: snapshot_filter,
+            lagged,
+            namespaces: HashMap::new(),
+            tracks: HashSet::new(),
+        };
+        tokio::spawn(feed.run(current, rx));
+        Ok(())
+    }
+}
+
+/// What one draft-14 namespace subscriber has been told: PUBLISH_NAMESPACE for each namespace,
+/// PUBLISH for each PUBLISHed track. Fed by registry events; when they overflowed its queue it
+/// resynchronises from a registry snapshot.
+struct NsFeed {
+    session: AnySession,
+    shared: Arc<Shared>,
+    session_id: u64,
+    prefix: TrackNamespace,
+    filter: NsFilter,
+    lagged: Arc<AtomicBool>,
+    namespaces:
+        HashMap<TrackNamespace, moqlink_transport::session::NamespacePublication<AnyConnection>>,
+    tracks: HashSet<TrackName>,
+}
+
+impl NsFeed {
+    async fn run(mut self, current: Vec<NsEvent>, mut rx: mpsc::Receiver<NsEvent>) {
         for ev in current {
-            let _ = tx.send(ev);
+            self.apply(ev).await;
         }
-        drop(tx);
-        let session = self.session.clone();
-        tokio::spawn(async move {
-            let mut published = HashMap::new();
-            while let Some(ev) = rx.recv().await {
-                match ev {
-                    NsEvent::Namespace(ns) => {
-                        match session
-                            .publish_namespace(ns.clone(), VersionParameters::new())
-                            .await
-                        {
-                            Ok(p) => {
-                                published.insert(ns, p);
-                            }
-                            Err(e) => {
-                                tracing::debug!(error = %e, "PUBLISH_NAMESPACE to a namespace subscriber failed")
-                            }
-                        }
+        while let Some(ev) = rx.recv().await {
+            self.apply(ev).await;
+            if rx.is_empty() && self.lagged.swap(false, Ordering::AcqRel) {
+                self.resync().await;
+            }
+        }
+    }
+
+    /// Makes what the subscriber was told match the registry now.
+    async fn resync(&mut self) {
+        let now = self
+            .shared
+            .registry
+            .ns_snapshot(self.session_id, &self.prefix, &self.filter);
+        let live: HashSet<TrackNamespace> = now
+            .iter()
+            .filter_map(|ev| match ev {
+                NsEvent::Namespace(ns) => Some(ns.clone()),
+                _ => None,
+            })
+            .collect();
+        let gone: Vec<TrackNamespace> = self
+            .namespaces
+            .keys()
+            .filter(|ns| !live.contains(*ns))
+            .cloned()
+            .collect();
+        for ns in gone {
+            self.apply(NsEvent::NamespaceDone(ns)).await;
+        }
+        for ev in now {
+            self.apply(ev).await;
+        }
+    }
+
+    async fn apply(&mut self, ev: NsEvent) {
+        match ev {
+            NsEvent::Namespace(ns) => {
+                if self.namespaces.contains_key(&ns) {
+                    return;
+                }
+                match self
+                    .session
+                    .publish_namespace(ns.clone(), VersionParameters::new())
+                    .await
+                {
+                    Ok(p) => {
+                        self.namespaces.insert(ns, p);
                     }
-                    NsEvent::NamespaceDone(ns) => {
-                        if let Some(p) = published.remove(&ns) {
-                            let _ = p.done().await;
-                        }
-                    }
-                    NsEvent::Track(track) => {
-                        let s = session.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = s.publish(&track, true, VersionParameters::new()).await
-                            {
-                                tracing::debug!(error = %e, "PUBLISH to a namespace subscriber failed");
-                            }
-                        });
+                    Err(e) => {
+                        tracing::debug!(error = %e, "PUBLISH_NAMESPACE to a namespace subscriber failed")
                     }
                 }
             }
-        });
-        Ok(())
+            NsEvent::NamespaceDone(ns) => {
+                if let Some(p) = self.namespaces.remove(&ns) {
+                    let _ = p.done().await;
+                }
+            }
+            NsEvent::Track(track) => {
+                if !self.tracks.insert(track.name().clone()) {
+                    return;
+                }
+                let s = self.session.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = s.publish(&track, true, VersionParameters::new()).await {
+                        tracing::debug!(error = %e, "PUBLISH to a namespace subscriber failed");
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -503,11 +642,12 @@ async fn upstream_fetch(
     };
     // A publisher that never answers must not leave the downstream FETCH unanswered (its late
     // FETCH_OK is cancelled by the session).
+    // The requester's AUTHORIZATION_TOKENs are for this relay, never for the publisher.
     let fetch = publisher.fetch(
         f.fetch.clone(),
         f.subscriber_priority,
         f.group_order,
-        f.parameters.clone(),
+        without_tokens(&f.parameters),
     );
     tokio::time::timeout(UPSTREAM_ANSWER, fetch)
         .await
@@ -518,4 +658,18 @@ async fn upstream_fetch(
                 reason: format!("publisher did not answer within {UPSTREAM_ANSWER:?}"),
             })
         })
+}
+
+/// `params` without AUTHORIZATION_TOKEN: what the relay forwards of a client's request.
+fn without_tokens(params: &VersionParameters) -> VersionParameters {
+    let mut out = VersionParameters::new();
+    for p in &params.0 {
+        if !matches!(
+            p,
+            moqlink_model::params::Parameter::AuthorizationToken { .. }
+        ) {
+            out.push(p.clone());
+        }
+    }
+    out
 }

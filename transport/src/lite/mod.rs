@@ -67,6 +67,8 @@ pub(crate) struct Inner<C: Connection> {
     close: watch::Sender<Option<SessionClose>>,
     next_id: AtomicU64,
     subs: Mutex<HashMap<u64, TrackProducer>>,
+    /// The parameters of the peer's CLIENT_SETUP (servers; empty on clients).
+    peer_setup: moqlink_model::params::SetupParameters,
 }
 
 impl<C: Connection> Inner<C> {
@@ -142,6 +144,7 @@ impl<C: Connection> LiteSession<C> {
         version: Version,
         role: Role,
         control: (C::Send, C::Recv, Bytes),
+        peer_setup: moqlink_model::params::SetupParameters,
     ) -> (Self, mpsc::Receiver<LiteEvent<C>>) {
         let inner = Arc::new(Inner {
             conn,
@@ -150,6 +153,7 @@ impl<C: Connection> LiteSession<C> {
             close: watch::channel(None).0,
             next_id: AtomicU64::new(0),
             subs: Mutex::new(HashMap::new()),
+            peer_setup,
         });
         let (tx, rx) = mpsc::channel(256);
         let (send, recv, leftover) = control;
@@ -178,6 +182,11 @@ impl<C: Connection> LiteSession<C> {
     /// The connection.
     pub fn connection(&self) -> &C {
         &self.inner.conn
+    }
+
+    /// The parameters of the client's CLIENT_SETUP, on a server (PATH, AUTHORIZATION_TOKEN...).
+    pub fn peer_setup(&self) -> &moqlink_model::params::SetupParameters {
+        &self.inner.peer_setup
     }
 
     /// How the session ended, if it has.

@@ -200,6 +200,14 @@ impl<C: Connection> LiteAnnounceRequest<C> {
         }
     }
 
+    /// Refuses the request: the Announce stream is reset (moq-lite has no error message).
+    pub fn reject(mut self, reason: &str) {
+        tracing::debug!(prefix = %self.prefix, reason, "lite ANNOUNCE_PLEASE refused");
+        let code = lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL);
+        let _ = self.send.reset(code);
+        self.recv.stop(code);
+    }
+
     /// Answers ANNOUNCE_INIT with the active broadcast `paths` under the prefix (others are
     /// left out); later changes go through the returned announcer.
     pub async fn respond(mut self, paths: &[Blob]) -> Result<LiteAnnouncer<C>, SessionError> {

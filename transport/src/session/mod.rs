@@ -46,6 +46,9 @@ pub struct SessionConfig {
     pub setup_timeout: Duration,
     /// Incoming requests queued for the application before the control stream waits.
     pub incoming_queue: usize,
+    /// Tokens a client presents in CLIENT_SETUP (AUTHORIZATION_TOKEN, USE_VALUE, type 0);
+    /// unused by servers. Default none.
+    pub auth_tokens: Vec<Blob>,
 }
 
 impl Default for SessionConfig {
@@ -57,6 +60,7 @@ impl Default for SessionConfig {
             implementation: format!("moqlink/{}", env!("CARGO_PKG_VERSION")),
             setup_timeout: Duration::from_secs(10),
             incoming_queue: 256,
+            auth_tokens: Vec::new(),
         }
     }
 }
@@ -301,7 +305,13 @@ impl<C: Connection> Session<C> {
             setup::server(&conn, &cfg, peer.granted()).await?;
         if version.is_lite() {
             let leftover = reader.take_buffered();
-            let (s, rx) = LiteSession::start(conn, version, Role::Server, (send, recv, leftover));
+            let (s, rx) = LiteSession::start(
+                conn,
+                version,
+                Role::Server,
+                (send, recv, leftover),
+                client.parameters,
+            );
             return Ok(Accepted::Lite(s, rx));
         }
         let local = LocalIds::new(
@@ -332,8 +342,13 @@ impl<C: Connection> Session<C> {
             setup::client(&conn, &cfg, &target, peer.granted()).await?;
         if server.version.is_lite() {
             let leftover = reader.take_buffered();
-            let (s, rx) =
-                LiteSession::start(conn, server.version, Role::Client, (send, recv, leftover));
+            let (s, rx) = LiteSession::start(
+                conn,
+                server.version,
+                Role::Client,
+                (send, recv, leftover),
+                Default::default(),
+            );
             return Ok(Accepted::Lite(s, rx));
         }
         let local = LocalIds::new(

@@ -108,6 +108,14 @@ pub(crate) async fn client<C: Connection>(
 ) -> Result<(C::Send, C::Recv, ControlReader, ServerSetup), SessionError> {
     let (mut send, mut recv) = conn.open_bi().await?;
     let mut parameters = common_params(cfg, granted);
+    for token in &cfg.auth_tokens {
+        parameters.push(SetupParameter::AuthorizationToken {
+            value: moqlink_model::params::Token::UseValue {
+                token_type: 0,
+                token_value: token.clone(),
+            },
+        });
+    }
     if conn.kind() == TransportKind::RawQuic {
         // §9.3.2.1-2: PATH and AUTHORITY only over raw QUIC.
         if let Some(path) = &target.path {

@@ -6,13 +6,24 @@ use moqlink_model::params::Token;
 use moqlink_model::{Blob, SessionErrorCode};
 use std::collections::HashMap;
 
-/// A token as the application sees it, aliases resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A token as the application sees it, aliases resolved. `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct AuthToken {
     /// The token type (0 = out of band).
     pub token_type: u64,
     /// The token value.
     pub value: Blob,
+}
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "AuthToken {{ token_type: {}, value: <{} bytes redacted> }}",
+            self.token_type,
+            self.value.len()
+        )
+    }
 }
 
 /// The outcome of resolving a message's tokens.
