@@ -5,64 +5,20 @@
 use bytes::Bytes;
 use moqlink::relay::auth::AuthRules;
 use moqlink::relay::config::AuthRuleConfig;
-use moqlink::relay::{Relay, RelayConfig, Upstream};
+use moqlink::relay::{RelayConfig, Upstream};
 use moqlink_model::control::{ControlMessage, FetchEnd, FetchKind, Filter};
 use moqlink_model::params::{Parameter, Token, VersionParameters};
 use moqlink_model::{Blob, GroupOrder, Location};
 use moqlink_transport::client::{connect, AnySession};
-use moqlink_transport::endpoint::{Client, ClientConfig};
 use moqlink_transport::session::*;
-use moqlink_transport::tls::{ClientTls, ServerIdentity};
 use moqlink_transport::track::*;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-const T: Duration = Duration::from_secs(5);
-
-fn client() -> Client {
-    Client::new(ClientConfig {
-        tls: ClientTls::DisableVerify,
-        ..Default::default()
-    })
-    .unwrap()
-}
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn url(&self, scheme: &str) -> String {
-        format!("{scheme}://127.0.0.1:{}", self.addr.port())
-    }
-}
-
-fn start(mut config: RelayConfig) -> Running {
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.namespace_wait = Duration::from_millis(200);
-    config.drain = Duration::from_millis(300);
-    let relay = Relay::bind(config, &ServerIdentity::self_signed().unwrap()).unwrap();
-    let addr = relay.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        relay
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    Running {
-        addr,
-        stop: Some(stop),
-        task,
-    }
-}
+mod common;
+use common::{client, start, subscriber, Running, T};
 
 fn name() -> TrackName {
     TrackName::new("moq-test/interop", "test-track")
@@ -99,13 +55,6 @@ async fn publisher(url: &str, track: TrackProducer, subscribes: Arc<AtomicUsize>
         .unwrap();
     std::mem::forget(ns);
     session
-}
-
-async fn subscriber(url: &str) -> AnySession {
-    connect(&client(), url, SessionConfig::default())
-        .await
-        .unwrap()
-        .0
 }
 
 fn write_group(track: &TrackProducer, group: u64, payload: &str) {
