@@ -197,14 +197,15 @@ async fn a_moq_lite_announce_without_credentials_is_not_routed() {
     let subscribes = lite_announce(events, vec![path]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let s = subscriber(&relay.url("moqt")).await;
-    let err = s
+    let Err(err) = s
         .subscribe(
             TrackName::new("secure/evil", "t"),
             SubscribeOptions::default(),
         )
         .await
-        .err()
-        .expect("the unauthorized lite broadcast was served");
+    else {
+        panic!("the unauthorized lite broadcast was served")
+    };
     assert_eq!(rejected(&err).map(|r| r.0), Some(0x4), "{err:?}");
     assert_eq!(subscribes.load(Ordering::SeqCst), 0);
 }
@@ -308,11 +309,9 @@ async fn a_second_publish_of_a_published_track_is_refused() {
         .unwrap();
     let (b, _eb) = session(&relay.url("moqt"), "").await;
     let second = TrackProducer::new(name, TrackConfig::default());
-    let err = b
-        .publish(&second, true, VersionParameters::new())
-        .await
-        .err()
-        .expect("the second PUBLISH was accepted");
+    let Err(err) = b.publish(&second, true, VersionParameters::new()).await else {
+        panic!("the second PUBLISH was accepted")
+    };
     let (_, reason) = rejected(&err).expect("not a PUBLISH_ERROR");
     assert!(reason.contains("already published"), "{reason}");
 }

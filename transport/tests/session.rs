@@ -658,11 +658,12 @@ async fn an_unencodable_request_is_refused_to_its_caller_and_the_session_goes_on
     // peer's empty broadcast path) cannot be sent. The caller gets the error; the session
     // stays open and the next request still carries the next Request ID (§9.1).
     let ((client, _ci), (server, mut incoming)) = connected().await;
-    let err = client
+    let Err(err) = client
         .publish_namespace(TrackNamespace::default(), Default::default())
         .await
-        .err()
-        .expect("a zero-field namespace was sent");
+    else {
+        panic!("a zero-field namespace was sent")
+    };
     assert!(
         matches!(
             err,

@@ -318,19 +318,33 @@ mod tests {
         ControlMessage::MaxRequestId(MaxRequestId { max_request_id: 1 })
     }
 
+    fn queued(m: ControlMessage) -> Outbound {
+        Outbound::encode(&m).unwrap()
+    }
+
+    /// The message a queued entry carries, decoded from its bytes.
+    fn decoded(o: Option<Outbound>) -> Option<ControlMessage> {
+        let mut reader = ControlReader::new(moqlink_model::Version::DRAFT_14);
+        reader.push(o?.bytes);
+        reader.next_message().unwrap()
+    }
+
     /// Every request gets an answer: an accept abandoned while the control queue is full must
     /// not leave the request unanswered.
     #[tokio::test]
     async fn an_abandoned_accept_answers_internal_error() {
         let (tx, mut rx) = mpsc::channel(1);
-        tx.send(filler()).await.unwrap();
+        tx.send(queued(filler())).await.unwrap();
         let responder = Responder::new(4, MessageType::Subscribe, tx);
         let gave_up = tokio::time::timeout(Duration::from_millis(20), responder.accept(filler()))
             .await
             .is_err();
         assert!(gave_up, "the queue was full, accept cannot have finished");
-        assert_eq!(rx.recv().await.unwrap(), filler());
-        match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+        assert_eq!(decoded(rx.recv().await), Some(filler()));
+        match tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .map(decoded)
+        {
             Ok(Some(ControlMessage::SubscribeError(e))) => {
                 assert_eq!((e.request_id, e.error_code), (4, INTERNAL_ERROR));
             }
@@ -343,7 +357,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(1);
         let responder = Responder::new(2, MessageType::Subscribe, tx);
         responder.accept(filler()).await.unwrap();
-        assert_eq!(rx.recv().await.unwrap(), filler());
+        assert_eq!(decoded(rx.recv().await), Some(filler()));
         assert!(rx.recv().await.is_none(), "no error after the reply");
     }
 }
