@@ -102,7 +102,8 @@ impl TrackConsumer {
         self.end_group = end_group;
     }
 
-    /// Items skipped because they were evicted before this reader got to them.
+    /// Items (subgroups and datagrams) skipped because they were dropped before this reader got
+    /// to them.
     pub fn lost(&self) -> u64 {
         self.lost
     }
@@ -140,15 +141,10 @@ impl TrackConsumer {
         loop {
             {
                 let st = self.shared.lock();
-                if let Some((front, _)) = st.items.front() {
-                    if self.cursor < *front {
-                        self.lost += *front - self.cursor;
-                        self.cursor = *front;
-                    }
-                }
-                let first = st.items.front().map_or(0, |(s, _)| *s);
-                let skip = usize::try_from(self.cursor.saturating_sub(first)).unwrap_or(usize::MAX);
-                for (seq, item) in st.items.iter().skip(skip) {
+                // Sequence numbers increase; a dropped item leaves a gap, counted as lost.
+                let pos = st.items.partition_point(|(s, _)| *s < self.cursor);
+                for (seq, item) in st.items.range(pos..) {
+                    self.lost += seq - self.cursor;
                     self.cursor = seq + 1;
                     if !self.wanted_group(item.group()) {
                         continue;
@@ -165,6 +161,7 @@ impl TrackConsumer {
                                 shared: s.clone(),
                                 index: 0,
                                 start_object,
+                                skipped: 0,
                             }));
                         }
                         Item::Datagram {
@@ -215,10 +212,17 @@ impl TrackConsumer {
 }
 
 /// Reads one subgroup's objects.
+///
+/// A reader that falls behind the front of the subgroup (its oldest objects were dropped to
+/// keep the track within its limits, see [`TrackConfig`]) continues from the oldest retained
+/// object; [`SubgroupConsumer::skipped`] counts what it missed. A reader inside a group that is
+/// evicted whole sees [`SubgroupEnd::Evicted`].
 pub struct SubgroupConsumer {
     shared: Arc<SubgroupShared>,
+    /// The next object to read, counted from the subgroup's first object ever.
     index: usize,
     start_object: Option<u64>,
+    skipped: u64,
 }
 
 impl SubgroupConsumer {
@@ -238,7 +242,11 @@ impl SubgroupConsumer {
         loop {
             {
                 let s = self.shared.lock();
-                while let Some((o, t)) = s.objects.get(self.index) {
+                if self.index < s.first {
+                    self.skipped += (s.first - self.index) as u64;
+                    self.index = s.first;
+                }
+                while let Some((o, t)) = s.objects.get(self.index - s.first) {
                     self.index += 1;
                     if self.start_object.is_some_and(|min| o.id < min) {
                         continue;
@@ -259,6 +267,14 @@ impl SubgroupConsumer {
 
     /// When the next unread object arrived (for delivery timeouts), if one is waiting.
     pub fn next_arrival(&self) -> Option<Instant> {
-        self.shared.lock().objects.get(self.index).map(|(_, t)| *t)
+        let s = self.shared.lock();
+        let i = self.index.saturating_sub(s.first);
+        s.objects.get(i).map(|(_, t)| *t)
+    }
+
+    /// Objects this reader missed because they were dropped from the subgroup's front (to
+    /// keep the track within its limits) before it got to them.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 }

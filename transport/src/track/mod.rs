@@ -2,14 +2,21 @@
 //! objects and datagrams; any number of [`TrackConsumer`]s read them, each at its own pace, from
 //! one shared copy (payloads are `Bytes`, never copied per consumer).
 //!
-//! Memory is bounded: a track retains at most `max_groups` groups and `max_bytes` of payload
-//! (and nothing older than `max_age` is handed to new readers). When a group is evicted, readers
-//! still inside it see [`SubgroupEnd::Evicted`] and lose that whole group; the producer and the
-//! other consumers never wait for a slow one.
+//! Memory is bounded: a track retains at most `max_groups` groups and `max_bytes` of accounted
+//! cost (payload, extension headers and fixed per-object, per-subgroup and per-group overheads,
+//! see [`TrackConfig`]), and nothing older than `max_age` is handed to new readers. Over a limit,
+//! the oldest group goes first; once only one group is left, its oldest objects are dropped from
+//! the front. When a group is evicted, readers still inside it see [`SubgroupEnd::Evicted`] and
+//! lose that whole group; a reader behind a trimmed group front skips to its oldest retained
+//! object (counted by [`SubgroupConsumer::skipped`]). The producer and the other consumers never
+//! wait for a slow one.
 
+mod budget;
 mod consumer;
+mod evict;
 mod producer;
 
+pub use budget::ByteBudget;
 pub use consumer::{FetchedObject, SubgroupConsumer, TrackConsumer, TrackItem};
 pub use producer::{SubgroupProducer, TrackError, TrackProducer};
 
@@ -69,17 +76,48 @@ impl fmt::Display for TrackName {
     }
 }
 
+/// Fixed cost counted for every object a track retains, on top of its payload and extension
+/// header bytes: its slot in the subgroup's queue, `(Object, Instant)`, twice (the queue's
+/// capacity can be up to twice its length), plus 64 bytes for the reference-counted header a
+/// shared payload handle allocates and allocator rounding: 256 bytes on 64-bit targets (a
+/// counting allocator sees about 180 bytes per retained 1-byte object, tests/track_memory.rs).
+pub const OBJECT_OVERHEAD: usize = 2 * std::mem::size_of::<(Object, Instant)>() + 64;
+
+/// Extra fixed cost of an object received as a datagram: it is kept both in its group and in
+/// the track's arrival log (its slot there, twice for capacity). 224 bytes on 64-bit targets.
+pub const DATAGRAM_OVERHEAD: usize = 2 * std::mem::size_of::<(u64, u8, Object, Instant)>();
+
+/// Fixed cost counted for every subgroup a track retains: its shared state and wake-up channel
+/// and its slots in the group and in the arrival log: 1 KiB (a counting allocator sees about
+/// 730 bytes per retained empty subgroup, tests/track_memory.rs).
+pub const SUBGROUP_OVERHEAD: usize = 1024;
+
+/// Fixed cost counted for every group a track retains: its entry in the group queue (counted
+/// twice, for queue capacity) and the first allocations of its subgroup and datagram lists:
+/// 256 bytes (measured: about 860 bytes per group of one empty subgroup, against 1280
+/// accounted).
+pub const GROUP_OVERHEAD: usize = 256;
+
 /// How much history a track keeps.
+///
+/// Every retained object is charged its payload length + extension header length +
+/// [`OBJECT_OVERHEAD`] (+ [`DATAGRAM_OVERHEAD`] for a datagram), every subgroup
+/// [`SUBGROUP_OVERHEAD`] and every group [`GROUP_OVERHEAD`]; `max_bytes` and `budget` limit the
+/// sum. Over a limit the oldest group (by arrival) is evicted; when only one group is left, its
+/// oldest objects (by arrival, across its subgroups and datagrams) are dropped from the front,
+/// then its empty subgroups. The object being written is never dropped by its own write, so a
+/// track (and a shared budget) can exceed its limit by at most that one object's cost (with its
+/// subgroup's and group's overhead) until the next write.
 #[derive(Debug, Clone)]
 pub struct TrackConfig {
-    /// Groups retained (at least 1: the newest group is never evicted).
+    /// Groups retained (at least 1). Default 16.
     pub max_groups: usize,
-    /// Payload bytes retained across groups.
+    /// Accounted bytes retained by this track (see above). Default 64 MiB.
     pub max_bytes: usize,
-    /// Objects older than this are not served from the cache (MAX_CACHE_DURATION).
+    /// Objects older than this are not served from the cache (MAX_CACHE_DURATION). Default none.
     pub max_age: Option<Duration>,
-    /// A byte budget shared with other tracks (e.g. relay-wide); over it, tracks drop their
-    /// oldest groups.
+    /// Accounted bytes shared with other tracks (e.g. relay-wide); over it, the track holding
+    /// the most bytes drops its oldest data (the one being written included). Default none.
     pub budget: Option<Arc<ByteBudget>>,
 }
 
@@ -91,44 +129,6 @@ impl Default for TrackConfig {
             max_age: None,
             budget: None,
         }
-    }
-}
-
-/// Payload bytes retained by several tracks together, against one limit.
-#[derive(Debug)]
-pub struct ByteBudget {
-    limit: usize,
-    used: std::sync::atomic::AtomicUsize,
-}
-
-impl ByteBudget {
-    /// A budget of `limit` bytes.
-    pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(ByteBudget {
-            limit,
-            used: std::sync::atomic::AtomicUsize::new(0),
-        })
-    }
-
-    /// Bytes retained now.
-    pub fn used(&self) -> usize {
-        self.used.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub(crate) fn add(&self, n: usize) {
-        self.used.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub(crate) fn sub(&self, n: usize) {
-        let _ = self.used.fetch_update(
-            std::sync::atomic::Ordering::Relaxed,
-            std::sync::atomic::Ordering::Relaxed,
-            |u| Some(u.saturating_sub(n)),
-        );
-    }
-
-    pub(crate) fn over(&self) -> bool {
-        self.used() > self.limit
     }
 }
 
@@ -230,7 +230,12 @@ pub struct TrackStatus {
 }
 
 pub(crate) struct SubgroupState {
-    pub(crate) objects: Vec<(Object, Instant)>,
+    /// Retained objects; `objects[0]` is the `first`-th object the subgroup ever held.
+    pub(crate) objects: VecDeque<(Object, Instant)>,
+    /// Objects dropped from the front so far (readers index objects from the first ever).
+    pub(crate) first: usize,
+    /// The last object ID written, retained or not.
+    pub(crate) last_id: Option<u64>,
     pub(crate) end: Option<SubgroupEnd>,
     /// Producers writing this subgroup (more than one when publishers are merged).
     pub(crate) writers: usize,
@@ -238,6 +243,8 @@ pub(crate) struct SubgroupState {
 
 pub(crate) struct SubgroupShared {
     pub(crate) info: SubgroupInfo,
+    /// Its sequence number in the track's arrival log.
+    pub(crate) seq: u64,
     pub(crate) state: Mutex<SubgroupState>,
     pub(crate) changed: tokio::sync::watch::Sender<u64>,
 }
@@ -273,23 +280,30 @@ impl Item {
 pub(crate) struct GroupEntry {
     pub(crate) id: u64,
     pub(crate) subgroups: Vec<Arc<SubgroupShared>>,
-    pub(crate) datagrams: Vec<(u8, Object, Instant)>,
+    /// Datagram objects: arrival-log sequence number, priority, object, arrival time.
+    pub(crate) datagrams: VecDeque<(u64, u8, Object, Instant)>,
+    /// Accounted cost of the group, its subgroups and its objects.
     pub(crate) bytes: usize,
 }
 
 pub(crate) struct TrackState {
-    /// Arrival log: consumers walk it by sequence number.
+    /// Arrival log: consumers walk it by sequence number (increasing; dropped items leave
+    /// gaps).
     pub(crate) items: VecDeque<(u64, Item)>,
     pub(crate) next_seq: u64,
     /// Retained groups, oldest first (by arrival).
     pub(crate) groups: VecDeque<GroupEntry>,
+    /// Accounted cost of everything retained.
     pub(crate) bytes: usize,
     pub(crate) largest: Option<Location>,
     pub(crate) group_order: GroupOrder,
     pub(crate) end: Option<TrackEnd>,
     pub(crate) evicted_groups: u64,
-    /// The highest group ID evicted so far (groups arrive, and leave, in any order).
-    pub(crate) max_evicted: Option<u64>,
+    /// Objects dropped from the front of a retained group so far.
+    pub(crate) trimmed_objects: u64,
+    /// The highest location dropped so far (an evicted group counts as its whole range:
+    /// groups arrive, and leave, in any order).
+    pub(crate) max_dropped: Option<Location>,
     /// From here on the track received every object its source sent (see `set_complete_from`).
     pub(crate) complete_from: Option<Location>,
 }
@@ -299,6 +313,8 @@ pub(crate) struct TrackShared {
     pub(crate) config: TrackConfig,
     pub(crate) state: Mutex<TrackState>,
     pub(crate) changed: tokio::sync::watch::Sender<u64>,
+    /// `state.bytes`, readable without the lock (the shared budget picks its victim by it).
+    pub(crate) accounted: std::sync::atomic::AtomicUsize,
 }
 
 impl TrackShared {
@@ -309,6 +325,32 @@ impl TrackShared {
     pub(crate) fn bump(&self) {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
+
+    /// Charges `n` accounted bytes to the track (and its budget).
+    pub(crate) fn charge(&self, st: &mut TrackState, n: usize) {
+        st.bytes += n;
+        self.accounted
+            .store(st.bytes, std::sync::atomic::Ordering::Relaxed);
+        if let Some(b) = &self.config.budget {
+            b.add(n);
+        }
+    }
+
+    /// Refunds `n` accounted bytes.
+    pub(crate) fn refund(&self, st: &mut TrackState, n: usize) {
+        let n = n.min(st.bytes);
+        st.bytes -= n;
+        self.accounted
+            .store(st.bytes, std::sync::atomic::Ordering::Relaxed);
+        if let Some(b) = &self.config.budget {
+            b.sub(n);
+        }
+    }
+}
+
+/// The accounted cost of retaining `object` in a subgroup.
+pub(crate) fn object_cost(object: &Object) -> usize {
+    object.payload.len() + object.extensions.raw().len() + OBJECT_OVERHEAD
 }
 
 impl Drop for TrackShared {

@@ -1,5 +1,6 @@
 //! Writing a track: subgroups, objects, datagrams, and the track's end.
 
+use super::evict::{enforce_track, Keep};
 use super::*;
 use moqlink_model::control::FetchEnd;
 use moqlink_model::data::ObjectStatus;
@@ -38,25 +39,29 @@ impl fmt::Debug for TrackProducer {
 impl TrackProducer {
     /// A new, empty track.
     pub fn new(name: TrackName, config: TrackConfig) -> Self {
-        TrackProducer {
-            shared: Arc::new(TrackShared {
-                name,
-                config,
-                state: Mutex::new(TrackState {
-                    items: VecDeque::new(),
-                    next_seq: 0,
-                    groups: VecDeque::new(),
-                    bytes: 0,
-                    largest: None,
-                    group_order: GroupOrder::Ascending,
-                    end: None,
-                    evicted_groups: 0,
-                    max_evicted: None,
-                    complete_from: None,
-                }),
-                changed: tokio::sync::watch::channel(0).0,
+        let shared = Arc::new(TrackShared {
+            name,
+            config,
+            state: Mutex::new(TrackState {
+                items: VecDeque::new(),
+                next_seq: 0,
+                groups: VecDeque::new(),
+                bytes: 0,
+                largest: None,
+                group_order: GroupOrder::Ascending,
+                end: None,
+                evicted_groups: 0,
+                trimmed_objects: 0,
+                max_dropped: None,
+                complete_from: None,
             }),
+            changed: tokio::sync::watch::channel(0).0,
+            accounted: std::sync::atomic::AtomicUsize::new(0),
+        });
+        if let Some(b) = &shared.config.budget {
+            b.register(&shared);
         }
+        TrackProducer { shared }
     }
 
     /// The track's name.
@@ -105,20 +110,47 @@ impl TrackProducer {
     }
 
     /// Whether the track still holds everything from `start` on: it was complete from there
-    /// (`set_complete_from`) and no group at or after `start` was evicted since.
+    /// (`set_complete_from`) and nothing at or after `start` was dropped since (no evicted
+    /// group at or after `start.group`, no object at or after `start` trimmed from a group's
+    /// front).
     pub fn retains_from(&self, start: Location) -> bool {
         let st = self.shared.lock();
         let Some(from) = st.complete_from else {
             return false;
         };
-        // Eviction follows arrival order, not group order: any evicted group at or after
+        // Eviction follows arrival order, not group order: anything dropped at or after
         // `start` leaves a gap.
-        start >= from && st.max_evicted.is_none_or(|m| start.group > m)
+        start >= from && st.max_dropped.is_none_or(|m| start > m)
     }
 
     /// Groups dropped from history so far.
     pub fn evicted_groups(&self) -> u64 {
         self.shared.lock().evicted_groups
+    }
+
+    /// Objects dropped from the front of a retained group so far.
+    pub fn trimmed_objects(&self) -> u64 {
+        self.shared.lock().trimmed_objects
+    }
+
+    /// Bytes the track is charged for now (see [`TrackConfig`]).
+    pub fn accounted_bytes(&self) -> usize {
+        self.shared.lock().bytes
+    }
+
+    /// Objects retained now (subgroup objects and datagrams).
+    pub fn retained_objects(&self) -> usize {
+        let st = self.shared.lock();
+        st.groups
+            .iter()
+            .map(|g| {
+                g.datagrams.len()
+                    + g.subgroups
+                        .iter()
+                        .map(|s| s.lock().objects.len())
+                        .sum::<usize>()
+            })
+            .sum()
     }
 
     /// The ID a new group should take: one past the largest, or 0.
@@ -130,9 +162,10 @@ impl TrackProducer {
     pub fn create_subgroup(&self, info: SubgroupInfo) -> SubgroupProducer {
         let sub = {
             let mut st = self.shared.lock();
-            insert_subgroup(&mut st, &self.shared.config, info)
+            insert_subgroup(&mut st, &self.shared, info)
         };
         self.shared.bump();
+        enforce_budget(&self.shared, Keep::subgroup(&sub, None));
         self.producer(sub)
     }
 
@@ -154,11 +187,12 @@ impl TrackProducer {
                     sub.lock().writers += 1;
                     (sub, false)
                 }
-                None => (insert_subgroup(&mut st, &self.shared.config, info), true),
+                None => (insert_subgroup(&mut st, &self.shared, info), true),
             }
         };
         if created {
             self.shared.bump();
+            enforce_budget(&self.shared, Keep::subgroup(&sub, None));
         }
         self.producer(sub)
     }
@@ -174,6 +208,7 @@ impl TrackProducer {
 
     /// Adds an object sent as a datagram.
     pub fn write_datagram(&self, group: u64, priority: u8, object: Object) {
+        let seq;
         {
             let mut st = self.shared.lock();
             let now = Instant::now();
@@ -181,16 +216,13 @@ impl TrackProducer {
             if st.largest.is_none_or(|l| loc > l) {
                 st.largest = Some(loc);
             }
-            let len = object.payload.len();
-            let g = group_entry(&mut st, group);
-            g.datagrams.push((priority, object.clone(), now));
-            g.bytes += len;
-            st.bytes += len;
-            if let Some(b) = &self.shared.config.budget {
-                b.add(len);
-            }
-            let seq = st.next_seq;
+            let cost = object_cost(&object) + DATAGRAM_OVERHEAD;
+            seq = st.next_seq;
             st.next_seq += 1;
+            let g = group_entry(&mut st, &self.shared, group);
+            g.datagrams.push_back((seq, priority, object.clone(), now));
+            g.bytes += cost;
+            self.shared.charge(&mut st, cost);
             st.items.push_back((
                 seq,
                 Item::Datagram {
@@ -199,9 +231,10 @@ impl TrackProducer {
                     object,
                 },
             ));
-            evict(&mut st, &self.shared.config);
+            enforce_track(&mut st, &self.shared, Keep::Datagram(seq));
         }
         self.shared.bump();
+        enforce_budget(&self.shared, Keep::Datagram(seq));
     }
 
     /// Ends the track (PUBLISH_DONE): readers finish what is retained, then see the end.
@@ -227,7 +260,9 @@ impl TrackProducer {
     }
 
     /// The retained objects between `start` and `end` in `order` (within a group by object ID),
-    /// as a FETCH returns them.
+    /// as a FETCH returns them. Only what is retained: [`TrackProducer::retains_from`] says
+    /// whether that is everything from `start` on (evicted groups and trimmed group fronts
+    /// leave gaps).
     pub fn fetch(&self, start: Location, end: FetchEnd, order: GroupOrder) -> Vec<FetchedObject> {
         let st = self.shared.lock();
         let fresh = |t: &Instant| {
@@ -259,7 +294,7 @@ impl TrackProducer {
                     });
                 }
             }
-            for (p, o, _) in g.datagrams.iter().filter(|(_, _, t)| fresh(t)) {
+            for (_, p, o, _) in g.datagrams.iter().filter(|(_, _, _, t)| fresh(t)) {
                 objs.push(FetchedObject {
                     group: g.id,
                     // §10.4.4: datagram objects travel with Subgroup ID = Object ID.
@@ -282,74 +317,56 @@ impl TrackProducer {
 /// Adds a new subgroup to the track (its group created if needed) and to the arrival log.
 fn insert_subgroup(
     st: &mut TrackState,
-    config: &TrackConfig,
+    shared: &TrackShared,
     info: SubgroupInfo,
 ) -> Arc<SubgroupShared> {
+    let seq = st.next_seq;
+    st.next_seq += 1;
     let sub = Arc::new(SubgroupShared {
         info,
+        seq,
         state: Mutex::new(SubgroupState {
-            objects: Vec::new(),
+            objects: VecDeque::new(),
+            first: 0,
+            last_id: None,
             end: None,
             writers: 1,
         }),
         changed: tokio::sync::watch::channel(0).0,
     });
-    group_entry(st, info.group).subgroups.push(sub.clone());
-    let seq = st.next_seq;
-    st.next_seq += 1;
+    let g = group_entry(st, shared, info.group);
+    g.subgroups.push(sub.clone());
+    g.bytes += SUBGROUP_OVERHEAD;
+    shared.charge(st, SUBGROUP_OVERHEAD);
     st.items.push_back((seq, Item::Subgroup(sub.clone())));
-    evict(st, config);
+    enforce_track(st, shared, Keep::subgroup(&sub, None));
     sub
 }
 
-fn group_entry(st: &mut TrackState, id: u64) -> &mut GroupEntry {
+/// The retained group `id`, created (and charged) if new.
+fn group_entry<'a>(st: &'a mut TrackState, shared: &TrackShared, id: u64) -> &'a mut GroupEntry {
     let pos = match st.groups.iter().position(|g| g.id == id) {
         Some(p) => p,
         None => {
             st.groups.push_back(GroupEntry {
                 id,
                 subgroups: Vec::new(),
-                datagrams: Vec::new(),
-                bytes: 0,
+                datagrams: VecDeque::new(),
+                bytes: GROUP_OVERHEAD,
             });
+            shared.charge(st, GROUP_OVERHEAD);
             st.groups.len() - 1
         }
     };
     &mut st.groups[pos]
 }
 
-/// Drops the oldest groups until the limits hold; the newest group always stays.
-fn evict(st: &mut TrackState, config: &TrackConfig) {
-    let max_groups = config.max_groups.max(1);
-    let over_budget = |st: &TrackState| {
-        st.bytes > config.max_bytes || config.budget.as_ref().is_some_and(|b| b.over())
-    };
-    while st.groups.len() > max_groups || (over_budget(st) && st.groups.len() > 1) {
-        let Some(g) = st.groups.pop_front() else {
-            break;
-        };
-        st.bytes -= g.bytes.min(st.bytes);
-        if let Some(b) = &config.budget {
-            b.sub(g.bytes);
+/// Applies the shared budget, if any, after a write (no track lock held).
+fn enforce_budget(shared: &Arc<TrackShared>, keep: Keep) {
+    if let Some(b) = &shared.config.budget {
+        if b.over() {
+            b.enforce(shared, keep);
         }
-        st.evicted_groups += 1;
-        st.max_evicted = Some(st.max_evicted.map_or(g.id, |m| m.max(g.id)));
-        for sub in &g.subgroups {
-            {
-                let mut s = sub.lock();
-                s.objects = Vec::new();
-                s.end = Some(SubgroupEnd::Evicted);
-            }
-            sub.bump();
-        }
-    }
-    // Trim the arrival log of items whose group is gone.
-    while let Some((_, item)) = st.items.front() {
-        let g = item.group();
-        if st.groups.iter().any(|e| e.id == g) {
-            break;
-        }
-        st.items.pop_front();
     }
 }
 
@@ -389,7 +406,7 @@ impl SubgroupProducer {
             return Err(TrackError::StatusWithPayload(object.status));
         }
         let now = Instant::now();
-        let len = object.payload.len();
+        let cost = object_cost(&object);
         let loc = Location::new(self.sub.info.group, object.id);
         let new_group;
         let id;
@@ -402,30 +419,36 @@ impl SubgroupProducer {
                 st.largest = Some(loc);
             }
             let mut s = self.sub.lock();
-            let present = s.objects.last().is_some_and(|(o, _)| o.id >= object.id);
-            if s.end.is_some() || present {
+            let present = s.last_id.is_some_and(|l| l >= object.id);
+            let group = st.groups.iter_mut().find(|g| g.id == loc.group);
+            let evicted = s.end == Some(SubgroupEnd::Evicted) || group.is_none();
+            if s.end.is_some() || present || group.is_none() {
                 // Evicted while being written (readers already moved on), ended by another
                 // writer, or already written by one: nothing new for readers.
+                drop(s);
+                if evicted && !present {
+                    // Discarded: a FETCH from here on can no longer be served from the cache.
+                    st.max_dropped = Some(st.max_dropped.map_or(loc, |m| m.max(loc)));
+                }
                 self.last = Some(object.id);
                 return Ok(());
             }
-            if let Some(g) = st.groups.iter_mut().find(|g| g.id == loc.group) {
-                g.bytes += len;
-                st.bytes += len;
-                if let Some(b) = &self.track.config.budget {
-                    b.add(len);
-                }
+            if let Some(g) = group {
+                g.bytes += cost;
             }
             id = object.id;
-            s.objects.push((object, now));
+            s.last_id = Some(id);
+            s.objects.push_back((object, now));
             drop(s);
-            evict(&mut st, &self.track.config);
+            self.track.charge(&mut st, cost);
+            enforce_track(&mut st, &self.track, Keep::subgroup(&self.sub, Some(id)));
         }
         self.last = Some(id);
         self.sub.bump();
         if new_group {
             self.track.bump();
         }
+        enforce_budget(&self.track, Keep::subgroup(&self.sub, Some(id)));
         Ok(())
     }
 
