@@ -719,3 +719,35 @@ async fn concurrent_requests_reach_the_peer_in_request_id_order() {
         assert!(p.client.close_reason().is_none());
     }
 }
+
+#[tokio::test]
+async fn a_publishers_claimed_largest_never_becomes_a_shared_tracks_largest() {
+    // A relay writes every publisher of a track into one shared track (§8.4). One publisher's
+    // SUBSCRIBE_OK claiming Largest (2^62-1, 2^62-1) would start every later Largest Object
+    // subscriber after anything anyone can send, and make FETCH_OK's End Location unencodable:
+    // the shared track's Largest is what arrived. The subscription still reports the claim.
+    let p = setup().await;
+    let max = moqlink_model::limits::MAX_VARINT;
+    p.track.note_largest(Location::new(max, max));
+    let shared = TrackProducer::new(name(), TrackConfig::default());
+    let sub = p
+        .client
+        .subscribe(
+            name(),
+            SubscribeOptions {
+                into: Some(shared.clone()),
+                ..opts(Filter::LargestObject)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(sub.largest(), Some(Location::new(max, max)));
+    assert_eq!(shared.status().largest, None);
+    // A subscriber's own track does take the claim (it is that publisher's word alone).
+    let own = p
+        .client
+        .subscribe(name(), opts(Filter::LargestObject))
+        .await
+        .unwrap();
+    assert_eq!(own.track().status().largest, Some(Location::new(max, max)));
+}

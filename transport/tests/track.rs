@@ -403,3 +403,23 @@ async fn writers_joining_one_subgroup_at_the_same_moment_share_it() {
     }
     assert_eq!(groups, (0..200).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_datagram_two_merged_publishers_send_is_held_and_read_once() {
+    // §8.4: a relay subscribed to two publishers of one track writes both into it; a datagram
+    // (group, object) already held is the same object (§8.5), not a second one.
+    let t = track(8);
+    let mut c = t.consume(Location::new(0, 0), None);
+    t.write_datagram(0, 1, Object::new(0, Bytes::from_static(b"d0")));
+    t.write_datagram(0, 1, Object::new(0, Bytes::from_static(b"d0")));
+    t.write_datagram(0, 1, Object::new(1, Bytes::from_static(b"d1")));
+    t.write_datagram(0, 1, Object::new(1, Bytes::from_static(b"d1")));
+    let mut got = Vec::new();
+    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_millis(50), c.next()).await {
+        if let TrackItem::Datagram { object, .. } = item {
+            got.push(object.id);
+        }
+    }
+    assert_eq!(got, [0, 1]);
+    assert_eq!(t.retained_objects(), 2);
+}

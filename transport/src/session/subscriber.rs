@@ -286,7 +286,9 @@ impl<C: Connection> Session<C> {
         let owned = into.is_none();
         let track = into.unwrap_or_else(|| TrackProducer::new(name, config));
         track.set_group_order(group_order);
-        if let Some(l) = largest {
+        // A track shared with other publishers (a relay's) takes its Largest Location from what
+        // arrives, never from one publisher's claim (which could put it at 2^62-1 for all).
+        if let Some(l) = largest.filter(|_| owned) {
             track.note_largest(l);
         }
         let (cmd, cmd_rx) = mpsc::channel(4);

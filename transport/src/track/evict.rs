@@ -31,7 +31,8 @@ impl Keep {
         match self {
             Keep::Nothing => false,
             Keep::Subgroup(..) => g.subgroups.iter().any(|s| self.is_subgroup(s)),
-            Keep::Datagram(seq) => g.datagrams.iter().any(|d| d.0 == seq),
+            // Datagrams are held in arrival order, so by increasing sequence number.
+            Keep::Datagram(seq) => g.datagrams.binary_search_by_key(&seq, |d| d.0).is_ok(),
         }
     }
 }
@@ -142,6 +143,7 @@ fn trim_oldest(st: &mut TrackState, shared: &TrackShared, keep: Keep) -> bool {
             let Some((seq, _, o, _)) = g.datagrams.pop_front() else {
                 return false;
             };
+            g.datagram_ids.remove(&o.id);
             (o.id, object_cost(&o) + DATAGRAM_OVERHEAD, Some(seq))
         }
     };

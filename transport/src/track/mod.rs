@@ -282,6 +282,9 @@ pub(crate) struct GroupEntry {
     pub(crate) subgroups: Vec<Arc<SubgroupShared>>,
     /// Datagram objects: arrival-log sequence number, priority, object, arrival time.
     pub(crate) datagrams: VecDeque<(u64, u8, Object, Instant)>,
+    /// The object IDs in `datagrams`: a datagram already held is not stored again (two
+    /// merged publishers send the same ones).
+    pub(crate) datagram_ids: std::collections::HashSet<u64>,
     /// Accounted cost of the group, its subgroups and its objects.
     pub(crate) bytes: usize,
 }

@@ -216,10 +216,19 @@ impl TrackProducer {
             if st.largest.is_none_or(|l| loc > l) {
                 st.largest = Some(loc);
             }
+            // The same datagram from a second merged publisher is delivered once.
+            if st
+                .groups
+                .iter()
+                .any(|g| g.id == group && g.datagram_ids.contains(&object.id))
+            {
+                return;
+            }
             let cost = object_cost(&object) + DATAGRAM_OVERHEAD;
             seq = st.next_seq;
             st.next_seq += 1;
             let g = group_entry(&mut st, &self.shared, group);
+            g.datagram_ids.insert(object.id);
             g.datagrams.push_back((seq, priority, object.clone(), now));
             g.bytes += cost;
             self.shared.charge(&mut st, cost);
@@ -352,6 +361,7 @@ fn group_entry<'a>(st: &'a mut TrackState, shared: &TrackShared, id: u64) -> &'a
                 id,
                 subgroups: Vec::new(),
                 datagrams: VecDeque::new(),
+                datagram_ids: Default::default(),
                 bytes: GROUP_OVERHEAD,
             });
             shared.charge(st, GROUP_OVERHEAD);
