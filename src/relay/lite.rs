@@ -7,7 +7,7 @@ use super::auth::{Action, Credentials};
 use super::registry::{NsEvent, NsFilter, NsSubscriber, Publisher, Route};
 use super::request::{admit, Ask, Peer, Permit};
 use super::serve::Shared;
-use super::upstream::{join_route, release, track_for};
+use super::upstream::{acquire_track, join_route, release};
 use moqlink_model::{Blob, TrackNamespace};
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::lite::{
@@ -134,14 +134,13 @@ pub(crate) async fn serve_lite(
 async fn subscribe(shared: Arc<Shared>, req: LiteSubscribeRequest<AnyConnection>, permit: Permit) {
     let name = req.name();
     tracing::info!(track = %name, "lite SUBSCRIBE");
-    let entry = match track_for(&shared, &name, true).await {
+    let entry = match acquire_track(&shared, &name, true).await {
         Ok(e) => e,
         Err((code, reason)) => {
             req.reject(&format!("0x{code:x} {reason}"));
             return;
         }
     };
-    entry.acquire();
     tracing::debug!(track = %name, "serving lite SUBSCRIBE");
     match req.serve(&entry.producer).await {
         Ok(task) => {

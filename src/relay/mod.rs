@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 mod lite;
+mod namespaces;
 mod registry;
 mod request;
 mod serve;
@@ -14,6 +15,7 @@ mod upstream;
 pub use request::SessionLimits;
 
 use moqlink_model::SessionErrorCode;
+use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::endpoint::{Alpn, EndpointError, Incoming, Server};
 use moqlink_transport::session::{Accepted, Session, SessionConfig};
 use moqlink_transport::tls::ServerIdentity;
@@ -85,6 +87,8 @@ pub struct Relay {
     shared: Arc<Shared>,
     next_id: AtomicU64,
     sessions: tokio::sync::Mutex<Vec<moqlink_transport::client::AnySession>>,
+    /// moq-lite sessions, closed at shutdown.
+    lite: tokio::sync::Mutex<Vec<moqlink_transport::lite::LiteSession<AnyConnection>>>,
 }
 
 impl Relay {
@@ -103,6 +107,7 @@ impl Relay {
             }),
             next_id: AtomicU64::new(1),
             sessions: Default::default(),
+            lite: Default::default(),
         })
     }
 
@@ -132,17 +137,29 @@ impl Relay {
         tracing::info!("shutting down: GOAWAY to every session");
         let drain = me.shared.config.drain;
         let sessions: Vec<_> = me.sessions.lock().await.drain(..).collect();
-        for s in &sessions {
-            if s.close_reason().is_none() {
-                let _ = s.goaway("", drain).await;
-            }
+        let lite: Vec<_> = me.lite.lock().await.drain(..).collect();
+        // Whatever the peers do (a full control stream, no close), shutdown ends with the
+        // drain time: GOAWAYs are queued concurrently and each may wait at most that long.
+        let deadline = tokio::time::Instant::now() + drain;
+        let mut goaways = tokio::task::JoinSet::new();
+        for s in sessions.iter().filter(|s| s.close_reason().is_none()) {
+            let s = s.clone();
+            goaways
+                .spawn(async move { tokio::time::timeout_at(deadline, s.goaway("", drain)).await });
         }
-        let _ = tokio::time::timeout(drain, async {
+        while goaways.join_next().await.is_some() {}
+        let _ = tokio::time::timeout_at(deadline, async {
             for s in &sessions {
                 s.closed().await;
             }
         })
         .await;
+        for s in &sessions {
+            s.close(SessionErrorCode::GoawayTimeout, "relay shutting down");
+        }
+        for s in &lite {
+            s.close(SessionErrorCode::NoError, "relay shutting down");
+        }
         me.server
             .close(SessionErrorCode::NoError.code(), "relay shutting down");
         Ok(())
@@ -211,6 +228,11 @@ impl Relay {
             }
             Accepted::Lite(session, events) => {
                 tracing::info!(session = id, %remote, %alpn, version = %session.version().label(), "moq-lite session established");
+                {
+                    let mut all = self.lite.lock().await;
+                    all.retain(|s| s.close_reason().is_none());
+                    all.push(session.clone());
+                }
                 let credentials = lite::lite_credentials(&session, url_path.as_deref());
                 let peer = request::Peer::new(id, credentials);
                 lite::serve_lite(self.shared.clone(), peer, session, events).await;

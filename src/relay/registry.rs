@@ -11,7 +11,7 @@ use moqlink_transport::track::{TrackEnd, TrackName, TrackProducer};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
 
@@ -144,7 +144,6 @@ pub(crate) struct TrackEntry {
     /// Upstream subscriptions (or the accepted PUBLISH) by publisher session; dropping one
     /// unsubscribes.
     upstreams: Mutex<Upstreams>,
-    refs: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -152,6 +151,9 @@ struct Upstreams {
     live: Vec<(u64, Keepalive)>,
     /// No more upstreams are taken: the last subscriber left or every upstream ended.
     closed: bool,
+    /// Downstream subscriptions reading the track (counted under the same lock as `closed`,
+    /// so a subscriber never joins an entry its last subscriber is closing).
+    refs: usize,
 }
 
 impl TrackEntry {
@@ -161,7 +163,6 @@ impl TrackEntry {
             producer,
             origin,
             upstreams: Mutex::new(Upstreams::default()),
-            refs: AtomicUsize::new(0),
         })
     }
 
@@ -219,13 +220,31 @@ impl TrackEntry {
         drop(live);
     }
 
-    pub(crate) fn acquire(&self) {
-        self.refs.fetch_add(1, Ordering::AcqRel);
+    /// Counts one more downstream subscription; false when the entry is already closed (the
+    /// caller looks the track up again).
+    pub(crate) fn acquire(&self) -> bool {
+        let mut up = self.upstreams();
+        if up.closed {
+            return false;
+        }
+        up.refs += 1;
+        true
     }
 
-    /// Drops one downstream reference; true when it was the last.
+    /// Drops one downstream subscription. The last one closes a track the relay subscribed
+    /// to upstream (unsubscribing); true when it did.
     pub(crate) fn release(&self) -> bool {
-        self.refs.fetch_sub(1, Ordering::AcqRel) == 1
+        let live = {
+            let mut up = self.upstreams();
+            up.refs = up.refs.saturating_sub(1);
+            if up.refs > 0 || !matches!(self.origin, Origin::Upstream) || up.closed {
+                return false;
+            }
+            up.closed = true;
+            std::mem::take(&mut up.live)
+        };
+        drop(live);
+        true
     }
 }
 
@@ -563,4 +582,27 @@ fn notify_ns(st: &mut State, ns: &TrackNamespace, from: u64, ev: NsEvent) {
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moqlink_transport::track::TrackConfig;
+
+    #[test]
+    fn a_subscriber_never_joins_an_entry_its_last_subscriber_closed() {
+        // The race: a SUBSCRIBE finds the entry, the last subscriber then leaves (closing the
+        // upstream subscriptions), and the new one would wait on a track nothing feeds.
+        let producer = TrackProducer::new(TrackName::new("a", "t"), TrackConfig::default());
+        let entry = TrackEntry::new(producer, Origin::Upstream);
+        assert!(entry.acquire());
+        assert!(entry.acquire());
+        assert!(!entry.release(), "one reader is left");
+        assert!(entry.release(), "the last reader closes the entry");
+        assert!(!entry.acquire(), "a closed entry was joined");
+        assert!(
+            !entry.add_upstream(1, Box::new(())),
+            "a closed entry took an upstream"
+        );
+    }
 }

@@ -2,10 +2,10 @@
 //! the publisher that owns the namespace.
 
 use super::registry::{
-    Hold, NsEvent, NsFilter, NsSubscriber, Origin, Publisher, Registry, Route, TrackEntry,
+    Hold, NsFilter, NsSubscriber, Origin, Publisher, Registry, Route, TrackEntry,
 };
 use super::request::{admit, Ask, Peer, Permit};
-use super::upstream::{join_route, release, track_for, UPSTREAM_ANSWER};
+use super::upstream::{acquire_track, join_route, release, UPSTREAM_ANSWER};
 use super::RelayConfig;
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
@@ -17,8 +17,7 @@ use moqlink_transport::session::{
     TRACK_DOES_NOT_EXIST,
 };
 use moqlink_transport::track::TrackName;
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -33,18 +32,39 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) config: RelayConfig,
     /// The one shared session to the upstream relay, connected on first use.
-    pub(crate) upstream: tokio::sync::Mutex<Option<AnySession>>,
+    pub(crate) upstream: tokio::sync::Mutex<Upstream>,
 }
+
+/// The upstream relay's session, and when a failed connection may next be retried.
+#[derive(Default)]
+pub(crate) struct Upstream {
+    session: Option<AnySession>,
+    /// After a failure: not before this instant, and the wait after the next failure.
+    retry: Option<(tokio::time::Instant, std::time::Duration)>,
+}
+
+/// The first wait after a failed upstream connection; it doubles with each failure.
+const UPSTREAM_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest wait between upstream connection attempts.
+const UPSTREAM_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Shared {
     /// The upstream relay's session, (re)connecting when needed.
     pub(crate) async fn upstream_session(self: &Arc<Self>) -> Option<AnySession> {
         let up = self.config.upstream.as_ref()?;
         let mut slot = self.upstream.lock().await;
-        if let Some(s) = slot.as_ref() {
+        if let Some(s) = slot.session.as_ref() {
             if s.close_reason().is_none() {
                 return Some(s.clone());
             }
+        }
+        // A relay that is down is not dialled again for every request: requests meanwhile
+        // are answered at once (as if no upstream served them).
+        if slot
+            .retry
+            .is_some_and(|(at, _)| tokio::time::Instant::now() < at)
+        {
+            return None;
         }
         // The relay presents its own credentials upstream, never a client's.
         let mut cfg = self.config.session.clone();
@@ -52,7 +72,8 @@ impl Shared {
         match moqlink_transport::client::connect(&up.client, &up.url, cfg).await {
             Ok((session, events)) => {
                 tracing::info!(url = %up.url, "connected to the upstream relay");
-                *slot = Some(session.clone());
+                slot.session = Some(session.clone());
+                slot.retry = None;
                 // Requests from the upstream relay are served like any session's, but never
                 // forwarded back up.
                 let ctx = Ctx {
@@ -66,7 +87,11 @@ impl Shared {
                 Some(session)
             }
             Err(e) => {
-                tracing::warn!(url = %up.url, error = %e, "upstream relay unreachable");
+                let wait = slot
+                    .retry
+                    .map_or(UPSTREAM_BACKOFF, |(_, w)| (w * 2).min(UPSTREAM_BACKOFF_MAX));
+                tracing::warn!(url = %up.url, error = %e, retry_in = ?wait, "upstream relay unreachable");
+                slot.retry = Some((tokio::time::Instant::now() + wait, wait));
                 None
             }
         }
@@ -257,21 +282,16 @@ impl Ctx {
             .await
     }
 
-    async fn track_for(&self, name: &TrackName) -> Result<Arc<TrackEntry>, (u64, String)> {
-        track_for(&self.shared, name, !self.upstream_link).await
-    }
-
     async fn subscribe(
         &self,
         req: IncomingRequest,
         name: TrackName,
         permit: Permit,
     ) -> Result<(), SessionError> {
-        let entry = match self.track_for(&name).await {
+        let entry = match acquire_track(&self.shared, &name, !self.upstream_link).await {
             Ok(e) => e,
             Err((code, reason)) => return req.responder.reject(code, &reason).await,
         };
-        entry.acquire();
         let handle = match self.session.serve_subscribe(req, &entry.producer).await {
             Ok(Some(h)) => h,
             other => {
@@ -310,7 +330,16 @@ impl Ctx {
         let Some(upstream) = route.publisher.ietf() else {
             return self.session.serve_track_status(req, None).await;
         };
-        match upstream.track_status(&name).await {
+        let status = tokio::time::timeout(UPSTREAM_ANSWER, upstream.track_status(&name))
+            .await
+            .unwrap_or_else(|_| {
+                Err(SessionError::Rejected {
+                    kind: "TRACK_STATUS_ERROR",
+                    code: INTERNAL_ERROR,
+                    reason: format!("publisher did not answer within {UPSTREAM_ANSWER:?}"),
+                })
+            });
+        match status {
             Ok(mut ok) => {
                 ok.request_id = id;
                 ok.track_alias = 0;
@@ -519,112 +548,16 @@ impl Ctx {
                 request_id: id,
             }))
             .await?;
-        let feed = NsFeed {
-            session: self.session.clone(),
-            shared: self.shared.clone(),
-            session_id: self.id,
+        let feed = super::namespaces::NsFeed::new(
+            self.session.clone(),
+            self.shared.clone(),
             prefix,
-            filter: snapshot_filter,
+            snapshot_filter,
             lagged,
-            namespaces: HashMap::new(),
-            tracks: HashSet::new(),
-        };
+            self.id,
+        );
         tokio::spawn(feed.run(current, rx));
         Ok(())
-    }
-}
-
-/// What one draft-14 namespace subscriber has been told: PUBLISH_NAMESPACE for each namespace,
-/// PUBLISH for each PUBLISHed track. Fed by registry events; when they overflowed its queue it
-/// resynchronises from a registry snapshot.
-struct NsFeed {
-    session: AnySession,
-    shared: Arc<Shared>,
-    session_id: u64,
-    prefix: TrackNamespace,
-    filter: NsFilter,
-    lagged: Arc<AtomicBool>,
-    namespaces:
-        HashMap<TrackNamespace, moqlink_transport::session::NamespacePublication<AnyConnection>>,
-    tracks: HashSet<TrackName>,
-}
-
-impl NsFeed {
-    async fn run(mut self, current: Vec<NsEvent>, mut rx: mpsc::Receiver<NsEvent>) {
-        for ev in current {
-            self.apply(ev).await;
-        }
-        while let Some(ev) = rx.recv().await {
-            self.apply(ev).await;
-            if rx.is_empty() && self.lagged.swap(false, Ordering::AcqRel) {
-                self.resync().await;
-            }
-        }
-    }
-
-    /// Makes what the subscriber was told match the registry now.
-    async fn resync(&mut self) {
-        let now = self
-            .shared
-            .registry
-            .ns_snapshot(self.session_id, &self.prefix, &self.filter);
-        let live: HashSet<TrackNamespace> = now
-            .iter()
-            .filter_map(|ev| match ev {
-                NsEvent::Namespace(ns) => Some(ns.clone()),
-                _ => None,
-            })
-            .collect();
-        let gone: Vec<TrackNamespace> = self
-            .namespaces
-            .keys()
-            .filter(|ns| !live.contains(*ns))
-            .cloned()
-            .collect();
-        for ns in gone {
-            self.apply(NsEvent::NamespaceDone(ns)).await;
-        }
-        for ev in now {
-            self.apply(ev).await;
-        }
-    }
-
-    async fn apply(&mut self, ev: NsEvent) {
-        match ev {
-            NsEvent::Namespace(ns) => {
-                if self.namespaces.contains_key(&ns) {
-                    return;
-                }
-                match self
-                    .session
-                    .publish_namespace(ns.clone(), VersionParameters::new())
-                    .await
-                {
-                    Ok(p) => {
-                        self.namespaces.insert(ns, p);
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "PUBLISH_NAMESPACE to a namespace subscriber failed")
-                    }
-                }
-            }
-            NsEvent::NamespaceDone(ns) => {
-                if let Some(p) = self.namespaces.remove(&ns) {
-                    let _ = p.done().await;
-                }
-            }
-            NsEvent::Track(track) => {
-                if !self.tracks.insert(track.name().clone()) {
-                    return;
-                }
-                let s = self.session.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = s.publish(&track, true, VersionParameters::new()).await {
-                        tracing::debug!(error = %e, "PUBLISH to a namespace subscriber failed");
-                    }
-                });
-            }
-        }
     }
 }
 

@@ -132,10 +132,26 @@ pub(crate) fn join_route(shared: &Arc<Shared>, route: &Route) {
     }
 }
 
+/// The track for a new downstream subscription, counted as one of its readers: like
+/// [`track_for`], but an entry whose last reader is just closing it is not joined (it would
+/// never receive another object); the track is looked up, or subscribed, afresh.
+pub(crate) async fn acquire_track(
+    shared: &Arc<Shared>,
+    name: &TrackName,
+    upstream: bool,
+) -> Result<Arc<TrackEntry>, (u64, String)> {
+    loop {
+        let entry = track_for(shared, name, upstream).await?;
+        if entry.acquire() {
+            return Ok(entry);
+        }
+        shared.registry.remove_track(name, &entry);
+    }
+}
+
 /// One downstream subscription ended; the last one releases the upstream subscriptions.
 pub(crate) fn release(shared: &Shared, name: &TrackName, entry: &Arc<TrackEntry>) {
-    if entry.release() && matches!(entry.origin, Origin::Upstream) {
+    if entry.release() {
         shared.registry.remove_track(name, entry);
-        entry.close_upstreams();
     }
 }
