@@ -67,6 +67,10 @@ pub(crate) struct Inner<C: Connection> {
     close: watch::Sender<Option<SessionClose>>,
     next_id: AtomicU64,
     subs: Mutex<HashMap<u64, TrackProducer>>,
+    /// Bounds on what each served subscription holds for its subscriber.
+    pub(crate) send_limits: crate::data::SendLimits,
+    /// What the served subscriptions hold together.
+    pub(crate) sending: Arc<crate::data::SendTotals>,
 }
 
 impl<C: Connection> Inner<C> {
@@ -142,6 +146,7 @@ impl<C: Connection> LiteSession<C> {
         version: Version,
         role: Role,
         control: (C::Send, C::Recv, Bytes),
+        send_limits: crate::data::SendLimits,
     ) -> (Self, mpsc::Receiver<LiteEvent<C>>) {
         let inner = Arc::new(Inner {
             conn,
@@ -150,6 +155,8 @@ impl<C: Connection> LiteSession<C> {
             close: watch::channel(None).0,
             next_id: AtomicU64::new(0),
             subs: Mutex::new(HashMap::new()),
+            send_limits,
+            sending: Arc::default(),
         });
         let (tx, rx) = mpsc::channel(256);
         let (send, recv, leftover) = control;

@@ -6,6 +6,7 @@ pub mod ids;
 mod incoming;
 mod publisher;
 mod receive;
+mod sending;
 mod setup;
 mod subscriber;
 mod tokens;
@@ -18,7 +19,8 @@ pub use subscriber::*;
 pub use tokens::{AuthToken, TokenCache, TokenOutcome};
 
 use crate::connection::{Connection, ConnectionError};
-use crate::data::{DataRouter, FetchWriter, SubgroupWriter, WriteError};
+pub use crate::data::SendLimits;
+use crate::data::{DataRouter, FetchWriter, SendTotals, SubgroupWriter, WriteError};
 use crate::lite::{LiteEvent, LiteSession};
 use ids::{Issue, LocalIds, PeerIds, Violation};
 use moqlink_model::control::*;
@@ -45,6 +47,9 @@ pub struct SessionConfig {
     pub setup_timeout: Duration,
     /// Incoming requests queued for the application before the control stream waits.
     pub incoming_queue: usize,
+    /// What a served subscription may hold for a subscriber that does not read (streams,
+    /// queued bytes); also used by moq-lite sessions. Default: [`SendLimits::default`].
+    pub send_limits: SendLimits,
 }
 
 impl Default for SessionConfig {
@@ -56,6 +61,7 @@ impl Default for SessionConfig {
             implementation: format!("moqlink/{}", env!("CARGO_PKG_VERSION")),
             setup_timeout: Duration::from_secs(10),
             incoming_queue: 256,
+            send_limits: SendLimits::default(),
         }
     }
 }
@@ -177,6 +183,10 @@ pub(crate) struct Inner<C: Connection> {
     pub(crate) served: Mutex<HashMap<u64, publisher::Served>>,
     /// Wakes joining FETCHes waiting for their subscription.
     pub(crate) served_changed: Notify,
+    /// Bounds on what each served subscription holds for its subscriber.
+    pub(crate) send_limits: SendLimits,
+    /// What the served subscriptions hold together.
+    pub(crate) sending: Arc<SendTotals>,
 }
 
 impl<C: Connection> Inner<C> {
@@ -291,7 +301,13 @@ impl<C: Connection> Session<C> {
             setup::server(&conn, &cfg, peer.granted()).await?;
         if version.is_lite() {
             let leftover = reader.take_buffered();
-            let (s, rx) = LiteSession::start(conn, version, Role::Server, (send, recv, leftover));
+            let (s, rx) = LiteSession::start(
+                conn,
+                version,
+                Role::Server,
+                (send, recv, leftover),
+                cfg.send_limits,
+            );
             return Ok(Accepted::Lite(s, rx));
         }
         let local = LocalIds::new(
@@ -322,8 +338,13 @@ impl<C: Connection> Session<C> {
             setup::client(&conn, &cfg, &target, peer.granted()).await?;
         if server.version.is_lite() {
             let leftover = reader.take_buffered();
-            let (s, rx) =
-                LiteSession::start(conn, server.version, Role::Client, (send, recv, leftover));
+            let (s, rx) = LiteSession::start(
+                conn,
+                server.version,
+                Role::Client,
+                (send, recv, leftover),
+                cfg.send_limits,
+            );
             return Ok(Accepted::Lite(s, rx));
         }
         let local = LocalIds::new(
@@ -390,6 +411,8 @@ impl<C: Connection> Session<C> {
             next_alias: std::sync::atomic::AtomicU64::new(0),
             served: Mutex::new(HashMap::new()),
             served_changed: Notify::new(),
+            send_limits: cfg.send_limits,
+            sending: Arc::default(),
         });
         let (send, recv, reader) = control;
         control::spawn(inner.clone(), send, recv, reader, out_rx, incoming_tx);
