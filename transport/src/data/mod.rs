@@ -3,11 +3,13 @@
 //! them to whoever holds the track alias or fetch request.
 
 mod arbiter;
+mod backlog;
 mod priority;
 mod router;
 mod writer;
 
 pub use arbiter::{SendArbiter, WriterSlot};
+pub use backlog::{Backlog, Hold, SendLimits, SendTotals, Ticket};
 pub use priority::stream_priority;
 pub use router::DuplicateAlias;
 pub use router::{

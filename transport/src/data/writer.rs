@@ -37,19 +37,34 @@ impl<S: SendStream> SubgroupWriter<S> {
         header: SubgroupHeader,
         priority: i32,
     ) -> Result<Self, WriteError> {
+        let mut w = Self::open_deferred(conn, arbiter, header, priority).await?;
+        let head = w.buf.split().freeze();
+        w.slot.send(&mut w.stream, head).await?;
+        Ok(w)
+    }
+
+    /// Opens a unidirectional stream at `priority` like [`Self::open`], but writes nothing yet:
+    /// the SUBGROUP_HEADER goes out with the first object. Nothing can then be half-written
+    /// when the caller gives up before that (a stream dropped unfinished is finished
+    /// implicitly, which would hand the peer a truncated stream): it can still
+    /// [`reset`](Self::reset). Dropping this future before it resolves opens nothing.
+    pub async fn open_deferred<C: Connection<Send = S>>(
+        conn: &C,
+        arbiter: &Arc<SendArbiter>,
+        header: SubgroupHeader,
+        priority: i32,
+    ) -> Result<Self, WriteError> {
+        let mut buf = BytesMut::with_capacity(64);
+        header.encode(&mut buf, Encoding::new(Version::DRAFT_14))?;
         let stream = conn.open_uni().await.map_err(StreamError::from)?;
         stream.set_priority(priority);
-        let mut w = SubgroupWriter {
+        Ok(SubgroupWriter {
             stream,
             slot: arbiter.register(priority),
             header,
             prev: None,
-            buf: BytesMut::with_capacity(64),
-        };
-        header.encode(&mut w.buf, Encoding::new(Version::DRAFT_14))?;
-        let head = w.buf.split().freeze();
-        w.slot.send(&mut w.stream, head).await?;
-        Ok(w)
+            buf,
+        })
     }
 
     /// The header this stream was opened with.
@@ -62,14 +77,20 @@ impl<S: SendStream> SubgroupWriter<S> {
         self.prev
     }
 
-    /// Writes one object; its ID must be above the previous one.
+    /// Writes one object; its ID must be above the previous one. Dropping the future midway
+    /// leaves the stream with part of the object: [`reset`](Self::reset) it then.
     pub async fn write(&mut self, obj: &SubgroupObject) -> Result<(), WriteError> {
-        obj.encode_head(
+        // After a deferred open, the header is still in `buf` and goes out with this head.
+        let pending = self.buf.len();
+        if let Err(e) = obj.encode_head(
             &mut self.buf,
             &self.header,
             self.prev,
             Encoding::new(Version::DRAFT_14),
-        )?;
+        ) {
+            self.buf.truncate(pending);
+            return Err(e.into());
+        }
         let head = self.buf.split().freeze();
         self.slot.send(&mut self.stream, head).await?;
         if !obj.payload.is_empty() {
@@ -92,8 +113,15 @@ impl<S: SendStream> SubgroupWriter<S> {
         self.slot.idle();
     }
 
-    /// Ends the stream with FIN: every object of the subgroup was written.
+    /// Ends the stream with FIN: every object of the subgroup was written. A stream opened with
+    /// [`Self::open_deferred`] that never wrote (so has no header on the wire) is reset with
+    /// INTERNAL_ERROR instead: a bare FIN would be a malformed stream.
     pub fn finish(mut self) -> Result<(), StreamError> {
+        if !self.buf.is_empty() {
+            return self
+                .stream
+                .reset(moqlink_model::data::reset_code::INTERNAL_ERROR);
+        }
         self.stream.finish()
     }
 

@@ -69,6 +69,10 @@ pub(crate) struct Inner<C: Connection> {
     subs: Mutex<HashMap<u64, TrackProducer>>,
     /// The parameters of the peer's CLIENT_SETUP (servers; empty on clients).
     peer_setup: moqlink_model::params::SetupParameters,
+    /// Bounds on what each served subscription holds for its subscriber.
+    pub(crate) send_limits: crate::data::SendLimits,
+    /// What the served subscriptions hold together.
+    pub(crate) sending: Arc<crate::data::SendTotals>,
 }
 
 impl<C: Connection> Inner<C> {
@@ -145,6 +149,7 @@ impl<C: Connection> LiteSession<C> {
         role: Role,
         control: (C::Send, C::Recv, Bytes),
         peer_setup: moqlink_model::params::SetupParameters,
+        send_limits: crate::data::SendLimits,
     ) -> (Self, mpsc::Receiver<LiteEvent<C>>) {
         let inner = Arc::new(Inner {
             conn,
@@ -154,6 +159,8 @@ impl<C: Connection> LiteSession<C> {
             next_id: AtomicU64::new(0),
             subs: Mutex::new(HashMap::new()),
             peer_setup,
+            send_limits,
+            sending: Arc::default(),
         });
         let (tx, rx) = mpsc::channel(256);
         let (send, recv, leftover) = control;

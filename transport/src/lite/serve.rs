@@ -3,15 +3,16 @@
 
 use super::{encode, namespace_of, read_message, Inner};
 use crate::connection::{Connection, RecvStream, SendStream};
-use crate::data::stream_priority;
+use crate::data::{stream_priority, Backlog, SendTotals, Ticket};
 use crate::session::SessionError;
 use crate::track::{SubgroupConsumer, SubgroupEnd, TrackItem, TrackName, TrackProducer};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use moqlink_model::lite::{self, AnnounceStatus, ControlReader, LiteMessage, UniStreamType};
 use moqlink_model::{Blob, GroupOrder, Location};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 /// A SUBSCRIBE the peer sent on its own Subscribe stream.
 pub struct LiteSubscribeRequest<C: Connection> {
@@ -74,22 +75,58 @@ impl<C: Connection> LiteSubscribeRequest<C> {
     }
 }
 
+impl<C: Connection> super::LiteSession<C> {
+    /// What this session's served subscriptions hold now for their subscribers (frame bytes
+    /// not yet handed to the transport, group streams open or opening), bounded per
+    /// subscription by `SessionConfig::send_limits`.
+    pub fn sending(&self) -> &SendTotals {
+        &self.inner.sending
+    }
+}
+
+/// Group IDs a lite subscription remembers having started (to send each group once).
+const SEEN_GROUPS: usize = 1024;
+
+/// Sends a lite subscription's groups until the track ends or the subscriber cancels, within
+/// the session's [`SendLimits`](crate::data::SendLimits): a subscriber that stops reading loses
+/// whole old groups (their streams reset with moq-net's OLD code), and cancelling never waits
+/// for a stalled stream.
 async fn send_track<C: Connection>(
     mut req: LiteSubscribeRequest<C>,
     mut consumer: crate::track::TrackConsumer,
 ) {
     let mut groups = JoinSet::new();
-    let mut seen = HashSet::new();
+    let mut seen = BTreeSet::new();
+    let mut forgotten: Option<u64> = None;
     let id = req.subscribe.subscribe_id;
     let priority = req.subscribe.priority;
+    let limits = req.inner.send_limits;
+    let backlog = Backlog::new(
+        limits,
+        lite::reset::to_code(lite::reset::moq_net_0_3::OLD),
+        req.inner.sending.clone(),
+    );
     let mut open = true;
+    let mut drain: Option<Instant> = None;
+    let mut drained = false;
     loop {
+        if !open && drain.is_none() {
+            drain = Some(Instant::now() + limits.drain_timeout);
+        }
         tokio::select! {
             item = consumer.next(), if open => match item {
                 Some(TrackItem::Subgroup(sc)) => {
                     // lite carries one stream per group: the group's first subgroup.
-                    if seen.insert(sc.info().group) {
-                        groups.spawn(send_group(req.inner.clone(), id, priority, sc));
+                    let group = sc.info().group;
+                    if forgotten.is_none_or(|f| group > f) && seen.insert(group) {
+                        // Bounded memory of the groups already started: the oldest are
+                        // forgotten, and a subgroup that old is not sent any more.
+                        if seen.len() > SEEN_GROUPS {
+                            forgotten = seen.pop_first().max(forgotten);
+                        }
+                        if let Some(ticket) = backlog.admit(group) {
+                            groups.spawn(send_group(req.inner.clone(), id, priority, sc, ticket));
+                        }
                     }
                 }
                 Some(TrackItem::Datagram { .. }) => {}
@@ -101,13 +138,20 @@ async fn send_track<C: Connection>(
                 }
                 Ok(Some(_)) => {}
                 _ => {
-                    // The subscriber closed or reset its side: cancel everything.
-                    groups.abort_all();
+                    // The subscriber closed or reset its side: every group task resets its
+                    // stream and ends at once; nothing waits for a stalled one.
+                    backlog.stop(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
+                    groups.detach_all();
                     let _ = req.send.finish();
                     return;
                 }
             },
             Some(_) = groups.join_next(), if !groups.is_empty() => {}
+            // The track ended but group streams are still stuck: reset them.
+            _ = tokio::time::sleep_until(drain.unwrap_or_else(Instant::now)), if drain.is_some() && !drained => {
+                backlog.stop(lite::reset::to_code(lite::reset::moq_net_0_3::DELIVERY_TIMEOUT));
+                drained = true;
+            }
         }
         if !open && groups.is_empty() {
             break;
@@ -116,17 +160,31 @@ async fn send_track<C: Connection>(
     let _ = req.send.finish();
 }
 
+/// Writes `chunk`, unless the ticket is cut first: then resets the stream. Whether to go on.
+async fn write_or_cut<S: SendStream>(stream: &mut S, chunk: Bytes, ticket: &Ticket) -> bool {
+    let cut = tokio::select! {
+        r = stream.write_chunk(chunk) => return r.is_ok(),
+        code = ticket.cancelled() => code,
+    };
+    let _ = stream.reset(cut);
+    false
+}
+
 async fn send_group<C: Connection>(
     inner: Arc<Inner<C>>,
     id: u64,
     priority: u8,
     mut sc: SubgroupConsumer,
+    ticket: Ticket,
 ) {
     let group = sc.info().group;
     let enc = inner.encoding();
-    let mut stream = match inner.conn.open_uni().await {
-        Ok(s) => s,
-        Err(_) => return,
+    let mut stream = tokio::select! {
+        s = inner.conn.open_uni() => match s {
+            Ok(s) => s,
+            Err(_) => return,
+        },
+        _ = ticket.cancelled() => return,
     };
     // lite: higher subscriber priority first; newer groups first.
     stream.set_priority(stream_priority(
@@ -136,36 +194,45 @@ async fn send_group<C: Connection>(
         group,
     ));
     let mut head = BytesMut::new();
-    if UniStreamType::Group.encode(&mut head, enc).is_err() {
-        return;
-    }
-    let Ok(g) = encode(
-        &lite::Group {
-            subscribe_id: id,
-            sequence: group,
-        },
-        enc,
-    ) else {
+    let g = lite::Group {
+        subscribe_id: id,
+        sequence: group,
+    };
+    let encoded = UniStreamType::Group
+        .encode(&mut head, enc)
+        .ok()
+        .and_then(|_| encode(&g, enc).ok());
+    let Some(g) = encoded else {
+        let _ = stream.reset(lite::reset::to_code(lite::reset::moq_net_0_3::INTERNAL));
         return;
     };
     head.extend_from_slice(&g);
-    if stream.write_chunk(head.freeze()).await.is_err() {
+    if !write_or_cut(&mut stream, head.freeze(), &ticket).await {
         return;
     }
     loop {
-        match sc.next().await {
+        let next = tokio::select! {
+            r = sc.next() => r,
+            code = ticket.cancelled() => {
+                let _ = stream.reset(code);
+                return;
+            }
+        };
+        match next {
             Ok(o) => {
                 if o.status != moqlink_model::data::ObjectStatus::Normal {
                     continue;
                 }
+                let _hold = ticket.hold(o.payload.len());
                 let mut size = BytesMut::new();
                 if lite::Frame::encode_size(o.payload.len(), &mut size, enc).is_err() {
+                    let _ = stream.reset(lite::reset::to_code(lite::reset::moq_net_0_3::INTERNAL));
                     return;
                 }
-                if stream.write_chunk(size.freeze()).await.is_err() {
+                if !write_or_cut(&mut stream, size.freeze(), &ticket).await {
                     return;
                 }
-                if !o.payload.is_empty() && stream.write_chunk(o.payload).await.is_err() {
+                if !o.payload.is_empty() && !write_or_cut(&mut stream, o.payload, &ticket).await {
                     return;
                 }
             }

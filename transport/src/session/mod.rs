@@ -7,6 +7,7 @@ mod incoming;
 mod outbound;
 mod publisher;
 mod receive;
+mod sending;
 mod setup;
 mod subscriber;
 mod tokens;
@@ -19,7 +20,8 @@ pub use subscriber::*;
 pub use tokens::{AuthToken, TokenCache, TokenOutcome};
 
 use crate::connection::{Connection, ConnectionError};
-use crate::data::{DataRouter, FetchWriter, SubgroupWriter, WriteError};
+pub use crate::data::SendLimits;
+use crate::data::{DataRouter, FetchWriter, SendTotals, SubgroupWriter, WriteError};
 use crate::lite::{LiteEvent, LiteSession};
 use ids::{Issue, LocalIds, PeerIds, Violation};
 use moqlink_model::control::*;
@@ -49,6 +51,9 @@ pub struct SessionConfig {
     /// Tokens a client presents in CLIENT_SETUP (AUTHORIZATION_TOKEN, USE_VALUE, type 0);
     /// unused by servers. Default none.
     pub auth_tokens: Vec<Blob>,
+    /// What a served subscription may hold for a subscriber that does not read (streams,
+    /// queued bytes); also used by moq-lite sessions. Default: [`SendLimits::default`].
+    pub send_limits: SendLimits,
 }
 
 impl Default for SessionConfig {
@@ -61,6 +66,7 @@ impl Default for SessionConfig {
             setup_timeout: Duration::from_secs(10),
             incoming_queue: 256,
             auth_tokens: Vec::new(),
+            send_limits: SendLimits::default(),
         }
     }
 }
@@ -191,6 +197,10 @@ pub(crate) struct Inner<C: Connection> {
     pub(crate) served: Mutex<HashMap<u64, publisher::Served>>,
     /// Wakes joining FETCHes waiting for their subscription.
     pub(crate) served_changed: Notify,
+    /// Bounds on what each served subscription holds for its subscriber.
+    pub(crate) send_limits: SendLimits,
+    /// What the served subscriptions hold together.
+    pub(crate) sending: Arc<SendTotals>,
 }
 
 impl<C: Connection> Inner<C> {
@@ -311,6 +321,7 @@ impl<C: Connection> Session<C> {
                 Role::Server,
                 (send, recv, leftover),
                 client.parameters,
+                cfg.send_limits,
             );
             return Ok(Accepted::Lite(s, rx));
         }
@@ -348,6 +359,7 @@ impl<C: Connection> Session<C> {
                 Role::Client,
                 (send, recv, leftover),
                 Default::default(),
+                cfg.send_limits,
             );
             return Ok(Accepted::Lite(s, rx));
         }
@@ -415,6 +427,8 @@ impl<C: Connection> Session<C> {
             next_alias: std::sync::atomic::AtomicU64::new(0),
             served: Mutex::new(HashMap::new()),
             served_changed: Notify::new(),
+            send_limits: cfg.send_limits,
+            sending: Arc::default(),
         });
         let (send, recv, reader) = control;
         control::spawn(inner.clone(), send, recv, reader, out_rx, incoming_tx);
