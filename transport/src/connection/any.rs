@@ -63,6 +63,19 @@ impl std::fmt::Debug for AnyConnection {
 }
 
 impl AnyConnection {
+    /// Attaches a server's connection limits and session slot (memory connections keep theirs).
+    pub(crate) fn with_server_parts(
+        self,
+        limits: std::sync::Arc<crate::limits::ConnectionLimits>,
+        slot: super::SessionSlot,
+    ) -> Self {
+        match self {
+            AnyConnection::Quic(c) => c.with_limits(limits).with_slot(slot).into(),
+            AnyConnection::WebTransport(c) => c.with_limits(limits).with_slot(slot).into(),
+            AnyConnection::Memory(c) => c.with_limits(limits).into(),
+        }
+    }
+
     /// The negotiated ALPN protocol: `h3`, `moq-00`, `moql`, or `memory`.
     pub fn alpn(&self) -> &str {
         match self {
@@ -178,6 +191,14 @@ impl Connection for AnyConnection {
             AnyConnection::Quic(c) => c.peer(),
             AnyConnection::WebTransport(c) => c.peer(),
             AnyConnection::Memory(c) => c.peer(),
+        }
+    }
+
+    fn limits(&self) -> std::sync::Arc<crate::limits::ConnectionLimits> {
+        match self {
+            AnyConnection::Quic(c) => c.limits(),
+            AnyConnection::WebTransport(c) => c.limits(),
+            AnyConnection::Memory(c) => c.limits(),
         }
     }
 }

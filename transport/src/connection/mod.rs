@@ -7,8 +7,28 @@ pub mod memory;
 pub mod quic;
 pub mod webtransport;
 
+use crate::limits::ConnectionLimits;
 use bytes::Bytes;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// One of a server's session slots, held by every handle of an accepted connection and freed
+/// when the connection is closed here or its last handle is dropped.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SessionSlot(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl SessionSlot {
+    /// A slot holding `permit`.
+    pub(crate) fn new(permit: OwnedSemaphorePermit) -> Self {
+        SessionSlot(Arc::new(Mutex::new(Some(permit))))
+    }
+
+    /// Frees the slot now.
+    pub(crate) fn release(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
 
 /// Which transport carries a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,4 +142,8 @@ pub trait Connection: Clone + Send + Sync + 'static {
     fn kind(&self) -> TransportKind;
     /// The peer's address, for logs.
     fn peer(&self) -> String;
+    /// The receive limits readers of this connection apply.
+    fn limits(&self) -> Arc<ConnectionLimits> {
+        ConnectionLimits::shared_default()
+    }
 }
