@@ -17,8 +17,9 @@
 //!   and STOP_SENDING with [`LITE_STOP_OVER_LIMIT`]); lite-02 "Streams": the transaction is
 //!   terminated, the session lives.
 //! - Handshakes in progress: further Initial packets are refused (QUIC CONNECTION_REFUSED).
-//! - Sessions: a handshake completing with no session slot free is closed with
-//!   [`SESSION_LIMIT_CODE`] and reason [`SESSION_LIMIT_REASON`].
+//! - Sessions: a handshake completing with no session slot free is refused: a WebTransport
+//!   CONNECT is answered 429, a raw QUIC connection closed with [`SESSION_LIMIT_CODE`] and
+//!   reason [`SESSION_LIMIT_REASON`].
 
 use moqlink_model::data::reset_code;
 use moqlink_model::lite;

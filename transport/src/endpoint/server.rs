@@ -7,14 +7,14 @@ use super::{
 use crate::connection::any::AnyConnection;
 use crate::connection::quic::QuicConnection;
 use crate::connection::webtransport::WebTransportConnection;
-use crate::connection::{Connection, SessionSlot};
+use crate::connection::SessionSlot;
 use crate::limits::{ConnectionLimits, ServerLimits, SESSION_LIMIT_CODE, SESSION_LIMIT_REASON};
 use crate::tls::{Fingerprint, ServerIdentity, TlsError};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
 use wtransport::quinn;
 
 /// A newly accepted session, ready for the MoQ layer.
@@ -191,16 +191,10 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
         // Each handshake runs on its own task so a slow client cannot hold up the others.
         tokio::spawn(async move {
             let timeout = shared.limits.handshake_timeout;
-            let result = tokio::time::timeout(timeout, handshake(incoming)).await;
+            let result = tokio::time::timeout(timeout, handshake(incoming, &shared.sessions)).await;
             drop(permit);
             match result {
-                Ok(Ok(mut session)) => {
-                    let Ok(slot) = shared.sessions.clone().try_acquire_owned() else {
-                        tracing::warn!(%remote, max = shared.limits.max_sessions,
-                            "too many sessions: new session closed");
-                        session.conn.close(SESSION_LIMIT_CODE, SESSION_LIMIT_REASON);
-                        return;
-                    };
+                Ok(Ok((mut session, slot))) => {
                     session.conn = session
                         .conn
                         .with_server_parts(shared.connection.clone(), SessionSlot::new(slot));
@@ -216,7 +210,22 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     }
 }
 
-async fn handshake(incoming: quinn::Incoming) -> Result<Incoming, String> {
+/// Takes a session slot for a connection whose handshake completed.
+fn session_slot(sessions: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    let slot = sessions.clone().try_acquire_owned().ok();
+    if slot.is_none() {
+        tracing::warn!("too many sessions: new session refused");
+    }
+    slot
+}
+
+/// Completes the QUIC (and WebTransport) handshake and takes a session slot: with none free, a
+/// WebTransport request is answered 429 and a raw QUIC connection closed with
+/// [`SESSION_LIMIT_CODE`] and [`SESSION_LIMIT_REASON`].
+async fn handshake(
+    incoming: quinn::Incoming,
+    sessions: &Arc<Semaphore>,
+) -> Result<(Incoming, OwnedSemaphorePermit), String> {
     let remote = incoming.remote_address();
     let mut connecting = incoming.accept().map_err(|e| e.to_string())?;
     let data = connecting
@@ -234,6 +243,10 @@ async fn handshake(incoming: quinn::Incoming) -> Result<Incoming, String> {
                 wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting)
                     .await
                     .map_err(|e| e.to_string())?;
+            let Some(slot) = session_slot(sessions) else {
+                request.too_many_requests().await;
+                return Err(SESSION_LIMIT_REASON.into());
+            };
             let path = request.path().to_string();
             let authority = request.authority().to_string();
             let offered = request
@@ -253,7 +266,7 @@ async fn handshake(incoming: quinn::Incoming) -> Result<Incoming, String> {
                     .map_err(|e| e.to_string())?,
                 None => request.accept().await.map_err(|e| e.to_string())?,
             };
-            Ok(Incoming {
+            let session = Incoming {
                 conn: WebTransportConnection::new(conn).into(),
                 alpn: Alpn::H3,
                 path: Some(path),
@@ -262,11 +275,19 @@ async fn handshake(incoming: quinn::Incoming) -> Result<Incoming, String> {
                 wt_protocols: offered,
                 wt_protocol: selected,
                 remote,
-            })
+            };
+            Ok((session, slot))
         }
         Some(alpn) => {
             let conn = connecting.await.map_err(|e| e.to_string())?;
-            Ok(Incoming {
+            let Some(slot) = session_slot(sessions) else {
+                conn.close(
+                    crate::connection::quic::varint(SESSION_LIMIT_CODE),
+                    SESSION_LIMIT_REASON.as_bytes(),
+                );
+                return Err(SESSION_LIMIT_REASON.into());
+            };
+            let session = Incoming {
                 conn: QuicConnection::new(conn, alpn.as_str()).into(),
                 alpn,
                 path: None,
@@ -275,7 +296,8 @@ async fn handshake(incoming: quinn::Incoming) -> Result<Incoming, String> {
                 wt_protocols: Vec::new(),
                 wt_protocol: None,
                 remote,
-            })
+            };
+            Ok((session, slot))
         }
         None => {
             // The client offered no ALPN (with an unknown one rustls already refused).
