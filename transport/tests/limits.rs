@@ -168,6 +168,60 @@ async fn streams_past_the_cap_wait_and_headerless_streams_are_stopped_at_the_dea
     assert!(session.close_reason().is_none());
 }
 
+/// Old code: quinn's connection window was unlimited, so four streams whose reader had stalled
+/// took four stream windows (about 5.5 MiB).
+#[tokio::test]
+async fn the_connection_window_bounds_what_stalled_streams_hold() {
+    let mut limits = ServerLimits::default();
+    limits.connection.receive_window = 2 * 1024 * 1024;
+    limits.connection.stream_receive_window = 1024 * 1024;
+    let server = server(limits);
+    let (raw, _client, session) = sessions(&server).await;
+    // Routed, but nobody reads the streams' objects: each reader stalls on its queue.
+    let _track = session.data().register_track(1).unwrap();
+    let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for group in 0..4 {
+        let raw = raw.clone();
+        let written = written.clone();
+        tokio::spawn(async move {
+            let h = header(1, group);
+            let mut s = raw.open_uni().await.unwrap();
+            let mut b = BytesMut::new();
+            h.encode(&mut b, enc()).unwrap();
+            s.write_chunk(b.split().freeze()).await.unwrap();
+            let mut prev = None;
+            for id in 0..4096u64 {
+                let obj = object(id, Bytes::from(vec![1u8; 1024]));
+                obj.encode_head(&mut b, &h, prev, enc()).unwrap();
+                b.extend_from_slice(obj.payload.bytes());
+                prev = Some(id);
+                let len = b.len();
+                if s.write_chunk(b.split().freeze()).await.is_err() {
+                    return;
+                }
+                written.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    // Wait until writing stops making progress.
+    let mut last = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = written.load(std::sync::atomic::Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    // The window (2 MiB) plus what the stalled readers took in (a 64 KiB chunk and 32 queued
+    // objects each), well under four stream windows.
+    assert!(
+        last < 3 * 1024 * 1024,
+        "{last} bytes accepted on four stalled streams"
+    );
+    assert!(last > 1024 * 1024, "only {last} bytes accepted");
+}
+
 /// Writes a `size`-byte object on `alias` until the stream is stopped; returns the stop code.
 async fn send_big_object(raw: &AnyConnection, alias: u64, size: usize) -> u64 {
     let h = header(alias, 0);
