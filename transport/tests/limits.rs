@@ -45,10 +45,19 @@ fn url(server: &Server) -> String {
     format!("moqt://127.0.0.1:{}", server.local_addr().unwrap().port())
 }
 
+/// The same server as a WebTransport URL.
+fn wt_url(server: &Server) -> String {
+    format!("https://127.0.0.1:{}/", server.local_addr().unwrap().port())
+}
+
 /// Connects `c` to `server` over raw QUIC and accepts it there.
 async fn connect(c: &Client, server: &Server) -> (Connected, Incoming) {
-    let url = url(server);
-    let (connected, incoming) = tokio::join!(c.connect(&url), server.accept());
+    connect_to(c, server, &url(server)).await
+}
+
+/// Connects `c` to `url` and accepts the session on `server`.
+async fn connect_to(c: &Client, server: &Server, url: &str) -> (Connected, Incoming) {
+    let (connected, incoming) = tokio::join!(c.connect(url), server.accept());
     (connected.unwrap(), incoming.unwrap())
 }
 
@@ -61,8 +70,20 @@ async fn sessions(
     Session<AnyConnection>,
     Session<AnyConnection>,
 ) {
+    sessions_at(server, &url(server)).await
+}
+
+/// A draft-14 session over `url` (raw QUIC or WebTransport), with the client's raw connection.
+async fn sessions_at(
+    server: &Server,
+    url: &str,
+) -> (
+    AnyConnection,
+    Session<AnyConnection>,
+    Session<AnyConnection>,
+) {
     let c = client(ConnectionLimits::default());
-    let (connected, incoming) = connect(&c, server).await;
+    let (connected, incoming) = connect_to(&c, server, url).await;
     let raw = connected.conn.clone();
     let target = ClientTarget {
         path: connected.setup.as_ref().map(|s| s.path.clone()),
@@ -259,17 +280,20 @@ async fn an_object_over_the_partial_object_budget_is_stopped_and_the_session_liv
     limits.connection.partial_object_bytes = 8 * 1024 * 1024;
     limits.connection.max_object_size = 64 * 1024 * 1024;
     let server = server(limits);
-    let (raw, _client, session) = sessions(&server).await;
-    let mut track = session.data().register_track(1).unwrap();
-    let code = timeout(T, send_big_object(&raw, 1, 40 * 1024 * 1024))
-        .await
-        .unwrap();
-    assert_eq!(code, STOP_OVER_BUDGET);
-    expect_reset(&mut track, STOP_OVER_BUDGET).await;
-    assert!(session.close_reason().is_none());
-    // The budget came back: another stream works.
-    small_object_arrives(&raw, &session, 2).await;
-    assert!(session.close_reason().is_none());
+    // WebTransport sessions get the same limits as raw QUIC ones.
+    for url in [url(&server), wt_url(&server)] {
+        let (raw, _client, session) = sessions_at(&server, &url).await;
+        let mut track = session.data().register_track(1).unwrap();
+        let code = timeout(T, send_big_object(&raw, 1, 40 * 1024 * 1024))
+            .await
+            .unwrap();
+        assert_eq!(code, STOP_OVER_BUDGET, "{url}");
+        expect_reset(&mut track, STOP_OVER_BUDGET).await;
+        assert!(session.close_reason().is_none());
+        // The budget came back: another stream works.
+        small_object_arrives(&raw, &session, 2).await;
+        assert!(session.close_reason().is_none());
+    }
 }
 
 /// Old code: an object over the size cap closed the whole session with INTERNAL_ERROR.
