@@ -389,6 +389,42 @@ async fn sessions_past_the_cap_are_refused_with_a_reason() {
     assert_eq!(server.sessions(), 1);
 }
 
+/// Waits (bounded) until the server counts `n` sessions.
+async fn sessions_become(server: &Server, n: usize) {
+    timeout(T, async {
+        while server.sessions() != n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} sessions, not {n}", server.sessions()));
+}
+
+/// A slot is not pinned by a handle the application still holds once the peer has gone, and a
+/// session whose handles are all dropped is closed (as quinn does) and frees its slot.
+#[tokio::test]
+async fn a_session_slot_is_freed_when_the_peer_closes_or_the_handles_drop() {
+    let server = server(ServerLimits {
+        max_sessions: 1,
+        ..Default::default()
+    });
+    let c = client(ConnectionLimits::default());
+    for url in [url(&server), wt_url(&server)] {
+        let (first, _kept) = connect_to(&c, &server, &url).await;
+        first.conn.close(0, "client bye");
+        sessions_become(&server, 0).await;
+        let (second, inc) = connect_to(&c, &server, &url).await;
+        assert_eq!(server.sessions(), 1);
+        drop(inc);
+        let why = timeout(T, second.conn.closed()).await.unwrap();
+        assert!(
+            matches!(why, ConnectionError::ClosedByPeer { code: 0, .. }),
+            "{url}: {why:?}"
+        );
+        sessions_become(&server, 0).await;
+    }
+}
+
 /// Old code: the server sent keep-alives itself and its idle timeout was 30 s, so a silent
 /// client was kept forever.
 #[tokio::test]

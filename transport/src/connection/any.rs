@@ -63,15 +63,22 @@ impl std::fmt::Debug for AnyConnection {
 }
 
 impl AnyConnection {
-    /// Attaches a server's connection limits and session slot (memory connections keep theirs).
+    /// Attaches a server's connection limits and the session slot `permit` (memory
+    /// connections take only the limits).
     pub(crate) fn with_server_parts(
         self,
         limits: std::sync::Arc<crate::limits::ConnectionLimits>,
-        slot: super::SessionSlot,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Self {
         match self {
-            AnyConnection::Quic(c) => c.with_limits(limits).with_slot(slot).into(),
-            AnyConnection::WebTransport(c) => c.with_limits(limits).with_slot(slot).into(),
+            AnyConnection::Quic(c) => {
+                let slot = super::SessionSlot::watch(permit, c.quinn().clone());
+                c.with_limits(limits).with_slot(slot).into()
+            }
+            AnyConnection::WebTransport(c) => {
+                let slot = super::SessionSlot::watch(permit, c.inner().quic_connection().clone());
+                c.with_limits(limits).with_slot(slot).into()
+            }
             AnyConnection::Memory(c) => c.with_limits(limits).into(),
         }
     }

@@ -7,7 +7,6 @@ use super::{
 use crate::connection::any::AnyConnection;
 use crate::connection::quic::QuicConnection;
 use crate::connection::webtransport::WebTransportConnection;
-use crate::connection::SessionSlot;
 use crate::limits::{ConnectionLimits, ServerLimits, SESSION_LIMIT_CODE, SESSION_LIMIT_REASON};
 use crate::tls::{Fingerprint, ServerIdentity, TlsError};
 use std::fmt;
@@ -129,7 +128,8 @@ impl Server {
         &self.limits
     }
 
-    /// Established sessions holding a slot now (closed here, or every handle dropped, frees it).
+    /// Established sessions holding a slot now (freed when the connection closes or every handle
+    /// is dropped).
     pub fn sessions(&self) -> usize {
         self.limits
             .max_sessions
@@ -197,7 +197,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                 Ok(Ok((mut session, slot))) => {
                     session.conn = session
                         .conn
-                        .with_server_parts(shared.connection.clone(), SessionSlot::new(slot));
+                        .with_server_parts(shared.connection.clone(), slot);
                     tracing::debug!(%remote, alpn = %session.alpn, path = ?session.path,
                         "session accepted");
                     // If the server is gone the session is dropped, which closes it.
