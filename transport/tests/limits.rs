@@ -15,7 +15,7 @@ use moqlink_transport::limits::{
 };
 use moqlink_transport::session::{ClientTarget, Session, SessionConfig};
 use moqlink_transport::tls::{ClientTls, ServerIdentity};
-use moqlink_transport::{Connection, ConnectionError, SendStream, StreamError};
+use moqlink_transport::{Connection, ConnectionError, RecvStream, SendStream, StreamError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{timeout, Instant};
@@ -241,6 +241,37 @@ async fn the_connection_window_bounds_what_stalled_streams_hold() {
         "{last} bytes accepted on four stalled streams"
     );
     assert!(last > 1024 * 1024, "only {last} bytes accepted");
+}
+
+/// Old code: 100 bidirectional streams per connection.
+#[tokio::test]
+async fn bidirectional_streams_past_the_cap_wait_for_one_to_end() {
+    let mut limits = ServerLimits::default();
+    limits.connection.max_bi_streams = 4;
+    let server = server(limits);
+    let c = client(ConnectionLimits::default());
+    let (connected, incoming) = connect(&c, &server).await;
+    let (raw, conn) = (connected.conn, incoming.conn);
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let (mut s, r) = raw.open_bi().await.unwrap();
+        s.write(b"x").await.unwrap();
+        open.push((s, r));
+    }
+    let fifth = tokio::spawn({
+        let raw = raw.clone();
+        async move { raw.open_bi().await.unwrap() }
+    });
+    // No slot frees by itself: the fifth cannot open however long it waits.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!fifth.is_finished(), "a fifth bidirectional stream opened");
+    // The server ends one stream (both directions): a slot frees and the fifth opens.
+    let (mut ss, mut sr) = conn.accept_bi().await.unwrap();
+    ss.finish().unwrap();
+    sr.stop(0);
+    let (mut s, _r) = open.remove(0);
+    s.finish().unwrap();
+    timeout(T, fifth).await.unwrap().unwrap();
 }
 
 /// Writes a `size`-byte object on `alias` until the stream is stopped; returns the stop code.

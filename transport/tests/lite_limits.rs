@@ -162,6 +162,26 @@ async fn an_announce_init_with_too_many_paths_ends_the_announce_stream() {
     assert_eq!(path, Blob::from("demo/a"));
 }
 
+/// Old code: an ANNOUNCE_INIT up to 64 MiB was buffered and passed on.
+#[tokio::test]
+async fn an_announce_init_over_its_byte_limit_ends_the_announce_stream() {
+    let client = ConnectionLimits {
+        lite_max_announce_init: 64,
+        ..Default::default()
+    };
+    let (_raw, (client, _), (server, mut srx)) =
+        lite_pair(client, ConnectionLimits::default()).await;
+    let mut announced = client.announce_please(&Blob::from("demo")).await.unwrap();
+    let Some(LiteEvent::AnnouncePlease(req)) = timeout(T, srx.recv()).await.unwrap() else {
+        panic!("no ANNOUNCE_PLEASE")
+    };
+    let long = Blob::from(format!("demo/{}", "x".repeat(100)));
+    let mut announcer = req.respond(&[long]).await.unwrap();
+    assert_eq!(timeout(T, announced.recv()).await.unwrap(), None);
+    timeout(T, announcer.closed()).await.unwrap();
+    assert!(client.close_reason().is_none() && server.close_reason().is_none());
+}
+
 /// Serves `track` to every SUBSCRIBE the server gets.
 fn serve(mut srx: Receiver<LiteEvent<MemoryConnection>>, track: TrackProducer) {
     tokio::spawn(async move {
