@@ -318,7 +318,7 @@ pub struct ClientConfig {
     /// Subprotocols offered in `WT-Available-Protocols` on `https://` (empty: no header, which
     /// every known MoQ relay accepts).
     pub wt_protocols: Vec<String>,
-    /// Connection-level receive window in bytes (QUIC MAX_DATA); `None` = `limits`'. A small
+    /// Connection-level receive window in bytes (QUIC MAX_DATA); `None`: `limits.receive_window`. A small
     /// window makes the peer choose which stream to send first (e.g. to observe priorities).
     /// Overrides `limits.receive_window` when set.
     pub receive_window: Option<u32>,
