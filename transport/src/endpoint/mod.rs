@@ -318,9 +318,9 @@ pub struct ClientConfig {
     /// Subprotocols offered in `WT-Available-Protocols` on `https://` (empty: no header, which
     /// every known MoQ relay accepts).
     pub wt_protocols: Vec<String>,
-    /// Connection-level receive window in bytes (QUIC MAX_DATA); `None`: `limits.receive_window`. A small
-    /// window makes the peer choose which stream to send first (e.g. to observe priorities).
-    /// Overrides `limits.receive_window` when set.
+    /// Connection-level receive window in bytes (QUIC MAX_DATA), overriding
+    /// `limits.receive_window` when set. A small window makes the peer choose which stream to
+    /// send first (e.g. to observe priorities).
     pub receive_window: Option<u32>,
     /// Receive limits of the client's connections (windows, streams, keep-alive, buffers).
     pub limits: ConnectionLimits,
