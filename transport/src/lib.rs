@@ -4,6 +4,7 @@ pub mod client;
 pub mod connection;
 pub mod data;
 pub mod endpoint;
+pub mod limits;
 pub mod lite;
 pub mod session;
 pub mod tls;
@@ -12,4 +13,5 @@ pub mod track;
 pub use connection::{
     Connection, ConnectionError, RecvStream, SendStream, StreamError, TransportKind,
 };
+pub use limits::{ConnectionLimits, ServerLimits};
 pub use moqlink_model as model;

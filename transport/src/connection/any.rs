@@ -63,6 +63,26 @@ impl std::fmt::Debug for AnyConnection {
 }
 
 impl AnyConnection {
+    /// Attaches a server's connection limits and the session slot `permit` (memory
+    /// connections take only the limits).
+    pub(crate) fn with_server_parts(
+        self,
+        limits: std::sync::Arc<crate::limits::ConnectionLimits>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Self {
+        match self {
+            AnyConnection::Quic(c) => {
+                let slot = super::SessionSlot::watch(permit, c.quinn().clone());
+                c.with_limits(limits).with_slot(slot).into()
+            }
+            AnyConnection::WebTransport(c) => {
+                let slot = super::SessionSlot::watch(permit, c.inner().quic_connection().clone());
+                c.with_limits(limits).with_slot(slot).into()
+            }
+            AnyConnection::Memory(c) => c.with_limits(limits).into(),
+        }
+    }
+
     /// The negotiated ALPN protocol: `h3`, `moq-00`, `moql`, or `memory`.
     pub fn alpn(&self) -> &str {
         match self {
@@ -178,6 +198,14 @@ impl Connection for AnyConnection {
             AnyConnection::Quic(c) => c.peer(),
             AnyConnection::WebTransport(c) => c.peer(),
             AnyConnection::Memory(c) => c.peer(),
+        }
+    }
+
+    fn limits(&self) -> std::sync::Arc<crate::limits::ConnectionLimits> {
+        match self {
+            AnyConnection::Quic(c) => c.limits(),
+            AnyConnection::WebTransport(c) => c.limits(),
+            AnyConnection::Memory(c) => c.limits(),
         }
     }
 }

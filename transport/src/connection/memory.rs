@@ -1,6 +1,7 @@
 //! An in-process connection pair with QUIC-like streams, for testing sessions without sockets.
 
 use super::{Connection, ConnectionError, RecvStream, SendStream, StreamError, TransportKind};
+use crate::limits::ConnectionLimits;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub struct MemoryConnection {
     inbox: Arc<Queues>,
     to_peer: Arc<Outlets>,
     closed: Arc<watch::Sender<Option<CloseInfo>>>,
+    limits: Arc<ConnectionLimits>,
 }
 
 /// Creates two connected ends: what one opens, the other accepts.
@@ -67,6 +69,7 @@ pub fn pair() -> (MemoryConnection, MemoryConnection) {
             dgram: dg_b,
         }),
         closed: closed.clone(),
+        limits: ConnectionLimits::shared_default(),
     };
     let b = MemoryConnection {
         id: 1,
@@ -81,6 +84,7 @@ pub fn pair() -> (MemoryConnection, MemoryConnection) {
             dgram: dg_a,
         }),
         closed,
+        limits: ConnectionLimits::shared_default(),
     };
     (a, b)
 }
@@ -133,6 +137,12 @@ async fn wait_closed(mut rx: watch::Receiver<Option<CloseInfo>>, me: u8) -> Conn
 }
 
 impl MemoryConnection {
+    /// The same end with these receive limits (see [`Connection::limits`]).
+    pub fn with_limits(mut self, limits: Arc<ConnectionLimits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
     fn check_open(&self) -> Result<(), ConnectionError> {
         match &*self.closed.borrow() {
             Some(info) => Err(close_error(info, self.id)),
@@ -229,6 +239,10 @@ impl Connection for MemoryConnection {
 
     fn peer(&self) -> String {
         format!("memory:{}", self.id ^ 1)
+    }
+
+    fn limits(&self) -> Arc<ConnectionLimits> {
+        self.limits.clone()
     }
 }
 

@@ -7,8 +7,61 @@ pub mod memory;
 pub mod quic;
 pub mod webtransport;
 
+use crate::limits::ConnectionLimits;
 use bytes::Bytes;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+/// One of a server's session slots, shared by every handle of an accepted connection. It is
+/// freed as soon as the connection is closed (by either side, or by the idle timeout); when the
+/// last handle is dropped first, the connection is closed (as quinn does for a dropped
+/// connection) and the slot freed with it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SessionSlot(Option<Arc<SlotInner>>);
+
+#[derive(Debug)]
+struct SlotInner {
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Dropped with the last handle: tells the watcher to close the connection.
+    _gone: oneshot::Sender<()>,
+}
+
+impl SlotInner {
+    fn release(&self) {
+        self.permit.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+impl SessionSlot {
+    /// A slot holding `permit` until `conn` closes or every handle is dropped.
+    pub(crate) fn watch(permit: OwnedSemaphorePermit, conn: wtransport::quinn::Connection) -> Self {
+        let (gone_tx, gone_rx) = oneshot::channel::<()>();
+        let inner = Arc::new(SlotInner {
+            permit: Mutex::new(Some(permit)),
+            _gone: gone_tx,
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = conn.closed() => {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.release();
+                    }
+                }
+                _ = gone_rx => conn.close(0u32.into(), b""),
+            }
+        });
+        SessionSlot(Some(inner))
+    }
+
+    /// Frees the slot now.
+    pub(crate) fn release(&self) {
+        if let Some(inner) = &self.0 {
+            inner.release();
+        }
+    }
+}
 
 /// Which transport carries a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,4 +175,8 @@ pub trait Connection: Clone + Send + Sync + 'static {
     fn kind(&self) -> TransportKind;
     /// The peer's address, for logs.
     fn peer(&self) -> String;
+    /// The receive limits readers of this connection apply.
+    fn limits(&self) -> Arc<ConnectionLimits> {
+        ConnectionLimits::shared_default()
+    }
 }

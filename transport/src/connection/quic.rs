@@ -3,7 +3,10 @@
 //! Stream reset / stop codes and the connection close code are QUIC application error codes,
 //! passed through unchanged.
 
-use super::{Connection, ConnectionError, RecvStream, SendStream, StreamError, TransportKind};
+use super::{
+    Connection, ConnectionError, RecvStream, SendStream, SessionSlot, StreamError, TransportKind,
+};
+use crate::limits::ConnectionLimits;
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock};
 use wtransport::quinn;
@@ -46,6 +49,8 @@ pub struct QuicConnection {
     conn: quinn::Connection,
     local: LocalClose,
     alpn: Arc<str>,
+    limits: Arc<ConnectionLimits>,
+    slot: SessionSlot,
 }
 
 impl QuicConnection {
@@ -55,7 +60,20 @@ impl QuicConnection {
             conn,
             local: Arc::new(OnceLock::new()),
             alpn: alpn.into(),
+            limits: ConnectionLimits::shared_default(),
+            slot: SessionSlot::default(),
         }
+    }
+
+    /// The same connection with these receive limits (see [`Connection::limits`]).
+    pub fn with_limits(mut self, limits: Arc<ConnectionLimits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub(crate) fn with_slot(mut self, slot: SessionSlot) -> Self {
+        self.slot = slot;
+        self
     }
 
     /// The negotiated ALPN protocol (`moq-00` or `moql`).
@@ -134,6 +152,7 @@ impl Connection for QuicConnection {
     fn close(&self, code: u64, reason: &str) {
         let _ = self.local.set((code, reason.to_string()));
         self.conn.close(varint(code), reason.as_bytes());
+        self.slot.release();
     }
 
     async fn closed(&self) -> ConnectionError {
@@ -147,6 +166,10 @@ impl Connection for QuicConnection {
 
     fn peer(&self) -> String {
         self.conn.remote_address().to_string()
+    }
+
+    fn limits(&self) -> Arc<ConnectionLimits> {
+        self.limits.clone()
     }
 }
 

@@ -13,7 +13,10 @@
 //! is surfaced by `closed()` as `ClosedByPeer` with the capsule's code and reason.
 
 use super::quic::{map_conn_error, map_read_error, map_write_error, varint, LocalClose};
-use super::{Connection, ConnectionError, RecvStream, SendStream, StreamError, TransportKind};
+use super::{
+    Connection, ConnectionError, RecvStream, SendStream, SessionSlot, StreamError, TransportKind,
+};
+use crate::limits::ConnectionLimits;
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock};
 use wtransport::error::{
@@ -47,6 +50,8 @@ pub fn code_from_http3(code: u64) -> u64 {
 pub struct WebTransportConnection {
     conn: wtransport::Connection,
     local: LocalClose,
+    limits: Arc<ConnectionLimits>,
+    slot: SessionSlot,
 }
 
 impl WebTransportConnection {
@@ -55,7 +60,20 @@ impl WebTransportConnection {
         WebTransportConnection {
             conn,
             local: Arc::new(OnceLock::new()),
+            limits: ConnectionLimits::shared_default(),
+            slot: SessionSlot::default(),
         }
+    }
+
+    /// The same session with these receive limits (see [`Connection::limits`]).
+    pub fn with_limits(mut self, limits: Arc<ConnectionLimits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub(crate) fn with_slot(mut self, slot: SessionSlot) -> Self {
+        self.slot = slot;
+        self
     }
 
     /// The underlying wtransport session.
@@ -170,6 +188,7 @@ impl Connection for WebTransportConnection {
         self.conn
             .quic_connection()
             .close(varint(code_to_http3(code)), reason.as_bytes());
+        self.slot.release();
     }
 
     async fn closed(&self) -> ConnectionError {
@@ -193,6 +212,10 @@ impl Connection for WebTransportConnection {
 
     fn peer(&self) -> String {
         self.conn.remote_address().to_string()
+    }
+
+    fn limits(&self) -> Arc<ConnectionLimits> {
+        self.limits.clone()
     }
 }
 

@@ -3,11 +3,12 @@
 //! channel, so a slow consumer slows only its stream (QUIC flow control does the rest).
 
 use crate::connection::{Connection, RecvStream, StreamError};
+use crate::limits::{BudgetShare, ReceiveBudget, STOP_HEADER_TIMEOUT, STOP_OVER_BUDGET};
 use moqlink_model::data::{
     reset_code, FetchObject, ObjectDatagram, StreamEvent, StreamReader, SubgroupHeader,
     SubgroupObject,
 };
-use moqlink_model::{DecodeError, SessionErrorCode};
+use moqlink_model::{DecodeError, Rule, SessionErrorCode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -124,7 +125,6 @@ pub struct DataRouter {
     alias_wait: Duration,
     /// How many such streams may wait at once; more are refused with STOP_SENDING.
     max_waiting: usize,
-    max_object: usize,
 }
 
 /// A track alias already routes to another subscription.
@@ -139,7 +139,6 @@ impl Default for DataRouter {
             registered: Notify::new(),
             alias_wait: Duration::from_secs(2),
             max_waiting: 64,
-            max_object: moqlink_model::limits::DEFAULT_MAX_OBJECT_SIZE,
         }
     }
 }
@@ -196,14 +195,21 @@ impl DataRouter {
         self.state().dropped_datagrams
     }
 
-    /// Starts the tasks that accept streams and datagrams on `conn`.
+    /// Starts the tasks that accept streams and datagrams on `conn`, reading them within the
+    /// connection's [`crate::limits::ConnectionLimits`].
     pub(crate) fn spawn<C: Connection>(self: &Arc<Self>, conn: C, closer: Closer) {
         let me = self.clone();
         let c = conn.clone();
         let close = closer.clone();
+        let l = conn.limits();
+        let limits = Arc::new(StreamLimits {
+            budget: ReceiveBudget::new(l.partial_object_bytes),
+            max_object: l.max_object_size,
+            header_deadline: l.header_deadline,
+        });
         tokio::spawn(async move {
             while let Ok(recv) = c.accept_uni().await {
-                tokio::spawn(me.clone().read_stream(recv, close.clone()));
+                tokio::spawn(me.clone().read_stream(recv, close.clone(), limits.clone()));
             }
         });
         let me = self.clone();
@@ -263,16 +269,40 @@ impl DataRouter {
         found
     }
 
-    async fn read_stream<R: RecvStream>(self: Arc<Self>, mut recv: R, closer: Closer) {
-        let mut reader = StreamReader::new(self.max_object);
-        let first = match next_event(&mut recv, &mut reader, &closer, &mut None).await {
-            Some(Ok(Read::Event(ev))) => ev,
-            Some(Ok(Read::Begun(_))) => return recv.stop(reset_code::INTERNAL_ERROR),
-            Some(Err(code)) => {
-                tracing::debug!(code, "data stream reset before its header");
+    async fn read_stream<R: RecvStream>(
+        self: Arc<Self>,
+        mut recv: R,
+        closer: Closer,
+        limits: Arc<StreamLimits>,
+    ) {
+        let mut reader = StreamReader::new(limits.max_object);
+        let mut input = Input {
+            closer: &closer,
+            share: BudgetShare::new(limits.budget.clone()),
+            begun: None,
+        };
+        // The stream type and header must arrive within the deadline (§12.2), so streams that
+        // never say what they are cannot pin stream slots and tasks.
+        let first = tokio::time::timeout(
+            limits.header_deadline,
+            next_event(&mut recv, &mut reader, &mut input),
+        )
+        .await;
+        let first = match first {
+            Err(_) => {
+                tracing::debug!(
+                    deadline = ?limits.header_deadline,
+                    "data stream sent no header in time: stopped"
+                );
+                return recv.stop(STOP_HEADER_TIMEOUT);
+            }
+            Ok(Some(Ok(Read::Event(ev)))) => ev,
+            Ok(Some(Ok(Read::Begun(_)))) => return recv.stop(reset_code::INTERNAL_ERROR),
+            Ok(Some(Err(code))) => {
+                tracing::debug!(code, "data stream reset (or stopped) before its header");
                 return;
             }
-            None => return,
+            Ok(None) => return,
         };
         match first {
             StreamEvent::SubgroupHeader(header) => {
@@ -296,7 +326,7 @@ impl DataRouter {
                     recv.stop(reset_code::CANCELLED);
                     return;
                 }
-                pump(recv, reader, tx, stop_rx, &closer, |ev| match ev {
+                pump(recv, reader, tx, stop_rx, input, |ev| match ev {
                     Read::Event(StreamEvent::SubgroupObject(o)) => Some(SubgroupEvent::Object(o)),
                     Read::Begun(id) => Some(SubgroupEvent::Begun(id)),
                     _ => None,
@@ -322,7 +352,7 @@ impl DataRouter {
                     recv.stop(reset_code::CANCELLED);
                     return;
                 }
-                pump(recv, reader, tx, stop_rx, &closer, |ev| match ev {
+                pump(recv, reader, tx, stop_rx, input, |ev| match ev {
                     Read::Event(StreamEvent::FetchObject(o)) => Some(FetchEvent::Object(o)),
                     _ => None,
                 })
@@ -364,19 +394,36 @@ impl EndEvent for FetchEvent {
     }
 }
 
+/// The receive limits of one session's data streams.
+struct StreamLimits {
+    /// Bytes buffered for partial objects across the session's streams.
+    budget: Arc<ReceiveBudget>,
+    /// Largest object a stream may carry.
+    max_object: usize,
+    /// How long a new stream may take to deliver its header.
+    header_deadline: Duration,
+}
+
+/// What reading one stream carries along: where violations go, its share of the session's
+/// receive budget, and the object last reported as begun.
+struct Input<'a> {
+    closer: &'a Closer,
+    share: BudgetShare,
+    begun: Option<u64>,
+}
+
 /// Reads objects and passes them on until FIN, reset, STOP from the consumer, or an error.
 async fn pump<R: RecvStream, E: EndEvent>(
     mut recv: R,
     mut reader: StreamReader,
     tx: mpsc::Sender<E>,
     mut stop_rx: oneshot::Receiver<u64>,
-    closer: &Closer,
+    mut input: Input<'_>,
     map: impl Fn(Read) -> Option<E>,
 ) {
-    let mut begun = None;
     loop {
         let ev = tokio::select! {
-            ev = next_event(&mut recv, &mut reader, closer, &mut begun) => ev,
+            ev = next_event(&mut recv, &mut reader, &mut input) => ev,
             code = &mut stop_rx => {
                 recv.stop(code.unwrap_or(reset_code::CANCELLED));
                 return;
@@ -411,36 +458,60 @@ enum Read {
 }
 
 /// The next header or object (or a newly begun object, reported once through `begun`):
-/// `Some(Ok)`, `Some(Err(reset code))` when the peer reset the stream, `None` at a clean FIN or
-/// when the session closed (after closing it on bad data).
+/// `Some(Ok)`, `Some(Err(code))` when the peer reset the stream or this side stopped it at a
+/// limit (the code sent in STOP_SENDING), `None` at a clean FIN or when the session closed
+/// (after closing it on bad data).
 async fn next_event<R: RecvStream>(
     recv: &mut R,
     reader: &mut StreamReader,
-    closer: &Closer,
-    begun: &mut Option<u64>,
+    input: &mut Input<'_>,
 ) -> Option<Result<Read, u64>> {
     loop {
-        match reader.next_event() {
+        let decoded = reader.next_event();
+        // Decoding consumed bytes: hand them back (shrinking never fails).
+        input.share.hold(reader.buffered());
+        match decoded {
             Ok(Some(ev)) => return Some(Ok(Read::Event(ev))),
             Ok(None) => {
                 if let Some(id) = reader.pending_object() {
-                    if *begun != Some(id) {
-                        *begun = Some(id);
+                    if input.begun != Some(id) {
+                        input.begun = Some(id);
                         return Some(Ok(Read::Begun(id)));
                     }
                 }
             }
+            Err(e) if e.rule() == Rule::ObjectTooLarge => {
+                // A local limit, not a protocol violation: cancel the stream (§12.1).
+                tracing::info!(error = %e, "data stream object over the size limit: stopped");
+                recv.stop(STOP_OVER_BUDGET);
+                input.share.hold(0);
+                return Some(Err(STOP_OVER_BUDGET));
+            }
             Err(e) => {
-                violation(closer, &e);
+                violation(input.closer, &e);
                 return None;
             }
         }
         match recv.read_chunk(64 * 1024).await {
-            Ok(Some(chunk)) => reader.push(chunk),
+            Ok(Some(chunk)) => {
+                if !input.share.hold(reader.buffered() + chunk.len()) {
+                    // Over the session's partial-object budget: cancel this stream, the one
+                    // that would exceed it (§12.1); the session and other streams go on.
+                    tracing::info!(
+                        buffered = reader.buffered(),
+                        chunk = chunk.len(),
+                        "session partial-object budget exceeded: data stream stopped"
+                    );
+                    recv.stop(STOP_OVER_BUDGET);
+                    input.share.hold(0);
+                    return Some(Err(STOP_OVER_BUDGET));
+                }
+                reader.push(chunk)
+            }
             Ok(None) => {
                 if let Err(e) = reader.finish() {
                     // §10.4: a FIN inside an object (or before the header).
-                    violation(closer, &e);
+                    violation(input.closer, &e);
                 }
                 return None;
             }

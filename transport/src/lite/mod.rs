@@ -9,6 +9,9 @@ mod serve;
 pub use serve::{LiteAnnounceRequest, LiteAnnouncer, LiteSubscribeRequest};
 
 use crate::connection::{Connection, RecvStream, SendStream, StreamError};
+use crate::limits::{
+    BudgetShare, ConnectionLimits, ReceiveBudget, LITE_STOP_OVER_LIMIT, LITE_STOP_TIMEOUT,
+};
 use crate::session::{Role, SessionClose, SessionError};
 use crate::track::{
     SubgroupInfo, SubgroupProducer, TrackConfig, TrackEnd, TrackName, TrackProducer,
@@ -121,23 +124,63 @@ pub(crate) fn encode(msg: &impl Encode, enc: Encoding) -> Result<Bytes, SessionE
     Ok(b.freeze())
 }
 
-/// Reads the next message of a lite bidirectional stream; `Ok(None)` at FIN.
+/// Reads the next message of a lite bidirectional stream; `Ok(None)` at FIN. Messages over the
+/// default [`ConnectionLimits::lite_max_message`] fail.
 pub(crate) async fn read_message<R: RecvStream>(
     recv: &mut R,
     reader: &mut ControlReader,
 ) -> Result<Option<LiteMessage>, String> {
+    let max = ConnectionLimits::shared_default().lite_max_message;
+    read_message_max(recv, reader, max)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Why reading a lite bidirectional stream failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// The bytes break the lite encoding: a protocol violation.
+    #[error("{0}")]
+    Decode(moqlink_model::DecodeError),
+    /// The next message is larger than this side accepts (a local limit).
+    #[error("message larger than {0} bytes")]
+    TooLarge(usize),
+    /// The stream or connection failed.
+    #[error("{0}")]
+    Stream(StreamError),
+}
+
+/// Reads the next message, refusing one longer than `max` bytes before buffering more than
+/// `max + 1` bytes of it; `Ok(None)` at FIN.
+pub(crate) async fn read_message_max<R: RecvStream>(
+    recv: &mut R,
+    reader: &mut ControlReader,
+    max: usize,
+) -> Result<Option<LiteMessage>, ReadError> {
     loop {
         match reader.next_message() {
             Ok(Some(m)) => return Ok(Some(m)),
             Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(ReadError::Decode(e)),
         }
-        match recv.read_chunk(64 * 1024).await {
+        // Nothing decodes yet, so everything buffered belongs to the next message.
+        let buffered = reader.buffered();
+        if buffered > max {
+            return Err(ReadError::TooLarge(max));
+        }
+        let room = (max + 1 - buffered).min(64 * 1024);
+        match recv.read_chunk(room).await {
             Ok(Some(c)) => reader.push(c),
             Ok(None) => return Ok(None),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(ReadError::Stream(e)),
         }
     }
+}
+
+/// Ends a lite stream this side will not serve: reset, and STOP_SENDING for the rest.
+fn refuse_stream<C: Connection>(send: &mut C::Send, recv: &mut C::Recv, code: u64) {
+    let _ = send.reset(code);
+    recv.stop(code);
 }
 
 impl<C: Connection> LiteSession<C> {
@@ -362,10 +405,35 @@ impl<C: Connection> LiteSession<C> {
         let (tx, rx) = mpsc::channel(64);
         let prefix = prefix.clone();
         let version = self.inner.version;
+        let limits = self.inner.conn.limits();
         tokio::spawn(async move {
-            let _keep = send;
             let mut reader = ControlReader::response(version, BiStreamType::Announce);
-            while let Ok(Some(msg)) = read_message(&mut recv, &mut reader).await {
+            loop {
+                // ANNOUNCE_INIT lists every matching broadcast: it may be larger than the rest.
+                let max = match reader.messages_read() {
+                    0 => limits.lite_max_announce_init,
+                    _ => limits.lite_max_message,
+                };
+                let msg = match read_message_max(&mut recv, &mut reader, max).await {
+                    Ok(Some(msg)) => msg,
+                    Err(ReadError::TooLarge(max)) => {
+                        tracing::info!(max, "lite announce message too large: stream refused");
+                        return refuse_stream::<C>(&mut send, &mut recv, LITE_STOP_OVER_LIMIT);
+                    }
+                    _ => return,
+                };
+                if let LiteMessage::AnnounceInit(init) = &msg {
+                    // lite-02 ANNOUNCE_PLEASE: "reasonable limits on the number of matching
+                    // broadcasts"; over ours the transaction ends, the session lives.
+                    if init.suffixes.len() > limits.lite_max_announce_paths {
+                        tracing::info!(
+                            paths = init.suffixes.len(),
+                            max = limits.lite_max_announce_paths,
+                            "lite ANNOUNCE_INIT carries too many paths: stream refused"
+                        );
+                        return refuse_stream::<C>(&mut send, &mut recv, LITE_STOP_OVER_LIMIT);
+                    }
+                }
                 let updates: Vec<(Blob, bool)> = match msg {
                     LiteMessage::AnnounceInit(init) => init
                         .suffixes
@@ -445,18 +513,39 @@ async fn session_stream<C: Connection>(
     }
 }
 
-/// Accepts the peer's Announce and Subscribe streams.
+/// Accepts the peer's Announce and Subscribe streams. Each must send its first message within
+/// the header deadline and at most `lite_max_message` bytes long, or it is refused (reset and
+/// STOP_SENDING) while the session goes on; a malformed one closes the session.
 async fn accept_bi<C: Connection>(inner: Arc<Inner<C>>, events: mpsc::Sender<LiteEvent<C>>) {
-    while let Ok((send, mut recv)) = inner.conn.accept_bi().await {
+    let limits = inner.conn.limits();
+    while let Ok((mut send, mut recv)) = inner.conn.accept_bi().await {
         let inner = inner.clone();
         let events = events.clone();
+        let limits = limits.clone();
         tokio::spawn(async move {
             let mut reader = ControlReader::accept(inner.version);
-            let first = match read_message(&mut recv, &mut reader).await {
-                Ok(Some(m)) => m,
-                Ok(None) => return,
-                Err(e) => {
-                    inner.close(SessionErrorCode::ProtocolViolation.code(), &e, false);
+            let first = tokio::time::timeout(
+                limits.header_deadline,
+                read_message_max(&mut recv, &mut reader, limits.lite_max_message),
+            )
+            .await;
+            let first = match first {
+                Ok(Ok(Some(m))) => m,
+                Ok(Ok(None)) | Ok(Err(ReadError::Stream(_))) => return,
+                Err(_) => {
+                    tracing::debug!("lite stream sent no request in time: refused");
+                    return refuse_stream::<C>(&mut send, &mut recv, LITE_STOP_TIMEOUT);
+                }
+                Ok(Err(ReadError::TooLarge(max))) => {
+                    tracing::info!(max, "lite request larger than the limit: stream refused");
+                    return refuse_stream::<C>(&mut send, &mut recv, LITE_STOP_OVER_LIMIT);
+                }
+                Ok(Err(e)) => {
+                    inner.close(
+                        SessionErrorCode::ProtocolViolation.code(),
+                        &e.to_string(),
+                        false,
+                    );
                     return;
                 }
             };
@@ -481,38 +570,99 @@ async fn accept_bi<C: Connection>(inner: Arc<Inner<C>>, events: mpsc::Sender<Lit
     }
 }
 
-/// Accepts Group streams and writes their frames into the subscription's track.
+/// Accepts Group streams and writes their frames into the subscription's track; the session's
+/// streams share one partial-frame budget.
 async fn accept_uni<C: Connection>(inner: Arc<Inner<C>>) {
+    let limits = inner.conn.limits();
+    let budget = ReceiveBudget::new(limits.partial_object_bytes);
     while let Ok(recv) = inner.conn.accept_uni().await {
-        tokio::spawn(read_group(inner.clone(), recv));
+        let share = BudgetShare::new(budget.clone());
+        tokio::spawn(read_group(inner.clone(), recv, limits.clone(), share));
     }
 }
 
-async fn read_group<C: Connection>(inner: Arc<Inner<C>>, mut recv: C::Recv) {
-    let mut reader = GroupReader::new(inner.version);
+/// What happened to a Group stream's next bytes.
+enum GroupRead {
+    /// More bytes were buffered.
+    More,
+    /// The stream ended (FIN, reset, or refused here); the producer is done.
+    Over,
+}
+
+/// Reads the next chunk of a Group stream within the budget, ending the subgroup when the stream
+/// ends.
+async fn next_group_chunk<R: RecvStream>(
+    recv: &mut R,
+    reader: &mut GroupReader,
+    share: &mut BudgetShare,
+    producer: &mut Option<SubgroupProducer>,
+) -> GroupRead {
+    match recv.read_chunk(64 * 1024).await {
+        Ok(Some(c)) => {
+            if !share.hold(reader.buffered() + c.len()) {
+                tracing::info!(
+                    buffered = reader.buffered(),
+                    "session partial-frame budget exceeded: group stream stopped"
+                );
+                recv.stop(LITE_STOP_OVER_LIMIT);
+                share.hold(0);
+                if let Some(p) = producer.take() {
+                    p.reset(LITE_STOP_OVER_LIMIT);
+                }
+                return GroupRead::Over;
+            }
+            reader.push(c);
+            GroupRead::More
+        }
+        Ok(None) => {
+            if let Some(p) = producer.take() {
+                p.finish();
+            }
+            GroupRead::Over
+        }
+        Err(StreamError::Reset(code)) => {
+            if let Some(p) = producer.take() {
+                p.reset(code);
+            }
+            GroupRead::Over
+        }
+        Err(_) => GroupRead::Over,
+    }
+}
+
+async fn read_group<C: Connection>(
+    inner: Arc<Inner<C>>,
+    mut recv: C::Recv,
+    limits: Arc<ConnectionLimits>,
+    mut share: BudgetShare,
+) {
+    let mut reader = GroupReader::with_max_frame(inner.version, limits.max_object_size);
     let mut producer: Option<SubgroupProducer> = None;
     let mut next_id = 0u64;
+    // The stream type and GROUP header must arrive within the deadline.
+    let header_by = tokio::time::Instant::now() + limits.header_deadline;
     loop {
-        let chunk = match recv.read_chunk(64 * 1024).await {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                if let Some(p) = producer.take() {
-                    p.finish();
+        let awaiting_header = reader.group().is_none();
+        let read = next_group_chunk(&mut recv, &mut reader, &mut share, &mut producer);
+        let read = if awaiting_header {
+            match tokio::time::timeout_at(header_by, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::debug!("lite group stream sent no GROUP in time: stopped");
+                    return recv.stop(LITE_STOP_TIMEOUT);
                 }
-                return;
             }
-            Err(StreamError::Reset(code)) => {
-                if let Some(p) = producer.take() {
-                    p.reset(code);
-                }
-                return;
-            }
-            Err(_) => return,
+        } else {
+            read.await
         };
+        if let GroupRead::Over = read {
+            return;
+        }
         // The reader takes the stream type (0x00, Group) first.
-        reader.push(chunk);
         loop {
-            match reader.next_event() {
+            let event = reader.next_event();
+            share.hold(reader.buffered());
+            match event {
                 Ok(Some(GroupEvent::Group(g))) => {
                     tracing::debug!(id = g.subscribe_id, sequence = g.sequence, "lite GROUP");
                     let track = inner
@@ -541,6 +691,15 @@ async fn read_group<C: Connection>(inner: Arc<Inner<C>>, mut recv: C::Recv) {
                     }
                 }
                 Ok(None) => break,
+                Err(e) if e.rule() == moqlink_model::Rule::ObjectTooLarge => {
+                    // A local limit: cancel this stream, the session lives.
+                    tracing::info!(error = %e, "lite frame over the size limit: stream stopped");
+                    recv.stop(LITE_STOP_OVER_LIMIT);
+                    if let Some(p) = producer.take() {
+                        p.reset(LITE_STOP_OVER_LIMIT);
+                    }
+                    return;
+                }
                 Err(e) => {
                     inner.close(e.code().code(), &e.to_string(), false);
                     return;

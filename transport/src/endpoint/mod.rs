@@ -2,16 +2,20 @@
 //! (`moq-00`) and raw QUIC moq-lite (`moql`); a client picks the transport from the URL scheme
 //! (`https://`, `moqt://`, `moql://`).
 
+mod server;
+
+pub use server::{Incoming, Server};
+
 use crate::connection::any::AnyConnection;
 use crate::connection::quic::QuicConnection;
 use crate::connection::webtransport::WebTransportConnection;
-use crate::tls::{self, ClientTls, Fingerprint, ServerIdentity, TlsError};
+use crate::limits::ConnectionLimits;
+use crate::tls::{self, ClientTls, TlsError};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex};
 use wtransport::quinn;
 
 /// ALPN for WebTransport over HTTP/3.
@@ -24,18 +28,8 @@ pub const ALPN_MOQ_LITE: &str = "moql";
 pub const WT_PROTOCOLS: &[&str] = &[ALPN_MOQ];
 /// Default port when a URL has none.
 pub const DEFAULT_PORT: u16 = 443;
-/// How long an incoming connection may take from first packet to an accepted session.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client waits for the QUIC/TLS (and WebTransport) handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// QUIC keep-alive interval.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
-/// QUIC idle timeout.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Concurrent unidirectional streams the peer may open (MoQ opens one per subgroup).
-pub const MAX_UNI_STREAMS: u32 = 1024;
-/// Concurrent bidirectional streams the peer may open.
-pub const MAX_BI_STREAMS: u32 = 100;
 
 /// Why an endpoint operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,17 +91,9 @@ impl fmt::Display for Alpn {
     }
 }
 
-/// The QUIC transport settings both sides use: datagrams on, keep-alive, idle timeout, and room
-/// for many concurrent streams.
+/// The QUIC transport settings of the default [`ConnectionLimits`] (what clients use).
 pub fn transport_config() -> quinn::TransportConfig {
-    let mut t = quinn::TransportConfig::default();
-    t.max_concurrent_uni_streams(MAX_UNI_STREAMS.into());
-    t.max_concurrent_bidi_streams(MAX_BI_STREAMS.into());
-    t.keep_alive_interval(Some(KEEP_ALIVE));
-    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
-    t.datagram_receive_buffer_size(Some(1 << 20));
-    t.datagram_send_buffer_size(1 << 20);
-    t
+    ConnectionLimits::default().transport_config()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,195 +270,6 @@ fn client_bind(target: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, 0)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Server
-
-/// A newly accepted session, ready for the MoQ layer.
-#[derive(Debug)]
-pub struct Incoming {
-    /// The connection.
-    pub conn: AnyConnection,
-    /// The negotiated ALPN.
-    pub alpn: Alpn,
-    /// The WebTransport request `:path` (with query); `None` on raw QUIC, where the PATH setup
-    /// parameter carries it.
-    pub path: Option<String>,
-    /// The WebTransport request `:authority`; `None` on raw QUIC (AUTHORITY setup parameter).
-    pub authority: Option<String>,
-    /// The TLS server name (SNI) the client asked for, if any.
-    pub server_name: Option<String>,
-    /// Subprotocols the client offered in `WT-Available-Protocols` (empty if none / raw QUIC).
-    pub wt_protocols: Vec<String>,
-    /// The subprotocol this server selected in `WT-Protocol`, if any.
-    pub wt_protocol: Option<String>,
-    /// The client's UDP address.
-    pub remote: SocketAddr,
-}
-
-/// A server endpoint: one UDP socket accepting WebTransport and raw QUIC sessions.
-pub struct Server {
-    endpoint: quinn::Endpoint,
-    incoming: Mutex<mpsc::Receiver<Incoming>>,
-    accept_task: tokio::task::JoinHandle<()>,
-    fingerprint: Fingerprint,
-}
-
-impl fmt::Debug for Server {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("local_addr", &self.endpoint.local_addr().ok())
-            .field("fingerprint", &self.fingerprint)
-            .finish()
-    }
-}
-
-impl Server {
-    /// Binds `addr` (port 0 picks a free port) and starts accepting; needs a tokio runtime.
-    pub fn bind(addr: SocketAddr, identity: &ServerIdentity) -> Result<Self, EndpointError> {
-        let alpns = [ALPN_H3, ALPN_MOQ, ALPN_MOQ_LITE].map(str::as_bytes);
-        let crypto =
-            quinn::crypto::rustls::QuicServerConfig::try_from(identity.server_config(&alpns)?)
-                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(Arc::new(transport_config()));
-        let endpoint = quinn::Endpoint::server(config, addr)?;
-        let (tx, rx) = mpsc::channel(64);
-        let accept_task = tokio::spawn(accept_loop(endpoint.clone(), tx));
-        tracing::info!(addr = %endpoint.local_addr()?, fingerprint = %identity.fingerprint(),
-            "listening for WebTransport (h3) and raw QUIC (moq-00, moql)");
-        Ok(Server {
-            endpoint,
-            incoming: Mutex::new(rx),
-            accept_task,
-            fingerprint: identity.fingerprint(),
-        })
-    }
-
-    /// The bound address (with the real port when bound to port 0).
-    pub fn local_addr(&self) -> Result<SocketAddr, EndpointError> {
-        Ok(self.endpoint.local_addr()?)
-    }
-
-    /// The SHA-256 fingerprint of the served leaf certificate.
-    pub fn fingerprint(&self) -> Fingerprint {
-        self.fingerprint
-    }
-
-    /// The next established session; `None` once the server is closed.
-    pub async fn accept(&self) -> Option<Incoming> {
-        self.incoming.lock().await.recv().await
-    }
-
-    /// Stops accepting and closes every connection with this application code.
-    pub fn close(&self, code: u64, reason: &str) {
-        self.accept_task.abort();
-        self.endpoint
-            .close(crate::connection::quic::varint(code), reason.as_bytes());
-    }
-
-    /// Waits until every connection has been cleanly shut down.
-    pub async fn wait_idle(&self) {
-        self.endpoint.wait_idle().await;
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.accept_task.abort();
-    }
-}
-
-async fn accept_loop(endpoint: quinn::Endpoint, tx: mpsc::Sender<Incoming>) {
-    while let Some(incoming) = endpoint.accept().await {
-        let tx = tx.clone();
-        let remote = incoming.remote_address();
-        // Each handshake runs on its own task so a slow client cannot hold up the others.
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(incoming)).await {
-                Ok(Ok(session)) => {
-                    tracing::debug!(%remote, alpn = %session.alpn, path = ?session.path,
-                        "session accepted");
-                    // If the server is gone the session is dropped, which closes it.
-                    let _ = tx.send(session).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "incoming session failed"),
-                Err(_) => tracing::debug!(%remote, "incoming session timed out"),
-            }
-        });
-    }
-}
-
-async fn handshake(incoming: quinn::Incoming) -> Result<Incoming, String> {
-    let remote = incoming.remote_address();
-    let mut connecting = incoming.accept().map_err(|e| e.to_string())?;
-    let data = connecting
-        .handshake_data()
-        .await
-        .map_err(|e| e.to_string())?;
-    let data = data
-        .downcast::<quinn::crypto::rustls::HandshakeData>()
-        .map_err(|_| "unexpected handshake data type".to_string())?;
-    let server_name = data.server_name.clone();
-    let alpn = data.protocol.as_deref().and_then(Alpn::from_bytes);
-    match alpn {
-        Some(Alpn::H3) => {
-            let request =
-                wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            let path = request.path().to_string();
-            let authority = request.authority().to_string();
-            let offered = request
-                .headers()
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("wt-available-protocols"))
-                .map(|(_, v)| parse_sf_string_list(v))
-                .unwrap_or_default();
-            let selected = offered
-                .iter()
-                .find(|p| WT_PROTOCOLS.contains(&p.as_str()))
-                .cloned();
-            let conn = match &selected {
-                Some(p) => request
-                    .accept_with_headers([("wt-protocol", format!("\"{p}\""))])
-                    .await
-                    .map_err(|e| e.to_string())?,
-                None => request.accept().await.map_err(|e| e.to_string())?,
-            };
-            Ok(Incoming {
-                conn: WebTransportConnection::new(conn).into(),
-                alpn: Alpn::H3,
-                path: Some(path),
-                authority: Some(authority),
-                server_name,
-                wt_protocols: offered,
-                wt_protocol: selected,
-                remote,
-            })
-        }
-        Some(alpn) => {
-            let conn = connecting.await.map_err(|e| e.to_string())?;
-            Ok(Incoming {
-                conn: QuicConnection::new(conn, alpn.as_str()).into(),
-                alpn,
-                path: None,
-                authority: None,
-                server_name,
-                wt_protocols: Vec::new(),
-                wt_protocol: None,
-                remote,
-            })
-        }
-        None => {
-            // The client offered no ALPN (with an unknown one rustls already refused).
-            if let Ok(conn) = connecting.await {
-                conn.close(0u32.into(), b"no application protocol");
-            }
-            Err("client offered no ALPN".into())
-        }
-    }
-}
-
 /// Parses an RFC 8941 list of strings (e.g. `"moq-00", "moql";q=1`), ignoring parameters and
 /// tokens it cannot read.
 pub fn parse_sf_string_list(value: &str) -> Vec<String> {
@@ -521,9 +318,12 @@ pub struct ClientConfig {
     /// Subprotocols offered in `WT-Available-Protocols` on `https://` (empty: no header, which
     /// every known MoQ relay accepts).
     pub wt_protocols: Vec<String>,
-    /// Connection-level receive window in bytes (QUIC MAX_DATA); `None` = unlimited. A small
-    /// window makes the peer choose which stream to send first (e.g. to observe priorities).
+    /// Connection-level receive window in bytes (QUIC MAX_DATA), overriding
+    /// `limits.receive_window` when set. A small window makes the peer choose which stream to
+    /// send first (e.g. to observe priorities).
     pub receive_window: Option<u32>,
+    /// Receive limits of the client's connections (windows, streams, keep-alive, buffers).
+    pub limits: ConnectionLimits,
 }
 
 /// An established client session and what the MoQ layer needs to set it up.
@@ -543,6 +343,7 @@ pub struct Client {
     verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
     wt_protocols: Vec<String>,
     receive_window: Option<u32>,
+    limits: Arc<ConnectionLimits>,
 }
 
 impl fmt::Debug for Client {
@@ -571,6 +372,7 @@ impl Client {
             verifier: config.tls.verifier()?,
             wt_protocols: config.wt_protocols,
             receive_window: config.receive_window,
+            limits: Arc::new(config.limits),
         })
     }
 
@@ -605,7 +407,7 @@ impl Client {
         )?)
         .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
         let mut quic = quinn::ClientConfig::new(Arc::new(crypto));
-        let mut transport = transport_config();
+        let mut transport = self.limits.transport_config();
         if let Some(w) = self.receive_window {
             transport.receive_window(quinn::VarInt::from_u32(w));
         }
@@ -626,7 +428,9 @@ impl Client {
                     .map_err(|e| EndpointError::Handshake(e.to_string()))?
                     .await
                     .map_err(|e| EndpointError::Handshake(e.to_string()))?;
-                QuicConnection::new(conn, alpn.as_str()).into()
+                QuicConnection::new(conn, alpn.as_str())
+                    .with_limits(self.limits.clone())
+                    .into()
             }
         };
         tracing::debug!(url = %url, peer = %addr, %alpn, "connected");
@@ -655,7 +459,7 @@ impl Client {
             .connect(options)
             .await
             .map_err(|e| EndpointError::Handshake(e.to_string()))?;
-        Ok(WebTransportConnection::new(conn))
+        Ok(WebTransportConnection::new(conn).with_limits(self.limits.clone()))
     }
 }
 
