@@ -7,10 +7,11 @@ use moqlink::relay::config::FileConfig;
 use moqlink::relay::{Relay, RelayConfig, SessionLimits, Upstream};
 use moqlink_model::Version;
 use moqlink_transport::endpoint::{Client, ClientConfig};
-use moqlink_transport::session::SessionConfig;
+use moqlink_transport::session::{SendLimits, SessionConfig};
 use moqlink_transport::tls::ClientTls;
 use moqlink_transport::tls::ServerIdentity;
 use moqlink_transport::track::{ByteBudget, TrackConfig};
+use moqlink_transport::ServerLimits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -141,8 +142,10 @@ pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
         bind,
         session: SessionConfig {
             versions,
+            send_limits: send_limits(&file),
             ..Default::default()
         },
+        server: server_limits(&file),
         drain: Duration::from_secs(args.drain_secs.or(file.drain_secs).unwrap_or(5)),
         namespace_wait: Duration::from_millis(file.namespace_wait_ms.unwrap_or(1000)),
         track,
@@ -169,6 +172,44 @@ fn session_limits(file: &FileConfig) -> SessionLimits {
         fetches: l.fetches_per_session.unwrap_or(d.fetches),
         published_tracks: l.published_tracks_per_session.unwrap_or(d.published_tracks),
         namespace_events: l.namespace_events_queued.unwrap_or(d.namespace_events),
+    }
+}
+
+/// Connection-level limits: the file's, else the defaults.
+fn server_limits(file: &FileConfig) -> ServerLimits {
+    let l = &file.limits;
+    let mut s = ServerLimits::default();
+    let c = &mut s.connection;
+    let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+    c.receive_window = l.receive_window.unwrap_or(c.receive_window);
+    c.stream_receive_window = l.stream_receive_window.unwrap_or(c.stream_receive_window);
+    c.max_uni_streams = l.max_uni_streams.unwrap_or(c.max_uni_streams);
+    c.max_bi_streams = l.max_bidi_streams.unwrap_or(c.max_bi_streams);
+    c.idle_timeout = ms(l.idle_timeout_ms, c.idle_timeout);
+    c.max_object_size = l.max_object_size.unwrap_or(c.max_object_size);
+    c.partial_object_bytes = l.partial_object_bytes.unwrap_or(c.partial_object_bytes);
+    c.header_deadline = ms(l.header_deadline_ms, c.header_deadline);
+    c.lite_max_message = l.lite_max_message.unwrap_or(c.lite_max_message);
+    c.lite_max_announce_paths = l
+        .lite_max_announce_paths
+        .unwrap_or(c.lite_max_announce_paths);
+    s.max_handshakes = l.max_handshakes.unwrap_or(s.max_handshakes);
+    s.max_sessions = l.max_sessions.unwrap_or(s.max_sessions);
+    s.handshake_timeout = ms(l.handshake_timeout_ms, s.handshake_timeout);
+    s
+}
+
+/// What a subscription may hold for a subscriber that does not read: the file's, else the
+/// defaults.
+fn send_limits(file: &FileConfig) -> SendLimits {
+    let l = &file.limits;
+    let d = SendLimits::default();
+    SendLimits {
+        max_queued_bytes: l.send_queued_bytes.unwrap_or(d.max_queued_bytes),
+        max_streams: l.send_streams.unwrap_or(d.max_streams),
+        drain_timeout: l
+            .send_drain_ms
+            .map_or(d.drain_timeout, Duration::from_millis),
     }
 }
 

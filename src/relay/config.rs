@@ -60,6 +60,38 @@ pub struct LimitsConfig {
     pub published_tracks_per_session: Option<usize>,
     /// Namespace events queued per namespace subscription before it is resynchronised.
     pub namespace_events_queued: Option<usize>,
+    /// QUIC connection receive window, bytes.
+    pub receive_window: Option<u64>,
+    /// QUIC receive window per stream, bytes.
+    pub stream_receive_window: Option<u64>,
+    /// Concurrent unidirectional streams a peer may open.
+    pub max_uni_streams: Option<u32>,
+    /// Concurrent bidirectional streams a peer may open.
+    pub max_bidi_streams: Option<u32>,
+    /// Milliseconds a connection may be silent before it is closed.
+    pub idle_timeout_ms: Option<u64>,
+    /// Largest object accepted, bytes.
+    pub max_object_size: Option<usize>,
+    /// Bytes of partial objects buffered per session.
+    pub partial_object_bytes: Option<usize>,
+    /// Milliseconds a data stream may take to deliver its header.
+    pub header_deadline_ms: Option<u64>,
+    /// Largest moq-lite request message, bytes.
+    pub lite_max_message: Option<usize>,
+    /// Paths one moq-lite ANNOUNCE_INIT may carry.
+    pub lite_max_announce_paths: Option<usize>,
+    /// Handshakes in progress at once.
+    pub max_handshakes: Option<usize>,
+    /// Established sessions at once.
+    pub max_sessions: Option<usize>,
+    /// Milliseconds a handshake may take.
+    pub handshake_timeout_ms: Option<u64>,
+    /// Bytes a subscription may hold for a subscriber that does not read.
+    pub send_queued_bytes: Option<usize>,
+    /// Streams a subscription may have open or opening at once.
+    pub send_streams: Option<usize>,
+    /// Milliseconds an ended track's streams may take to deliver.
+    pub send_drain_ms: Option<u64>,
 }
 
 /// Cache limits.
@@ -68,9 +100,10 @@ pub struct LimitsConfig {
 pub struct CacheConfig {
     /// Groups kept per track.
     pub max_groups: Option<usize>,
-    /// Payload bytes kept per track.
+    /// Bytes kept per track (payload, extension headers and per-object, per-subgroup and
+    /// per-group overhead).
     pub max_bytes_per_track: Option<usize>,
-    /// Payload bytes kept across all tracks.
+    /// Bytes kept across all tracks, counted the same way.
     pub max_bytes: Option<usize>,
     /// Milliseconds an object may be served from the cache.
     pub max_age_ms: Option<u64>,

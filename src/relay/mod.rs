@@ -43,6 +43,8 @@ pub struct RelayConfig {
     pub auth: auth::AuthRules,
     /// What one session may hold at once.
     pub limits: SessionLimits,
+    /// Connection-level limits (QUIC windows, streams, handshakes, sessions, idle time).
+    pub server: moqlink_transport::ServerLimits,
     /// The relay to forward requests to when no local publisher serves them.
     pub upstream: Option<Upstream>,
 }
@@ -68,6 +70,7 @@ impl Default for RelayConfig {
             track: TrackConfig::default(),
             auth: auth::AuthRules::default(),
             limits: SessionLimits::default(),
+            server: Default::default(),
             upstream: None,
         }
     }
@@ -97,7 +100,7 @@ impl Relay {
         if config.auth.is_open() {
             tracing::warn!("no authorization rules: anyone may publish and subscribe anything (set [[auth]] rules and auth_default = \"deny\" in relay.toml)");
         }
-        let server = Server::bind(config.bind, identity)?;
+        let server = Server::bind_with(config.bind, identity, config.server.clone())?;
         Ok(Relay {
             server,
             shared: Arc::new(Shared {
@@ -161,7 +164,12 @@ impl Relay {
             s.close(SessionErrorCode::NoError, "relay shutting down");
         }
         me.server
-            .close(SessionErrorCode::NoError.code(), "relay shutting down");
+            .shutdown(
+                SessionErrorCode::NoError.code(),
+                "relay shutting down",
+                drain,
+            )
+            .await;
         Ok(())
     }
 

@@ -721,15 +721,17 @@ async fn concurrent_requests_reach_the_peer_in_request_id_order() {
 }
 
 #[tokio::test]
-async fn a_publishers_claimed_largest_never_becomes_a_shared_tracks_largest() {
-    // A relay writes every publisher of a track into one shared track (§8.4). One publisher's
-    // SUBSCRIBE_OK claiming Largest (2^62-1, 2^62-1) would start every later Largest Object
-    // subscriber after anything anyone can send, and make FETCH_OK's End Location unencodable:
-    // the shared track's Largest is what arrived. The subscription still reports the claim.
+async fn a_later_publishers_claimed_largest_never_moves_a_shared_tracks_largest() {
+    // A relay writes every publisher of a track into one shared track (§8.4). A joining
+    // publisher's SUBSCRIBE_OK claiming Largest (2^62-1, 2^62-1) would start every later
+    // Largest Object subscriber after anything anyone can send: once the track has a Largest,
+    // it moves only with what arrives. The subscription still reports the claim.
     let p = setup().await;
     let max = moqlink_model::limits::MAX_VARINT;
     p.track.note_largest(Location::new(max, max));
     let shared = TrackProducer::new(name(), TrackConfig::default());
+    // Another publisher's object is already in the shared track.
+    write_group(&shared, 0, 1);
     let sub = p
         .client
         .subscribe(
@@ -742,8 +744,8 @@ async fn a_publishers_claimed_largest_never_becomes_a_shared_tracks_largest() {
         .await
         .unwrap();
     assert_eq!(sub.largest(), Some(Location::new(max, max)));
-    assert_eq!(shared.status().largest, None);
-    // A subscriber's own track does take the claim (it is that publisher's word alone).
+    assert_eq!(shared.status().largest, Some(Location::new(0, 0)));
+    // A fresh shared track, and a subscriber's own track, take the claim (the first word).
     let own = p
         .client
         .subscribe(name(), opts(Filter::LargestObject))

@@ -700,3 +700,36 @@ async fn an_unencodable_request_is_refused_to_its_caller_and_the_session_goes_on
     assert!(client.close_reason().is_none());
     assert!(server.close_reason().is_none());
 }
+
+#[test]
+fn fetch_ok_for_the_last_possible_object_is_encodable() {
+    // §9.17: FETCH_OK's End Location object is sent as Object+1; for Object 2^62-1 that would
+    // not fit a varint, and the answer would be lost. The whole group means the same there.
+    let max = moqlink_model::limits::MAX_VARINT;
+    let end = fetch_ok_end(
+        FetchEnd {
+            group: 9,
+            object: None,
+        },
+        moqlink_model::Location::new(3, max),
+    );
+    assert_eq!((end.group, end.object), (3, None));
+    let ok = ControlMessage::FetchOk(FetchOk {
+        request_id: 0,
+        group_order: GroupOrder::Ascending,
+        end_of_track: false,
+        end_location: end,
+        parameters: Default::default(),
+    });
+    let mut b = BytesMut::new();
+    ok.encode(&mut b, Encoding::default()).unwrap();
+    // An ordinary largest keeps its object.
+    let end = fetch_ok_end(
+        FetchEnd {
+            group: 9,
+            object: None,
+        },
+        moqlink_model::Location::new(3, 7),
+    );
+    assert_eq!((end.group, end.object), (3, Some(7)));
+}

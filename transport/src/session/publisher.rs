@@ -425,7 +425,9 @@ pub fn fetch_ok_end(end: FetchEnd, largest: Location) -> FetchEnd {
     if beyond {
         FetchEnd {
             group: largest.group,
-            object: Some(largest.object),
+            // Object 2^62-1 is the last a group can have, and "+1" on the wire would not fit a
+            // varint: the whole group says the same.
+            object: (largest.object < moqlink_model::limits::MAX_VARINT).then_some(largest.object),
         }
     } else {
         end

@@ -286,9 +286,11 @@ impl<C: Connection> Session<C> {
         let owned = into.is_none();
         let track = into.unwrap_or_else(|| TrackProducer::new(name, config));
         track.set_group_order(group_order);
-        // A track shared with other publishers (a relay's) takes its Largest Location from what
-        // arrives, never from one publisher's claim (which could put it at 2^62-1 for all).
-        if let Some(l) = largest.filter(|_| owned) {
+        // A track shared with other publishers (a relay's) takes a publisher's claimed Largest
+        // Location only as its first word on the track (§9.8: the relay reports it to its first
+        // subscriber); after that, from what arrives — a later publisher's claim could put it
+        // at 2^62-1 for every subscriber.
+        if let Some(l) = largest.filter(|_| owned || track.status().largest.is_none()) {
             track.note_largest(l);
         }
         let (cmd, cmd_rx) = mpsc::channel(4);
