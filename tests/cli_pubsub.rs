@@ -564,3 +564,37 @@ async fn fetch_prints_a_range_and_reports_errors() {
     let err = stderr(&out);
     assert!(err.contains("FETCH_ERROR code 0x5 INVALID_RANGE"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_goes_in_client_setup_and_never_into_the_log() {
+    let mut server = TestServer::start().await;
+    let url = format!("moqt://127.0.0.1:{}/moq", server.port);
+    let p = Proc::spawn(&[
+        "sub",
+        &url,
+        "--namespace",
+        "cli-test/tok",
+        "--track",
+        "t",
+        "--tls-disable-verify",
+        "--token",
+        "s3cret-token",
+    ]);
+    let (session, mut events) = server.next_session().await;
+    let tokens: Vec<String> = session
+        .setup_tokens()
+        .iter()
+        .map(|t| String::from_utf8_lossy(&t.value).into_owned())
+        .collect();
+    assert_eq!(tokens, ["s3cret-token"]);
+    let req = next_request(&mut events).await;
+    req.responder.reject(0x1, "unauthorized").await.unwrap();
+    let out = p.finish().await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("CLIENT_SETUP"),
+        "nothing logged at debug: {err}"
+    );
+    assert!(!err.contains("s3cret-token"), "the token was logged: {err}");
+}

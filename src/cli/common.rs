@@ -39,6 +39,10 @@ pub struct ConnectArgs {
     /// Versions offered, comma separated, in preference order (draft-14, lite-02, lite-01, or 0x hex; moql:// URLs offer lite only).
     #[arg(long, value_delimiter = ',', default_value = "draft-14")]
     pub versions: Vec<Version>,
+    /// Authorization token presented in CLIENT_SETUP (AUTHORIZATION_TOKEN, type 0), for
+    /// draft-14 and moq-lite alike; for relays that read it from the URL, add `?jwt=...` there.
+    #[arg(long, env = "MOQLINK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl ConnectArgs {
@@ -56,6 +60,15 @@ impl ConnectArgs {
         }
     }
 
+    /// The session settings the flags describe, offering `versions`.
+    pub fn session_config(&self, versions: Vec<Version>) -> SessionConfig {
+        SessionConfig {
+            versions,
+            auth_tokens: self.token.iter().map(|t| t.as_str().into()).collect(),
+            ..Default::default()
+        }
+    }
+
     /// Connects and completes SETUP.
     pub async fn connect(&self) -> anyhow::Result<(AnySession, mpsc::Receiver<IncomingEvent>)> {
         let client = Client::new(ClientConfig {
@@ -63,10 +76,7 @@ impl ConnectArgs {
             ..Default::default()
         })
         .context("setting up TLS")?;
-        let cfg = SessionConfig {
-            versions: self.versions.clone(),
-            ..Default::default()
-        };
+        let cfg = self.session_config(self.versions.clone());
         let (session, events) = connect(&client, &self.url, cfg)
             .await
             .with_context(|| format!("connecting to {}", self.url))?;

@@ -6,7 +6,7 @@ use moqlink_model::SessionErrorCode;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::endpoint::{Client, ClientConfig};
 use moqlink_transport::lite::{path_of, LiteEvent, LiteSession};
-use moqlink_transport::session::{Accepted, ClientTarget, Session, SessionConfig};
+use moqlink_transport::session::{Accepted, ClientTarget, Session};
 use moqlink_transport::track::{TrackConfig, TrackName, TrackProducer};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -55,10 +55,7 @@ pub async fn connect(args: &ConnectArgs) -> anyhow::Result<Connected> {
             authority: Some(s.authority),
         })
         .unwrap_or_default();
-    let cfg = SessionConfig {
-        versions,
-        ..Default::default()
-    };
+    let cfg = args.session_config(versions);
     let accepted = Session::connect_any(connected.conn, cfg, target)
         .await
         .with_context(|| format!("SETUP with {}", args.url))?;
