@@ -184,7 +184,7 @@ async fn handle<C: Connection>(
                 st.routes.get(&u.subscription_request_id).cloned()
             };
             if let Some(route) = followup {
-                deliver(&route, M::SubscribeUpdate(u));
+                route.deliver(M::SubscribeUpdate(u));
             }
             Ok(())
         }
@@ -209,11 +209,11 @@ async fn new_request<C: Connection>(
     incoming: &mpsc::Sender<IncomingEvent>,
 ) -> Result<(), Violation> {
     let id = msg.request_id().unwrap_or_default();
-    let (tx, rx) = mpsc::channel(32);
+    let (post, rx) = super::mailbox::mailbox();
     let (goaway_sent, tokens) = {
         let mut st = inner.state();
         st.peer.on_request(id)?;
-        st.routes.insert(id, tx);
+        st.routes.insert(id, post);
         let tokens = match request_parameters(&msg) {
             Some(p) => st.tokens.apply(p.auth_tokens())?,
             None => TokenOutcome::Tokens(Vec::new()),
@@ -308,7 +308,7 @@ async fn route_followup<C: Connection>(
         st.routes.get(&id).cloned()
     };
     match route {
-        Some(r) => deliver(&r, msg),
+        Some(r) => r.deliver(msg),
         None => {
             tracing::debug!(
                 msg = msg.message_type().name(),
@@ -331,17 +331,4 @@ async fn route_followup<C: Connection>(
         }
     }
     Ok(())
-}
-
-/// Hands a follow-up to its request's holder without waiting: the read loop serves every
-/// request, so one holder that does not read (or a peer repeating replies) must not stall it.
-fn deliver(route: &mpsc::Sender<ControlMessage>, msg: ControlMessage) {
-    match route.try_send(msg) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(m)) => tracing::warn!(
-            msg = m.message_type().name(),
-            "follow-up dropped: its request's queue is full"
-        ),
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
-    }
 }

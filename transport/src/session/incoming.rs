@@ -2,6 +2,7 @@
 //! (its own requests). Every peer request gets an answer: a [`Responder`] dropped unanswered
 //! sends the matching *_ERROR with INTERNAL_ERROR.
 
+use super::mailbox::Mailbox;
 use super::outbound::{queue_soon, Outbound};
 use super::{Inner, SessionError};
 use crate::connection::Connection;
@@ -51,7 +52,7 @@ impl<C: Connection> RouteOwner for Inner<C> {
 /// UNSUBSCRIBE, PUBLISH_DONE, FETCH_CANCEL...). Dropping it ends the request.
 pub struct Followups {
     id: u64,
-    rx: mpsc::Receiver<ControlMessage>,
+    rx: Mailbox,
     owner: Arc<dyn RouteOwner>,
     peer_request: bool,
 }
@@ -70,7 +71,7 @@ impl Followups {
 
     /// The next message for this request; `None` once the session ends.
     pub async fn next(&mut self) -> Option<ControlMessage> {
-        self.rx.recv().await
+        self.rx.next().await
     }
 }
 
@@ -240,7 +241,7 @@ impl IncomingRequest {
     pub(crate) fn new<C: Connection>(
         message: ControlMessage,
         id: u64,
-        rx: mpsc::Receiver<ControlMessage>,
+        rx: Mailbox,
         inner: Arc<Inner<C>>,
     ) -> Self {
         let responder = Responder::new(id, message.message_type(), inner.out.clone());
@@ -266,11 +267,7 @@ pub struct OutgoingRequest {
 }
 
 impl OutgoingRequest {
-    pub(crate) fn new<C: Connection>(
-        id: u64,
-        rx: mpsc::Receiver<ControlMessage>,
-        inner: Arc<Inner<C>>,
-    ) -> Self {
+    pub(crate) fn new<C: Connection>(id: u64, rx: Mailbox, inner: Arc<Inner<C>>) -> Self {
         OutgoingRequest {
             followups: Followups {
                 id,

@@ -4,6 +4,7 @@
 mod control;
 pub mod ids;
 mod incoming;
+mod mailbox;
 mod outbound;
 mod publisher;
 mod receive;
@@ -170,7 +171,7 @@ pub(crate) struct State {
     pub(crate) local: LocalIds,
     pub(crate) peer: PeerIds,
     /// Where messages referring to a request ID go.
-    pub(crate) routes: HashMap<u64, mpsc::Sender<ControlMessage>>,
+    pub(crate) routes: HashMap<u64, mailbox::Postbox>,
     pub(crate) goaway_received: Option<Blob>,
     pub(crate) goaway_sent: bool,
     pub(crate) tokens: tokens::TokenCache,
@@ -602,9 +603,9 @@ impl<C: Connection> Session<C> {
                 return Err(e);
             }
         };
-        let (tx, rx) = mpsc::channel(32);
-        self.inner.state().routes.insert(id, tx);
-        let handle = OutgoingRequest::new(id, rx, self.inner.clone());
+        let (post, mail) = mailbox::mailbox();
+        self.inner.state().routes.insert(id, post);
+        let handle = OutgoingRequest::new(id, mail, self.inner.clone());
         self.inner.check_open()?;
         self.inner.out.send(out).await.map_err(|_| self.gone())?;
         Ok(handle)
