@@ -143,6 +143,7 @@ pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
         session: SessionConfig {
             versions,
             send_limits: send_limits(&file),
+            request_window: file.limits.requests_per_session.unwrap_or(100),
             ..Default::default()
         },
         server: server_limits(&file),
@@ -193,6 +194,7 @@ fn server_limits(file: &FileConfig) -> ServerLimits {
     c.lite_max_announce_paths = l
         .lite_max_announce_paths
         .unwrap_or(c.lite_max_announce_paths);
+    c.lite_max_announce_init = l.lite_max_announce_init.unwrap_or(c.lite_max_announce_init);
     s.max_handshakes = l.max_handshakes.unwrap_or(s.max_handshakes);
     s.max_sessions = l.max_sessions.unwrap_or(s.max_sessions);
     s.handshake_timeout = ms(l.handshake_timeout_ms, s.handshake_timeout);
@@ -229,5 +231,80 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_limit_in_relay_toml_reaches_the_relay() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [limits]
+            namespaces_per_session = 1
+            namespace_subscriptions_per_session = 2
+            subscriptions_per_session = 3
+            fetches_per_session = 4
+            published_tracks_per_session = 5
+            namespace_events_queued = 6
+            receive_window = 7
+            stream_receive_window = 8
+            max_uni_streams = 9
+            max_bidi_streams = 10
+            idle_timeout_ms = 11
+            max_object_size = 12
+            partial_object_bytes = 13
+            header_deadline_ms = 14
+            lite_max_message = 15
+            lite_max_announce_paths = 16
+            lite_max_announce_init = 17
+            requests_per_session = 18
+            max_handshakes = 19
+            max_sessions = 20
+            handshake_timeout_ms = 21
+            send_queued_bytes = 22
+            send_streams = 23
+            send_drain_ms = 24
+            "#,
+        )
+        .unwrap();
+        let s = session_limits(&file);
+        assert_eq!(
+            (
+                s.namespaces,
+                s.namespace_subscriptions,
+                s.subscriptions,
+                s.fetches
+            ),
+            (1, 2, 3, 4)
+        );
+        assert_eq!((s.published_tracks, s.namespace_events), (5, 6));
+        let v = server_limits(&file);
+        let c = &v.connection;
+        assert_eq!((c.receive_window, c.stream_receive_window), (7, 8));
+        assert_eq!((c.max_uni_streams, c.max_bi_streams), (9, 10));
+        assert_eq!(c.idle_timeout, Duration::from_millis(11));
+        assert_eq!((c.max_object_size, c.partial_object_bytes), (12, 13));
+        assert_eq!(c.header_deadline, Duration::from_millis(14));
+        assert_eq!(
+            (
+                c.lite_max_message,
+                c.lite_max_announce_paths,
+                c.lite_max_announce_init
+            ),
+            (15, 16, 17)
+        );
+        assert_eq!((v.max_handshakes, v.max_sessions), (19, 20));
+        assert_eq!(v.handshake_timeout, Duration::from_millis(21));
+        let d = send_limits(&file);
+        assert_eq!((d.max_queued_bytes, d.max_streams), (22, 23));
+        assert_eq!(d.drain_timeout, Duration::from_millis(24));
+        // Nothing set: the documented defaults.
+        let none = FileConfig::default();
+        assert_eq!(session_limits(&none).subscriptions, 1024);
+        assert_eq!(server_limits(&none).connection.receive_window, 16 << 20);
+        assert_eq!(send_limits(&none).max_queued_bytes, 1 << 20);
     }
 }

@@ -80,6 +80,10 @@ pub struct LimitsConfig {
     pub lite_max_message: Option<usize>,
     /// Paths one moq-lite ANNOUNCE_INIT may carry.
     pub lite_max_announce_paths: Option<usize>,
+    /// Bytes one moq-lite ANNOUNCE_INIT may take.
+    pub lite_max_announce_init: Option<usize>,
+    /// Requests a draft-14 session may have open at once (its MAX_REQUEST_ID window).
+    pub requests_per_session: Option<u64>,
     /// Handshakes in progress at once.
     pub max_handshakes: Option<usize>,
     /// Established sessions at once.
