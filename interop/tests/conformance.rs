@@ -21,7 +21,18 @@ const KNOWN_RELAY_DEVIATIONS: &[(&str, &str)] = &[];
 /// Checks that measure scheduling under contention (§7.2 is a SHOULD), which a machine starved
 /// of CPU can defeat: a failure is re-run up to twice, and only a repeated failure counts. The
 /// failed attempts are printed. With the send arbitration disabled these fail every time.
-const TIMING_SENSITIVE: &[&str] = &["priority-subscriber", "priority-publisher"];
+/// `stalled-subscriber` measures delivery lag (a warning, not a failure, when it misses): the
+/// same re-runs apply to its warning.
+const TIMING_SENSITIVE: &[&str] = &[
+    "priority-subscriber",
+    "priority-publisher",
+    "stalled-subscriber",
+];
+
+/// Whether a result is a failure or a robustness warning.
+fn missed(r: &CaseResult) -> bool {
+    r.failed() || matches!(&r.outcome, Outcome::Skip(why) if why.starts_with("warning:"))
+}
 
 /// Robustness checks moqlink's relay fails today (issue 10 is fixing the relay in parallel; the
 /// lead empties this list as the fixes merge). Measured on the tree this group was written on.
@@ -48,7 +59,14 @@ const ROBUSTNESS_EXPECTED_FAILURES: &[(&str, &str)] = &[
 
 /// Robustness checks moqlink's relay warns on today (no MUST broken; reported as a skip whose
 /// reason starts with `warning:`). Same note as above.
-const ROBUSTNESS_EXPECTED_WARNINGS: &[&str] = &[];
+const ROBUSTNESS_EXPECTED_WARNINGS: &[&str] = &[
+    // One session registers 5,000 namespaces: PUBLISH_NAMESPACE hands its request credit back
+    // at once and no per-session limit applies (§12.3.1 SHOULD).
+    "publish-namespace-flood",
+    // FETCH of group 2^62-1 after object {2^62-1, 2^62-1}: the relay cannot encode FETCH_OK's
+    // End Location and closes the fetcher's session with INTERNAL_ERROR.
+    "max-group-id",
+];
 
 fn known(id: &str) -> bool {
     KNOWN_RELAY_DEVIATIONS.iter().any(|(k, _)| *k == id)
@@ -107,7 +125,7 @@ async fn suite(url: String, ids: &[&str]) -> (Vec<CaseResult>, String) {
     {
         let mut result = conformance::run(c, &ctx, &run).await;
         for _ in 0..2 {
-            if !(result.failed() && TIMING_SENSITIVE.contains(&c.id)) {
+            if !(missed(&result) && TIMING_SENSITIVE.contains(&c.id)) {
                 break;
             }
             // Written to stderr directly, past the test harness's capture, so CI logs show it.

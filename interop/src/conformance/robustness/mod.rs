@@ -69,10 +69,18 @@ impl Findings {
     pub(super) fn verdict(self) -> CheckOutput {
         let notes = self.notes.join("; ");
         let pick = |list: Vec<Failure>| {
-            let n = list.len();
-            let mut first = list.into_iter().next()?;
-            if n > 1 {
-                first.received = format!("{} (and {} more problem(s))", first.received, n - 1);
+            let mut list = list.into_iter();
+            let mut first = list.next()?;
+            let more: Vec<String> = list
+                .map(|f| format!("{} -- {}", f.message, f.received))
+                .collect();
+            if !more.is_empty() {
+                first.received = format!(
+                    "{} (and {} more problem(s): {})",
+                    first.received,
+                    more.len(),
+                    more.join(" | ")
+                );
             }
             if !notes.is_empty() {
                 first.received = format!("{}; [{notes}]", first.received);
@@ -166,6 +174,19 @@ impl Bystander {
             sub,
             next_group: 0,
         };
+        // A relay may answer SUBSCRIBE before its upstream subscription is up (and lose what
+        // is written meanwhile): wait for the upstream SUBSCRIBE, then warm the path up with up
+        // to three groups before the baseline probe.
+        b.publisher.wait_served(T, |s| !s.is_empty()).await;
+        for _ in 0..3 {
+            let g = b.next_group;
+            b.next_group += 1;
+            write_group(env, &b.track, g, 0..3).await;
+            let arrived = |got: &[super::harness::Got]| got.iter().any(|o| o.group == g);
+            if b.sub.wait(Duration::from_millis(700), arrived).await {
+                break;
+            }
+        }
         let h = b.probe(env, "baseline_probe_connection_id").await;
         let mut f = Findings::default();
         h.judge(&mut f, false, "nothing yet");

@@ -126,8 +126,9 @@ pub async fn stalled_subscriber(env: Env) -> CheckOutput {
 /// The largest Group ID a varint carries.
 const MAX_GROUP: u64 = (1 << 62) - 1;
 
-/// `max-group-id`: a publisher writes group 0, then group 2^62-1; later subscribers (Largest
-/// Object and Next Group Start) and a FETCH of that group, from fresh sessions.
+/// `max-group-id`: a publisher writes group 0, then objects 0, 1 and 2^62-1 of group 2^62-1;
+/// later subscribers (Largest Object and Next Group Start) and a FETCH of that whole group,
+/// from fresh sessions.
 pub async fn max_group_id(env: Env) -> CheckOutput {
     let mut by = Bystander::start(&env).await?;
     let mut f = Findings::default();
@@ -154,8 +155,17 @@ pub async fn max_group_id(env: Env) -> CheckOutput {
             listing(&sub1.objects())
         )));
     }
+    // A FETCH of group 0 first: whether this relay answers FETCH at all.
+    let fe = Endpoint::connect(&env, "fetcher_connection_id").await?;
+    let fetch_answered = fetch_group(&env, &fe, &name, 0).await;
     env.step("objects in group 2^62-1 at the first subscriber");
-    write_group(&env, &track, MAX_GROUP, 0..2).await;
+    // Objects 0, 1 and 2^62-1: the Largest Location's object ID is the largest a varint
+    // carries, so "Largest plus one" (a Largest Object start, a FETCH_OK End Location) is not.
+    let mut sg = track.create_subgroup(SubgroupInfo::new(MAX_GROUP, 0, 128));
+    for o in [0, 1, MAX_GROUP] {
+        let _ = sg.write(Object::new(o, body(&env, "P", MAX_GROUP, o)));
+    }
+    sg.finish();
     if sub1
         .wait(T, |g| g.iter().any(|o| o.group == MAX_GROUP))
         .await
@@ -163,7 +173,7 @@ pub async fn max_group_id(env: Env) -> CheckOutput {
         f.note("group 2^62-1 forwarded to the first subscriber");
     } else {
         f.warn(Failure::new(
-            "object 4611686018427387903.0 at the first subscriber",
+            "objects of group 4611686018427387903 at the first subscriber",
             listing(&sub1.objects()),
             "the relay did not forward an object with the largest Group ID",
         ));
@@ -210,39 +220,15 @@ pub async fn max_group_id(env: Env) -> CheckOutput {
         }
         late.push((label, ep));
     }
-    let fe = Endpoint::connect(&env, "fetcher_connection_id").await?;
-    env.step("the answer to FETCH of group 2^62-1");
-    let kind = FetchKind::Standalone {
-        namespace: name.namespace.clone(),
-        name: name.name.clone(),
-        start: Location::new(MAX_GROUP, 0),
-        end: FetchEnd {
-            group: MAX_GROUP,
-            object: Some(1),
-        },
-    };
-    let r = within(
-        T,
-        "FETCH_OK or FETCH_ERROR",
-        fe.session
-            .fetch(kind, 128, GroupOrder::Ascending, VersionParameters::new()),
-    )
-    .await;
-    match r {
-        Ok(Ok(resp)) => f.note(format!(
-            "FETCH of group 2^62-1: FETCH_OK (end group {})",
-            resp.ok.end_location.group
+    let r = fetch_group(&env, &fe, &name, MAX_GROUP).await;
+    match (r, &fetch_answered) {
+        (Ok(what), _) => f.note(format!("FETCH of group 2^62-1: {what}")),
+        (Err(fail), Err(before)) => f.note(format!(
+            "FETCH of group 2^62-1: {}, as for group 0 before it ({})",
+            fail.received, before.received
         )),
-        Ok(Err(e @ SessionError::Rejected { .. })) => {
-            f.note(format!("FETCH of group 2^62-1: {}", describe(&e)))
-        }
-        Ok(Err(e)) => f.warn(Failure::new(
-            "FETCH_OK or FETCH_ERROR",
-            describe(&e),
-            "the relay did not answer a FETCH of group 2^62-1",
-        )),
-        Err(fail) => f.warn(Failure {
-            message: "the relay did not answer a FETCH of group 2^62-1".into(),
+        (Err(fail), Ok(_)) => f.warn(Failure {
+            message: "the relay answered a FETCH of group 0 but not one of group 2^62-1".into(),
             ..fail
         }),
     }
@@ -264,6 +250,45 @@ pub async fn max_group_id(env: Env) -> CheckOutput {
     by.after(&env, "an object in group 2^62-1", false, &mut f)
         .await;
     f.verdict()
+}
+
+/// FETCH of objects 0 and 1 of group `g` of `name` from `ep` (the whole group for group
+/// 2^62-1): how it was answered (FETCH_OK or FETCH_ERROR), or the failure to answer.
+async fn fetch_group(
+    env: &Env,
+    ep: &Endpoint,
+    name: &TrackName,
+    g: u64,
+) -> Result<String, Failure> {
+    env.step(format!("the answer to FETCH of group {g}"));
+    let kind = FetchKind::Standalone {
+        namespace: name.namespace.clone(),
+        name: name.name.clone(),
+        start: Location::new(g, 0),
+        end: FetchEnd {
+            group: g,
+            object: if g == MAX_GROUP { None } else { Some(1) },
+        },
+    };
+    let r = within(
+        T,
+        "FETCH_OK or FETCH_ERROR",
+        ep.session
+            .fetch(kind, 128, GroupOrder::Ascending, VersionParameters::new()),
+    )
+    .await?;
+    match r {
+        Ok(resp) => Ok(format!(
+            "FETCH_OK (end group {})",
+            resp.ok.end_location.group
+        )),
+        Err(e @ SessionError::Rejected { .. }) => Ok(describe(&e)),
+        Err(e) => Err(Failure::new(
+            "FETCH_OK or FETCH_ERROR",
+            describe(&e),
+            format!("the relay did not answer a FETCH of group {g}"),
+        )),
+    }
 }
 
 fn body(env: &Env, who: &str, g: u64, o: u64) -> Bytes {
@@ -292,7 +317,10 @@ pub async fn duplicate_publish(env: Env) -> CheckOutput {
         "PUBLISH_OK",
         a.session.publish(&ta, true, VersionParameters::new()),
     )
-    .await?
+    .await
+    .map_err(|x| {
+        Verdict::NotApplicable(format!("the relay did not answer PUBLISH: {}", x.received))
+    })?
     .map_err(|e| match refused(e, "PUBLISH_OK", "") {
         Verdict::Fail(x) => {
             Verdict::NotApplicable(format!("the relay refused PUBLISH: {}", x.received))
