@@ -364,8 +364,8 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("priority-publisher", "data", "§7.2, §7.3, §8.5", 20000, priority::publisher_priority,
         "under contention the subgroup with the better Publisher Priority is sent first"),
     // robustness
-    check!("zero-field-namespace", "robustness", "§2.4.1, §9.28, §8.4", 15000, robustness::zero_field_namespace,
-        "0-field namespaces in PUBLISH_NAMESPACE, SUBSCRIBE, SUBSCRIBE_NAMESPACE close that session with PROTOCOL_VIOLATION, not a bystander's"),
+    check!("zero-field-namespace", "robustness", "§2.4.1, §8.4", 15000, robustness::zero_field_namespace,
+        "0-field namespaces in PUBLISH_NAMESPACE and SUBSCRIBE close that session with PROTOCOL_VIOLATION, not a bystander's"),
     check!("full-track-name-too-long", "robustness", "§2.4.1, §8.4", 15000, robustness::full_track_name_too_long,
         "a 4097-byte Full Track Name closes the sender with PROTOCOL_VIOLATION and never reaches the namespace's publisher"),
     check!("oversize-declared-length", "robustness", "§9, §10.4.2, §12.2", 20000, robustness::oversize_declared_length,

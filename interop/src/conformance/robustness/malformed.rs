@@ -29,12 +29,13 @@ fn subscribe_payload(request_id: u64, fields: &[&[u8]], name: &[u8]) -> BytesMut
 }
 
 /// `zero-field-namespace`: PUBLISH_NAMESPACE, SUBSCRIBE and SUBSCRIBE_NAMESPACE with a
-/// namespace of 0 fields, each from its own session, while a bystander uses the relay.
+/// namespace of 0 fields, each from its own session, while a bystander uses the relay. The
+/// first two must close their session with PROTOCOL_VIOLATION; the third is reported only.
 pub async fn zero_field_namespace(env: Env) -> CheckOutput {
     let mut by = Bystander::start(&env).await?;
     let mut f = Findings::default();
     let rule = "an endpoint receiving a namespace tuple with N of 0 MUST close the session with \
-                PROTOCOL_VIOLATION (§2.4.1, §9.28)";
+                PROTOCOL_VIOLATION (§2.4.1)";
     // PUBLISH_NAMESPACE (0x6): Request ID, Track Namespace, Number of Parameters.
     let mut b = BytesMut::new();
     varint(&mut b, 0);
@@ -66,19 +67,19 @@ pub async fn zero_field_namespace(env: Env) -> CheckOutput {
         &mut f,
     )
     .await;
-    // SUBSCRIBE_NAMESPACE (0x11) with a 0-field prefix.
+    // SUBSCRIBE_NAMESPACE (0x11) with a 0-field prefix: what the relay does is reported, not
+    // judged (moq-dev's relay sends one to every client, so relays accept it; the suite's
+    // reading D3 in ../testvectors/DISAGREEMENTS.md); the bystander probe still applies.
     let mut n = Raw::setup(&env, "namespace_attacker_connection_id", None).await?;
     n.send_bytes(frame(0x11, &b)).await?;
     let what = "SUBSCRIBE_NAMESPACE with a 0-field prefix";
-    expect_closed(
-        &env,
-        &mut n,
-        SessionErrorCode::ProtocolViolation,
-        what,
-        rule,
-        &mut f,
-    )
-    .await;
+    match n
+        .expect_close(&env, SessionErrorCode::ProtocolViolation, T, what)
+        .await
+    {
+        Ok(msg) => f.note(msg),
+        Err(x) => f.note(format!("{what}: {} (not judged, D3)", x.received)),
+    }
     by.after(&env, "three 0-field namespaces", true, &mut f)
         .await;
     f.verdict()
