@@ -5,7 +5,8 @@
 use super::{Bystander, Findings, T};
 use crate::cases::Failure;
 use crate::conformance::harness::{
-    describe, listing, subscribe, within, write_group, DirectSub, Endpoint, Publisher, SubOpts,
+    describe, describe_close, listing, subscribe, within, write_group, DirectSub, Endpoint,
+    Publisher, SubOpts,
 };
 use crate::conformance::{refused, CheckOutput, Env, Verdict};
 use bytes::Bytes;
@@ -32,7 +33,7 @@ const ON_TIME: f64 = 0.9;
 /// data streams, a second that reads; the publisher writes 80 groups of 8 KiB, 25 ms apart.
 pub async fn stalled_subscriber(env: Env) -> CheckOutput {
     let mut f = Findings::default();
-    let p = Publisher::start(&env, &["t"]).await?;
+    let p = Publisher::start(&env, &["t", "control"]).await?;
     let client = env.ctx.client.with_receive_window(STALL_WINDOW);
     let stalled_ep = Endpoint::connect_via(
         &env,
@@ -48,11 +49,17 @@ pub async fn stalled_subscriber(env: Env) -> CheckOutput {
     let stalled = subscribe(&env, &stalled_ep, &env.track("t"), paused).await?;
     let reader_ep = Endpoint::connect(&env, "subscriber_connection_id").await?;
     let reader = Arc::new(subscribe(&env, &reader_ep, &env.track("t"), SubOpts::default()).await?);
-    p.upstream(&env, 1).await?;
+    // A control track only the reading subscriber takes: how this relay ends an upstream
+    // subscription when nobody stalls.
+    let control = subscribe(&env, &reader_ep, &env.track("control"), SubOpts::default()).await?;
+    p.upstream(&env, 2).await?;
     let watch = {
         let reader = reader.clone();
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(2 * GROUPS / 10 + 4);
+            // The writing time, then 3 s more.
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(25 * GROUPS)
+                + Duration::from_secs(3);
             let mut done = Vec::new();
             for g in 0..GROUPS {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -96,7 +103,7 @@ pub async fn stalled_subscriber(env: Env) -> CheckOutput {
         max_lag.as_millis(),
         stalled.streams(),
         match stalled_ep.session.close_reason() {
-            Some(c) => format!(", then the relay closed it: {c}"),
+            Some(c) => format!(", then it ended: {}", describe_close(&c)),
             None => String::new(),
         }
     );
@@ -116,9 +123,41 @@ pub async fn stalled_subscriber(env: Env) -> CheckOutput {
     if let Some(c) = reader_ep.session.close_reason() {
         f.warn(Failure::new(
             "the reading subscriber's session open",
-            c.to_string(),
+            describe_close(&c),
             "the relay closed the subscriber that kept up",
         ));
+    }
+    // Everyone leaves, the stalled subscriber while its streams are still blocked: a relay
+    // whose UNSUBSCRIBE waits for blocked streams keeps the track's upstream subscription.
+    env.step("UNSUBSCRIBE from every subscriber, then the relay's UNSUBSCRIBE upstream");
+    let _ = stalled.unsubscribe().await;
+    let _ = reader.unsubscribe().await;
+    let _ = control.unsubscribe().await;
+    let ended = |track: &str| {
+        let name = env.track(track);
+        move |served: &[crate::conformance::harness::Served]| {
+            served
+                .iter()
+                .filter(|x| x.subscribe.name == name.name)
+                .all(|x| x.ended.is_some())
+        }
+    };
+    let t_ended = p.ep.wait_served(T, ended("t")).await;
+    let control_ended = p.ep.wait_served(Duration::ZERO, ended("control")).await;
+    match (t_ended, control_ended) {
+        (true, _) => f.note("both upstream subscriptions ended after the UNSUBSCRIBEs"),
+        (false, true) => f.warn(Failure::new(
+            "the upstream subscription of the stalled track ended, as the control track's did",
+            format!(
+                "still active {} ms after the last UNSUBSCRIBE",
+                T.as_millis()
+            ),
+            "the stalled subscriber's UNSUBSCRIBE (sent while its streams were blocked) did \
+             not release the track",
+        )),
+        (false, false) => f.note(
+            "the relay kept both upstream subscriptions after the last UNSUBSCRIBE (not judged)",
+        ),
     }
     f.verdict()
 }
@@ -242,8 +281,8 @@ pub async fn max_group_id(env: Env) -> CheckOutput {
         if let Some(c) = ep.session.close_reason() {
             f.warn(Failure::new(
                 format!("the {role} session open"),
-                c.to_string(),
-                "a session of the track with group 2^62-1 was closed",
+                describe_close(&c),
+                "a session of the track with group 2^62-1 ended",
             ));
         }
     }
@@ -388,7 +427,7 @@ pub async fn duplicate_publish(env: Env) -> CheckOutput {
     let got = sub.objects();
     let a_told = match tokio::time::timeout(Duration::from_millis(50), pa.done()).await {
         Ok(d) => Some(format!("PUBLISH_DONE {d:?}")),
-        Err(_) => a.session.close_reason().map(|c| c.to_string()),
+        Err(_) => a.session.close_reason().map(|c| describe_close(&c)),
     };
     if !arrived {
         let fail = Failure::new(
