@@ -34,6 +34,14 @@ struct Args {
     /// With --conformance: run only the checks of this group.
     #[arg(long, requires = "conformance")]
     group: Option<String>,
+    /// With --conformance: a namespace prefix (fields separated by `/`, 2 or more) the relay
+    /// protects and this client holds no credentials for; enables `namespace-subscription-leak`.
+    #[arg(long, requires = "conformance")]
+    protected_prefix: Option<String>,
+    /// With --protected-prefix: a token (AUTHORIZATION TOKEN, type 0) allowed to publish under
+    /// the prefix, so the relay carries something there to leak.
+    #[arg(long, requires = "protected_prefix")]
+    publish_token: Option<String>,
     /// Log at debug level on stderr.
     #[arg(short, long, env = "VERBOSE", value_parser = truthy, default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     verbose: bool,
@@ -163,6 +171,15 @@ fn conformance_main(args: &Args) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
+    if let Some(prefix) = &args.protected_prefix {
+        conformance::robustness::set_protected(
+            &args.relay,
+            conformance::robustness::Protected {
+                prefix: moqlink_model::TrackNamespace::from_path(prefix),
+                publish_token: args.publish_token.clone(),
+            },
+        );
+    }
     let run = conformance::run_id();
     let results = rt.block_on(async {
         let mut out = Vec::new();

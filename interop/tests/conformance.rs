@@ -1,8 +1,10 @@
 //! The conformance suite against moqlink's own relay, in process on loopback: every check runs
 //! over raw QUIC, the session checks and a data-plane sample over WebTransport too. Checks where
 //! moqlink's relay is known to deviate from draft-14 (see interop/README.md) may fail; every
-//! other check must pass. Also the registry and the `--conformance` CLI.
+//! other check must pass. Also the registry and the `--conformance` CLI, and the robustness
+//! group's opt-in authorization check against a relay with rules.
 
+use moqlink::relay::config::{AuthRuleConfig, AuthRules};
 use moqlink::relay::{Relay, RelayConfig};
 use moqlink_interop::cases::Ctx;
 use moqlink_interop::conformance::{self, CHECKS, GROUPS};
@@ -19,16 +21,73 @@ const KNOWN_RELAY_DEVIATIONS: &[(&str, &str)] = &[];
 /// Checks that measure scheduling under contention (§7.2 is a SHOULD), which a machine starved
 /// of CPU can defeat: a failure is re-run up to twice, and only a repeated failure counts. The
 /// failed attempts are printed. With the send arbitration disabled these fail every time.
-const TIMING_SENSITIVE: &[&str] = &["priority-subscriber", "priority-publisher"];
+/// `stalled-subscriber` measures delivery lag (a warning, not a failure, when it misses): the
+/// same re-runs apply to its warning.
+const TIMING_SENSITIVE: &[&str] = &[
+    "priority-subscriber",
+    "priority-publisher",
+    "stalled-subscriber",
+];
+
+/// Whether a result is a failure or a robustness warning.
+fn missed(r: &CaseResult) -> bool {
+    r.failed() || matches!(&r.outcome, Outcome::Skip(why) if why.starts_with("warning:"))
+}
+
+/// Robustness checks moqlink's relay fails today (issue 10 is fixing the relay in parallel; the
+/// lead empties this list as the fixes merge). Measured on the tree this group was written on.
+const ROBUSTNESS_EXPECTED_FAILURES: &[(&str, &str)] = &[
+    // A second PUBLISH of a published track gets PUBLISH_OK, but its objects never reach the
+    // track's subscribers (§8.2: objects from every publisher of a track are forwarded).
+    (
+        "duplicate-publish",
+        "a second PUBLISH is accepted and its objects dropped",
+    ),
+    // SUBSCRIBE_NAMESPACE is authorized against the requested prefix only: a subscriber of
+    // `robust` without credentials gets PUBLISH_NAMESPACE and PUBLISH for `robust/private/...`.
+    (
+        "namespace-subscription-leak",
+        "namespace subscriptions are authorized by prefix only",
+    ),
+];
+
+/// Robustness checks moqlink's relay warns on today (no MUST broken; reported as a skip whose
+/// reason starts with `warning:`). Same note as above.
+const ROBUSTNESS_EXPECTED_WARNINGS: &[&str] = &[
+    // One session registers 5,000 namespaces: PUBLISH_NAMESPACE hands its request credit back
+    // at once and no per-session limit applies (§12.3.1 SHOULD).
+    "publish-namespace-flood",
+    // FETCH of group 2^62-1 after object {2^62-1, 2^62-1}: the relay cannot encode FETCH_OK's
+    // End Location and closes the fetcher's session with INTERNAL_ERROR.
+    "max-group-id",
+];
 
 fn known(id: &str) -> bool {
     KNOWN_RELAY_DEVIATIONS.iter().any(|(k, _)| *k == id)
+        || ROBUSTNESS_EXPECTED_FAILURES.iter().any(|(k, _)| *k == id)
+}
+
+/// Whether a skip is allowed: the WebTransport-only check on raw QUIC, the opt-in leak check
+/// without `--protected-prefix`, and the robustness warnings listed above.
+fn skip_allowed(id: &str, why: &str) -> bool {
+    (id, why)
+        == (
+            "setup-path-over-webtransport",
+            "applies to WebTransport (https://) URLs only",
+        )
+        || (id == "namespace-subscription-leak" && why.starts_with("opt-in:"))
+        || (ROBUSTNESS_EXPECTED_WARNINGS.contains(&id) && why.starts_with("warning:"))
 }
 
 async fn relay() -> u16 {
+    relay_with(AuthRules::default()).await
+}
+
+async fn relay_with(auth: AuthRules) -> u16 {
     let identity = ServerIdentity::self_signed().expect("certificate");
     let config = RelayConfig {
         bind: "127.0.0.1:0".parse().expect("addr"),
+        auth,
         ..Default::default()
     };
     let relay = Relay::bind(config, &identity).expect("bind");
@@ -60,7 +119,7 @@ async fn suite(url: String, ids: &[&str]) -> (Vec<CaseResult>, String) {
     {
         let mut result = conformance::run(c, &ctx, &run).await;
         for _ in 0..2 {
-            if !(result.failed() && TIMING_SENSITIVE.contains(&c.id)) {
+            if !(missed(&result) && TIMING_SENSITIVE.contains(&c.id)) {
                 break;
             }
             // Written to stderr directly, past the test harness's capture, so CI logs show it.
@@ -95,14 +154,7 @@ async fn the_suite_passes_against_moqlinks_relay_but_for_known_deviations() {
     assert!(unexpected(&results).is_empty(), "{doc}");
     for r in &results {
         match &r.outcome {
-            Outcome::Skip(why) => assert_eq!(
-                (r.id, why.as_str()),
-                (
-                    "setup-path-over-webtransport",
-                    "applies to WebTransport (https://) URLs only"
-                ),
-                "{doc}"
-            ),
+            Outcome::Skip(why) => assert!(skip_allowed(r.id, why), "{}: {why}\n{doc}", r.id),
             Outcome::Pass => assert!(r.message.is_some(), "{} passed silently", r.id),
             Outcome::Fail { .. } => {}
         }
@@ -127,6 +179,55 @@ async fn the_suite_passes_against_moqlinks_relay_but_for_known_deviations() {
     assert!(results.iter().all(|r| r.outcome == Outcome::Pass), "{doc}");
 }
 
+/// The robustness group alone, in process (the whole suite runs it too): every check runs, and
+/// only the listed ones fail or warn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_robustness_group_runs_against_moqlinks_relay() {
+    let port = relay().await;
+    let ids: Vec<&str> = CHECKS
+        .iter()
+        .filter(|c| c.group == "robustness")
+        .map(|c| c.id)
+        .collect();
+    assert!(ids.len() >= 8, "{} robustness checks", ids.len());
+    let (results, doc) = suite(format!("moqt://127.0.0.1:{port}"), &ids).await;
+    // Printed past the harness's capture: what the group found in moqlink's relay.
+    let _ = writeln!(std::io::stderr(), "{doc}");
+    assert_eq!(results.len(), ids.len());
+    assert!(unexpected(&results).is_empty(), "{doc}");
+    for r in &results {
+        if let Outcome::Skip(why) = &r.outcome {
+            assert!(skip_allowed(r.id, why), "{}: {why}\n{doc}", r.id);
+        }
+    }
+}
+
+/// `namespace-subscription-leak` against a relay whose rules protect `robust/private` (publish
+/// with one token, subscribe with another): the check runs (no opt-in skip), and passes unless
+/// listed as an expected failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leak_check_runs_against_a_relay_with_auth_rules() {
+    let port = relay_with(AuthRules::new(&[AuthRuleConfig {
+        prefix: "robust/private".into(),
+        publish: vec!["pub-secret".into()],
+        subscribe: vec!["sub-secret".into()],
+    }]))
+    .await;
+    let url = format!("moqt://127.0.0.1:{port}");
+    conformance::robustness::set_protected(
+        &url,
+        conformance::robustness::Protected {
+            prefix: moqlink_model::TrackNamespace::from_path("robust/private"),
+            publish_token: Some("pub-secret".into()),
+        },
+    );
+    let (results, doc) = suite(url, &["namespace-subscription-leak"]).await;
+    let _ = writeln!(std::io::stderr(), "{doc}");
+    assert_eq!(results.len(), 1);
+    assert!(!matches!(results[0].outcome, Outcome::Skip(_)), "{doc}");
+    assert!(unexpected(&results).is_empty(), "{doc}");
+}
+
 #[test]
 fn the_registry_has_unique_cited_checks_in_every_group() {
     assert!(CHECKS.len() >= 40, "{} checks", CHECKS.len());
@@ -146,8 +247,14 @@ fn the_registry_has_unique_cited_checks_in_every_group() {
     for g in GROUPS {
         assert!(CHECKS.iter().any(|c| c.group == *g), "group {g} is empty");
     }
-    for (id, _) in KNOWN_RELAY_DEVIATIONS {
+    for (id, _) in KNOWN_RELAY_DEVIATIONS
+        .iter()
+        .chain(ROBUSTNESS_EXPECTED_FAILURES)
+    {
         assert!(ids.contains(id), "known deviation {id} is no check");
+    }
+    for id in ROBUSTNESS_EXPECTED_WARNINGS {
+        assert!(ids.contains(id), "expected warning {id} is no check");
     }
     // Every SUBGROUP_HEADER type has its check.
     for t in [
