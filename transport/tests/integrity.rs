@@ -251,3 +251,49 @@ async fn small_payloads_do_not_pin_their_receive_chunk() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_subscriber_behind_a_trimmed_group_front_gets_a_reset_not_a_gap() {
+    let ((c, _ce), (p, pe)) = sessions().await;
+    // Room for about ten 1-byte objects of one group: more trims the group's front.
+    let cfg = TrackConfig {
+        max_bytes: 4096,
+        ..Default::default()
+    };
+    let source = TrackProducer::new(name(), cfg);
+    serve(p, pe, source.clone());
+    let sub = c
+        .subscribe(name(), SubscribeOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = sub.consumer();
+    let mut sg = source.create_subgroup(SubgroupInfo::new(0, 0, 1));
+    sg.write_next(Bytes::from_static(b"0")).unwrap();
+    let TrackItem::Subgroup(mut got) = tokio::time::timeout(T, consumer.next())
+        .await
+        .unwrap()
+        .unwrap()
+    else {
+        panic!("a subgroup")
+    };
+    assert_eq!(got.next().await.unwrap().id, 0);
+    // A burst the sender cannot keep up with (it runs only when this test yields): the
+    // objects right after 0 are trimmed before it reads them.
+    for _ in 1..50 {
+        sg.write_next(Bytes::from_static(b"x")).unwrap();
+    }
+    assert!(source.trimmed_objects() > 0);
+    sg.finish();
+    let mut ids = Vec::new();
+    let end = loop {
+        match tokio::time::timeout(T, got.next()).await.unwrap() {
+            Ok(o) => ids.push(o.id),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        end,
+        SubgroupEnd::Reset(reset_code::DELIVERY_TIMEOUT),
+        "a subgroup with missing objects must not end with FIN (got objects {ids:?})"
+    );
+}
