@@ -297,3 +297,91 @@ async fn a_subscriber_behind_a_trimmed_group_front_gets_a_reset_not_a_gap() {
         "a subgroup with missing objects must not end with FIN (got objects {ids:?})"
     );
 }
+
+/// A track of two groups with room for about ten 1-byte objects: group 0 (5 objects), then a
+/// long group 1 whose writes evict group 0 and trim group 1's front.
+fn trimmed_track() -> TrackProducer {
+    let cfg = TrackConfig {
+        max_bytes: 4096,
+        ..Default::default()
+    };
+    let t = TrackProducer::new(name(), cfg);
+    for g in 0..2 {
+        let mut sg = t.create_subgroup(SubgroupInfo::new(g, 0, 1));
+        for _ in 0..(if g == 0 { 5 } else { 30 }) {
+            sg.write_next(Bytes::from_static(b"x")).unwrap();
+        }
+        sg.finish();
+    }
+    assert!(t.evicted_groups() > 0 && t.trimmed_objects() > 0);
+    t
+}
+
+fn rejected_code(r: Result<FetchResponse<MemoryConnection>, SessionError>) -> u64 {
+    match r {
+        Err(SessionError::Rejected { code, .. }) => code,
+        other => panic!("expected FETCH_ERROR, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_joining_fetch_over_dropped_objects_is_refused() {
+    let ((c, _ce), (p, pe)) = sessions().await;
+    serve(p, pe, trimmed_track());
+    let sub = c
+        .subscribe(name(), SubscribeOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sub.largest(), Some(Location::new(1, 29)));
+    // Joining Start 1: groups 0 and 1 up to 1.29; group 0 and the front of 1 are gone.
+    let kind = FetchKind::RelativeJoining {
+        joining_request_id: sub.request_id(),
+        joining_start: 1,
+    };
+    let r = c
+        .fetch(kind, 1, GroupOrder::Ascending, VersionParameters::new())
+        .await;
+    assert_eq!(rejected_code(r), UNKNOWN_STATUS_IN_RANGE);
+    // Joining Start 0 from the same subscription: group 1's front is gone too.
+    let kind = FetchKind::RelativeJoining {
+        joining_request_id: sub.request_id(),
+        joining_start: 0,
+    };
+    let r = c
+        .fetch(kind, 1, GroupOrder::Ascending, VersionParameters::new())
+        .await;
+    assert_eq!(rejected_code(r), UNKNOWN_STATUS_IN_RANGE);
+}
+
+#[tokio::test]
+async fn a_standalone_fetch_over_dropped_objects_is_refused() {
+    let ((c, _ce), (p, pe)) = sessions().await;
+    let t = trimmed_track();
+    serve(p, pe, t.clone());
+    let r = c
+        .fetch(
+            standalone(Location::new(0, 0), 1),
+            1,
+            GroupOrder::Ascending,
+            VersionParameters::new(),
+        )
+        .await;
+    assert_eq!(rejected_code(r), UNKNOWN_STATUS_IN_RANGE);
+    // From the oldest retained object on, the range is whole and served.
+    let first = 30 - t.retained_objects() as u64;
+    let mut r = c
+        .fetch(
+            standalone(Location::new(1, first), 1),
+            1,
+            GroupOrder::Ascending,
+            VersionParameters::new(),
+        )
+        .await
+        .unwrap();
+    let mut n = 0;
+    while let Some(o) = tokio::time::timeout(T, r.next()).await.unwrap().unwrap() {
+        assert_eq!(o.object_id, first + n);
+        n += 1;
+    }
+    assert_eq!(n, 30 - first);
+}
