@@ -293,8 +293,10 @@ async fn fetch_of_a_published_track_before_the_cache_goes_to_its_publisher() {
     );
 }
 
-/// When the publisher refuses a FETCH the relay forwarded, the relay's cache answers what it
-/// holds instead of passing the refusal on.
+/// When the publisher refuses a FETCH the relay forwarded, the relay's cache answers a range it
+/// holds whole; a range reaching objects it never held gets FETCH_ERROR UNKNOWN_STATUS_IN_RANGE
+/// (§9.16.3: the relay sends FETCH_ERROR when the upstream FETCH fails; serving what is left
+/// would claim the missing objects do not exist; testvectors/DISAGREEMENTS.md D16).
 #[tokio::test]
 async fn a_refused_upstream_fetch_is_answered_from_the_cache() {
     let relay = start(RelayConfig::default());
@@ -313,11 +315,28 @@ async fn a_refused_upstream_fetch_is_answered_from_the_cache() {
     let mut got = vec![first_payload(&mut c).await, first_payload(&mut c).await];
     got.sort();
     assert_eq!(got, ["g2", "g3"]);
-    // Groups 0-1 were never cached: the FETCH goes upstream, is refused, and the cache answers.
-    assert_eq!(
-        fetch_groups(&s, 0, 3).await,
-        vec![(2, "g2".to_string()), (3, "g3".to_string())]
+    // Groups 0-1 were never cached: the FETCH goes upstream, is refused, and so is it here.
+    let kind = FetchKind::Standalone {
+        namespace: name().namespace,
+        name: name().name,
+        start: Location::new(0, 0),
+        end: FetchEnd {
+            group: 3,
+            object: None,
+        },
+    };
+    let err = s
+        .fetch(kind, 1, GroupOrder::Original, VersionParameters::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SessionError::Rejected { code: 0x8, .. }),
+        "{err:?}"
     );
+    // Group 3 arrived whole after the relay's subscription began: the cache answers. (Group 2
+    // came along too, but the relay counts its track complete only after the Largest Location
+    // the publisher reported, so a range from {2, 0} is refused like the one above.)
+    assert_eq!(fetch_groups(&s, 3, 3).await, vec![(3, "g3".to_string())]);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ pub use backlog::{Backlog, Hold, SendLimits, SendTotals, Ticket};
 pub use priority::stream_priority;
 pub use router::DuplicateAlias;
 pub use router::{
-    DataRouter, FetchEvent, IncomingFetch, IncomingSubgroup, SubgroupEvent, TrackData,
+    DataRouter, ExpectedFetch, FetchEvent, IncomingFetch, IncomingSubgroup, SubgroupEvent,
+    TrackData, COPY_PAYLOAD_BELOW,
 };
 pub use writer::{FetchWriter, SubgroupWriter, WriteError};

@@ -21,6 +21,24 @@ const TRACK_QUEUE: usize = 64;
 /// Datagrams queued per track; more are dropped, as the network may drop them.
 const DATAGRAM_QUEUE: usize = 256;
 
+/// Payloads shorter than this are copied out of the received chunk into their own allocation
+/// when they arrive (4 KiB). A payload decoded without copying is a slice of the transport's
+/// receive buffer and keeps all of that buffer alive (QUIC's can be tens of KiB, shared by many
+/// packets), so a 1-byte object held in a track cache could pin many times its accounted cost.
+/// Larger payloads are kept as slices: they are either a large part of their chunk or were
+/// already copied whole because they spanned chunks. The copy happens once, before any track
+/// stores the object, so every consumer of a track still shares one copy.
+pub const COPY_PAYLOAD_BELOW: usize = 4096;
+
+/// `payload` in an allocation of its own when it is short (see [`COPY_PAYLOAD_BELOW`]).
+pub(crate) fn compact(payload: bytes::Bytes) -> bytes::Bytes {
+    if payload.is_empty() || payload.len() >= COPY_PAYLOAD_BELOW {
+        payload
+    } else {
+        bytes::Bytes::copy_from_slice(&payload)
+    }
+}
+
 /// What happens next on an incoming subgroup stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubgroupEvent {
@@ -31,7 +49,10 @@ pub enum SubgroupEvent {
     Object(SubgroupObject),
     /// The stream ended with FIN: every object of the subgroup arrived.
     Finished,
-    /// The publisher reset the stream with this code.
+    /// The stream ended without FIN: the publisher reset it with this code, this side stopped
+    /// it at a limit (the STOP_SENDING code), the data broke a rule (INTERNAL_ERROR, the
+    /// session closes), or the connection was lost (SESSION_CLOSED). The subgroup may be
+    /// incomplete (§10.4.2).
     Reset(u64),
 }
 
@@ -119,7 +140,8 @@ pub(crate) type Closer = Arc<dyn Fn(SessionErrorCode, String) + Send + Sync>;
 
 /// Routes incoming data streams and datagrams by track alias and fetch request ID.
 pub struct DataRouter {
-    state: Mutex<RouterState>,
+    /// Shared with [`ExpectedFetch`] guards, which unregister themselves when dropped.
+    state: Arc<Mutex<RouterState>>,
     registered: Notify,
     /// How long a stream with an unknown alias waits for SUBSCRIBE_OK / PUBLISH to name it.
     alias_wait: Duration,
@@ -135,7 +157,7 @@ pub struct DuplicateAlias(pub u64);
 impl Default for DataRouter {
     fn default() -> Self {
         DataRouter {
-            state: Mutex::default(),
+            state: Arc::default(),
             registered: Notify::new(),
             alias_wait: Duration::from_secs(2),
             max_waiting: 64,
@@ -145,7 +167,7 @@ impl Default for DataRouter {
 
 impl DataRouter {
     fn state(&self) -> MutexGuard<'_, RouterState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Starts routing data for `alias`; fails if the alias is taken (the session then closes
@@ -183,11 +205,22 @@ impl DataRouter {
     }
 
     /// Registers interest in the fetch stream answering `request_id` (call before sending FETCH).
-    pub fn expect_fetch(&self, request_id: u64) -> oneshot::Receiver<IncomingFetch> {
+    /// Await the returned guard for the stream; dropping it (FETCH_ERROR, a failed or abandoned
+    /// request) removes the registration, so refused fetches leave nothing behind.
+    pub fn expect_fetch(&self, request_id: u64) -> ExpectedFetch {
         let (tx, rx) = oneshot::channel();
         self.state().fetches.insert(request_id, tx);
         self.registered.notify_waiters();
-        rx
+        ExpectedFetch {
+            request_id,
+            rx: Some(rx),
+            state: Arc::downgrade(&self.state),
+        }
+    }
+
+    /// Fetch streams expected (registered by [`DataRouter::expect_fetch`], not yet arrived).
+    pub fn pending_fetches(&self) -> usize {
+        self.state().fetches.len()
     }
 
     /// Datagrams dropped because their alias was unknown or the consumer was behind.
@@ -221,13 +254,16 @@ impl DataRouter {
     }
 
     fn on_datagram(&self, mut bytes: bytes::Bytes, closer: &Closer) {
-        let d = match ObjectDatagram::decode(&mut bytes) {
+        let mut d = match ObjectDatagram::decode(&mut bytes) {
             Ok(d) => d,
             Err(e) => {
                 violation(closer, &e);
                 return;
             }
         };
+        if let moqlink_model::data::DatagramBody::Payload(p) = &mut d.body {
+            p.0 = compact(std::mem::take(&mut p.0));
+        }
         let mut st = self.state();
         let delivered = st
             .tracks
@@ -327,7 +363,10 @@ impl DataRouter {
                     return;
                 }
                 pump(recv, reader, tx, stop_rx, input, |ev| match ev {
-                    Read::Event(StreamEvent::SubgroupObject(o)) => Some(SubgroupEvent::Object(o)),
+                    Read::Event(StreamEvent::SubgroupObject(mut o)) => {
+                        o.payload.0 = compact(o.payload.0);
+                        Some(SubgroupEvent::Object(o))
+                    }
                     Read::Begun(id) => Some(SubgroupEvent::Begun(id)),
                     _ => None,
                 })
@@ -353,13 +392,62 @@ impl DataRouter {
                     return;
                 }
                 pump(recv, reader, tx, stop_rx, input, |ev| match ev {
-                    Read::Event(StreamEvent::FetchObject(o)) => Some(FetchEvent::Object(o)),
+                    Read::Event(StreamEvent::FetchObject(mut o)) => {
+                        o.payload.0 = compact(o.payload.0);
+                        Some(FetchEvent::Object(o))
+                    }
                     _ => None,
                 })
                 .await;
             }
             // The reader yields a header first; anything else cannot happen.
             _ => recv.stop(reset_code::INTERNAL_ERROR),
+        }
+    }
+}
+
+fn lock(state: &Mutex<RouterState>) -> MutexGuard<'_, RouterState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The fetch stream expected for one FETCH: a future of its [`IncomingFetch`] (an error if the
+/// router gave up on it). Dropped before the stream arrives, it unregisters the request.
+#[derive(Debug)]
+pub struct ExpectedFetch {
+    request_id: u64,
+    rx: Option<oneshot::Receiver<IncomingFetch>>,
+    state: std::sync::Weak<Mutex<RouterState>>,
+}
+
+impl std::future::Future for ExpectedFetch {
+    type Output = Result<IncomingFetch, oneshot::error::RecvError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.rx.as_mut() {
+            Some(rx) => std::pin::Pin::new(rx).poll(cx),
+            // Only after Drop took it; cannot be polled then.
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl Drop for ExpectedFetch {
+    fn drop(&mut self) {
+        // Closing the receiver first makes the registration recognisably ours (its sender is
+        // closed), so a later registration of the same ID is never removed by mistake.
+        drop(self.rx.take());
+        if let Some(state) = self.state.upgrade() {
+            let mut st = lock(&state);
+            if st
+                .fetches
+                .get(&self.request_id)
+                .is_some_and(|tx| tx.is_closed())
+            {
+                st.fetches.remove(&self.request_id);
+            }
         }
     }
 }
@@ -458,9 +546,10 @@ enum Read {
 }
 
 /// The next header or object (or a newly begun object, reported once through `begun`):
-/// `Some(Ok)`, `Some(Err(code))` when the peer reset the stream or this side stopped it at a
-/// limit (the code sent in STOP_SENDING), `None` at a clean FIN or when the session closed
-/// (after closing it on bad data).
+/// `Some(Ok)`, `Some(Err(code))` when the stream did not end cleanly: the peer reset it, this
+/// side stopped it at a limit (the code sent in STOP_SENDING), the data broke a rule
+/// (INTERNAL_ERROR, after closing the session) or the connection was lost (SESSION_CLOSED);
+/// `None` only at a clean FIN.
 async fn next_event<R: RecvStream>(
     recv: &mut R,
     reader: &mut StreamReader,
@@ -489,7 +578,7 @@ async fn next_event<R: RecvStream>(
             }
             Err(e) => {
                 violation(input.closer, &e);
-                return None;
+                return Some(Err(reset_code::INTERNAL_ERROR));
             }
         }
         match recv.read_chunk(64 * 1024).await {
@@ -512,11 +601,14 @@ async fn next_event<R: RecvStream>(
                 if let Err(e) = reader.finish() {
                     // §10.4: a FIN inside an object (or before the header).
                     violation(input.closer, &e);
+                    return Some(Err(reset_code::INTERNAL_ERROR));
                 }
                 return None;
             }
             Err(StreamError::Reset(code)) => return Some(Err(code)),
-            Err(_) => return None,
+            // The connection was lost (or the stream is unusable): whatever was still on its
+            // way is missing, so this is not a clean end (§10.4.2).
+            Err(_) => return Some(Err(reset_code::SESSION_CLOSED)),
         }
     }
 }

@@ -219,6 +219,13 @@ async fn send_group<C: Connection>(
             }
         };
         match next {
+            Ok(_) if sc.skipped() > 0 => {
+                // Frames carry no object IDs: with objects dropped from the group's front
+                // before this subscriber got them, the rest would be misnumbered. Reset, as for
+                // a group evicted whole.
+                let _ = stream.reset(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
+                return;
+            }
             Ok(o) => {
                 if o.status != moqlink_model::data::ObjectStatus::Normal {
                     continue;

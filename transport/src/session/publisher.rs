@@ -24,6 +24,9 @@ pub const INVALID_RANGE: u64 = 0x5;
 pub const NO_OBJECTS: u64 = 0x6;
 /// FETCH_ERROR code: the joined subscription does not exist.
 pub const INVALID_JOINING_REQUEST_ID: u64 = 0x7;
+/// FETCH_ERROR code: the range holds objects whose status is unknown here (§9.18), e.g. ones
+/// the cache dropped or never received (testvectors/DISAGREEMENTS.md D-number for the choice).
+pub const UNKNOWN_STATUS_IN_RANGE: u64 = 0x8;
 
 /// How long a joining FETCH waits for the SUBSCRIBE it names to be answered.
 const JOIN_WAIT: Duration = Duration::from_secs(3);
@@ -326,6 +329,16 @@ impl<C: Connection> Session<C> {
         if start > largest {
             return responder
                 .reject(INVALID_RANGE, "Start Location is beyond the largest object")
+                .await;
+        }
+        if track.gap_from(start) {
+            // Standalone and joining alike: serving what is left would tell the subscriber the
+            // missing objects do not exist (§9.16.3: gaps mean Object Does Not Exist).
+            return responder
+                .reject(
+                    UNKNOWN_STATUS_IN_RANGE,
+                    "objects in the range were dropped from (or never reached) this cache",
+                )
                 .await;
         }
         let order = f.group_order.or_publisher(status.group_order);

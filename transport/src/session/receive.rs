@@ -136,10 +136,25 @@ fn write_datagram(track: &TrackProducer, d: moqlink_model::data::ObjectDatagram)
     track.write_datagram(d.group_id, d.publisher_priority, object);
 }
 
+/// The subgroup an incoming stream writes. Unless the stream ends with FIN, the subgroup ends
+/// reset, never finished: a stream cut by a reset, a lost connection, UNSUBSCRIBE or a dropped
+/// task may have carried only part of it (§10.4.2), and a relay must not pass a truncated
+/// subgroup on with a FIN.
+struct Writing(Option<SubgroupProducer>);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.reset(reset_code::CANCELLED);
+        }
+    }
+}
+
 /// Writes one incoming subgroup stream into the track.
 async fn ingest(track: TrackProducer, mut sub: IncomingSubgroup) {
     let h = sub.header;
-    let mut producer: Option<SubgroupProducer> = None;
+    let mut writing = Writing(None);
+    let producer = &mut writing.0;
     while let Some(ev) = sub.next().await {
         match ev {
             SubgroupEvent::Begun(id) => track.note_largest(Location::new(h.group_id, id)),
@@ -183,5 +198,9 @@ async fn ingest(track: TrackProducer, mut sub: IncomingSubgroup) {
                 return;
             }
         }
+    }
+    // The stream went away without saying how it ended: not a clean end.
+    if let Some(p) = producer.take() {
+        p.reset(reset_code::INTERNAL_ERROR);
     }
 }

@@ -232,6 +232,9 @@ async fn send_subgroup_inner<C: Connection>(
     let Ok((first, arrived)) = first else {
         return;
     };
+    // Objects trimmed from the group's front before this reader's first one only make the
+    // stream start later (like a late joiner); any trimmed after it would leave a hole.
+    let skipped = sc.skipped();
     let hold = ticket.hold(first.payload.len());
     let mode = match info.mode {
         SubgroupIdMode::FirstObjectId if first.id == info.subgroup => SubgroupIdMode::FirstObjectId,
@@ -267,6 +270,17 @@ async fn send_subgroup_inner<C: Connection>(
     loop {
         match next {
             Ok((o, arrived, hold)) => {
+                if sc.skipped() > skipped {
+                    // Objects were dropped from the group's front before this subscriber got
+                    // them: the stream cannot go on as if complete. Reset it, as for a group
+                    // evicted whole.
+                    tracing::debug!(
+                        missed = sc.skipped() - skipped,
+                        "subscriber fell behind a trimmed group: stream reset"
+                    );
+                    let _ = writer.reset(reset_code::DELIVERY_TIMEOUT);
+                    return;
+                }
                 if terms
                     .delivery_timeout
                     .is_some_and(|t| arrived.elapsed() > t)

@@ -6,13 +6,13 @@
 use super::incoming::{Followups, IncomingRequest};
 use super::{Session, SessionError};
 use crate::connection::Connection;
-use crate::data::{FetchEvent, IncomingFetch};
+use crate::data::{ExpectedFetch, FetchEvent, IncomingFetch};
 use crate::track::{TrackConfig, TrackConsumer, TrackName, TrackProducer};
 use moqlink_model::control::*;
 use moqlink_model::data::{reset_code, FetchObject};
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{GroupOrder, Location, SessionErrorCode, TrackNamespace};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 /// PUBLISH_DONE status: the track is no longer published (§13.1.3).
 pub const TRACK_ENDED: u64 = 0x2;
@@ -581,7 +581,8 @@ pub struct FetchResponse<C: Connection> {
     /// The FETCH_OK.
     pub ok: FetchOk,
     request_id: u64,
-    pending: Option<oneshot::Receiver<IncomingFetch>>,
+    /// Unregisters the expected stream when dropped (the fetch ended or was abandoned).
+    pending: Option<ExpectedFetch>,
     stream: Option<IncomingFetch>,
     done: bool,
     _followups: Followups,

@@ -123,6 +123,15 @@ impl TrackProducer {
         start >= from && st.max_dropped.is_none_or(|m| start > m)
     }
 
+    /// Whether a FETCH from `start` would meet objects of unknown status here: something at or
+    /// after `start` was dropped from history, or the track is complete only from a later
+    /// location (`set_complete_from`). A track never marked complete (an original publisher's
+    /// own) holds every object it was given, less what was dropped.
+    pub fn gap_from(&self, start: Location) -> bool {
+        let st = self.shared.lock();
+        st.complete_from.is_some_and(|c| start < c) || st.max_dropped.is_some_and(|m| start <= m)
+    }
+
     /// Groups dropped from history so far.
     pub fn evicted_groups(&self) -> u64 {
         self.shared.lock().evicted_groups
