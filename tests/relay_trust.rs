@@ -432,3 +432,55 @@ async fn a_clients_token_is_never_forwarded_upstream() {
         "the client's token reached the publisher"
     );
 }
+
+#[tokio::test]
+async fn a_fetch_counts_against_the_limit_until_its_stream_is_sent() {
+    let relay = start(RelayConfig {
+        limits: SessionLimits {
+            fetches: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let track = TrackProducer::new(TrackName::new("fl", "t"), TrackConfig::default());
+    let (_p, _seen) = publisher(&relay.url("moqt"), "", track.clone()).await;
+    // A subscriber makes the relay cache the track from group 0 on.
+    let s = subscriber(&relay.url("moqt")).await;
+    let _sub = s
+        .subscribe(track.name().clone(), SubscribeOptions::default())
+        .await
+        .unwrap();
+    let payload = bytes::Bytes::from(vec![7u8; 16 * 1024]);
+    for g in 0..4u64 {
+        let mut sg = track.create_subgroup(SubgroupInfo::new(g, 0, 1));
+        for o in 0..64 {
+            sg.write(Object::new(o, payload.clone())).unwrap();
+        }
+        sg.finish();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kind = || FetchKind::Standalone {
+        namespace: track.name().namespace.clone(),
+        name: track.name().name.clone(),
+        start: Location::new(0, 0),
+        end: FetchEnd {
+            group: 3,
+            object: None,
+        },
+    };
+    let (f, _e) = session(&relay.url("moqt"), "").await;
+    // 4 MiB from the cache, never read: the relay's fetch stream stays unsent.
+    let _unread = f
+        .fetch(kind(), 1, GroupOrder::Ascending, VersionParameters::new())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let Err(err) = f
+        .fetch(kind(), 1, GroupOrder::Ascending, VersionParameters::new())
+        .await
+    else {
+        panic!("a second FETCH was served while the first was still being sent")
+    };
+    let (_, reason) = rejected(&err).expect("not a FETCH_ERROR");
+    assert!(reason.contains("at most 1 fetches"), "{reason}");
+}

@@ -354,13 +354,14 @@ impl Ctx {
         }
     }
 
-    /// A standalone FETCH, served while `_permit` counts it against the session's limit.
+    /// A standalone FETCH, served while `permit` counts it against the session's limit.
     async fn fetch(
         &self,
         req: IncomingRequest,
         track_name: TrackName,
-        _permit: Permit,
+        permit: Permit,
     ) -> Result<(), SessionError> {
+        let _counted = permit;
         let ControlMessage::Fetch(f) = &req.message else {
             return Ok(());
         };
@@ -385,7 +386,15 @@ impl Ctx {
                     }
                 }
             }
-            return self.session.serve_fetch(req, Some(&t.producer)).await;
+            // The permit counts the FETCH until its stream is sent, not just until FETCH_OK.
+            let sending = self
+                .session
+                .serve_fetch_sending(req, Some(&t.producer))
+                .await?;
+            if let Some(task) = sending {
+                let _ = task.await;
+            }
+            return Ok(());
         }
         match self.route(&track_name.namespace).await {
             Some(route) => self.fetch_upstream(req, route).await,

@@ -253,6 +253,16 @@ impl<C: Connection> Session<C> {
         req: IncomingRequest,
         track: Option<&TrackProducer>,
     ) -> Result<(), SessionError> {
+        self.serve_fetch_sending(req, track).await.map(drop)
+    }
+
+    /// [`Session::serve_fetch`], returning the task sending the fetch stream when one was
+    /// started (it ends when the stream is sent, reset, or cancelled).
+    pub async fn serve_fetch_sending(
+        &self,
+        req: IncomingRequest,
+        track: Option<&TrackProducer>,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, SessionError> {
         let IncomingRequest {
             message,
             responder,
@@ -260,21 +270,26 @@ impl<C: Connection> Session<C> {
             ..
         } = req;
         let ControlMessage::Fetch(f) = message else {
-            return responder.reject(INTERNAL_ERROR, "not a FETCH").await;
+            return responder
+                .reject(INTERNAL_ERROR, "not a FETCH")
+                .await
+                .map(|()| None);
         };
         let (track, start, end) = match &f.fetch {
             FetchKind::Standalone { start, end, .. } => {
                 let Some(track) = track else {
                     return responder
                         .reject(TRACK_DOES_NOT_EXIST, "no such track")
-                        .await;
+                        .await
+                        .map(|()| None);
                 };
                 if end.group < start.group
                     || (end.group == start.group && end.object.is_some_and(|o| o < start.object))
                 {
                     return responder
                         .reject(INVALID_RANGE, "End Location is before Start Location")
-                        .await;
+                        .await
+                        .map(|()| None);
                 }
                 (track.clone(), *start, *end)
             }
@@ -293,7 +308,8 @@ impl<C: Connection> Session<C> {
                             INVALID_JOINING_REQUEST_ID,
                             "no active subscription with that request ID",
                         )
-                        .await;
+                        .await
+                        .map(|()| None);
                 };
                 if !served.largest_object_filter {
                     // §9.16.2: joining anything but a Largest Object subscription.
@@ -301,12 +317,13 @@ impl<C: Connection> Session<C> {
                         SessionErrorCode::ProtocolViolation,
                         "joining FETCH for a subscription whose filter is not Largest Object",
                     );
-                    return Ok(());
+                    return Ok(None);
                 }
                 let Some(largest) = served.largest else {
                     return responder
                         .reject(INVALID_RANGE, "the track had no objects at SUBSCRIBE_OK")
-                        .await;
+                        .await
+                        .map(|()| None);
                 };
                 let start_group = if matches!(f.fetch, FetchKind::RelativeJoining { .. }) {
                     largest.group.saturating_sub(*joining_start)
@@ -324,12 +341,14 @@ impl<C: Connection> Session<C> {
         let Some(largest) = status.largest else {
             return responder
                 .reject(INVALID_RANGE, "the track has no objects yet")
-                .await;
+                .await
+                .map(|()| None);
         };
         if start > largest {
             return responder
                 .reject(INVALID_RANGE, "Start Location is beyond the largest object")
-                .await;
+                .await
+                .map(|()| None);
         }
         if track.gap_from(start) {
             // Standalone and joining alike: serving what is left would tell the subscriber the
@@ -339,14 +358,16 @@ impl<C: Connection> Session<C> {
                     UNKNOWN_STATUS_IN_RANGE,
                     "objects in the range were dropped from (or never reached) this cache",
                 )
-                .await;
+                .await
+                .map(|()| None);
         }
         let order = f.group_order.or_publisher(status.group_order);
         let objects = track.fetch(start, end, order);
         if objects.is_empty() {
             return responder
                 .reject(NO_OBJECTS, "no objects in the range")
-                .await;
+                .await
+                .map(|()| None);
         }
         let end_location = fetch_ok_end(end, largest);
         let end_of_track = status.end.is_some() && end_location.covers(largest);
@@ -361,15 +382,14 @@ impl<C: Connection> Session<C> {
             .await?;
         let session = self.clone();
         let priority = f.subscriber_priority;
-        tokio::spawn(send_fetch(
+        Ok(Some(tokio::spawn(send_fetch(
             session,
             f.request_id,
             priority,
             order,
             objects,
             followups,
-        ));
-        Ok(())
+        ))))
     }
 
     /// Publishes `track` with PUBLISH, waits for PUBLISH_OK, then sends objects on the terms the
