@@ -484,3 +484,131 @@ async fn a_fetch_counts_against_the_limit_until_its_stream_is_sent() {
     let (_, reason) = rejected(&err).expect("not a FETCH_ERROR");
     assert!(reason.contains("at most 1 fetches"), "{reason}");
 }
+
+/// What a namespace subscriber hears within `wait`: ("ns" | "done", namespace) in order;
+/// PUBLISH_NAMESPACE is answered after `answer_after`.
+async fn namespace_events(
+    events: &mut mpsc::Receiver<IncomingEvent>,
+    wait: Duration,
+    answer_after: Duration,
+) -> Vec<(&'static str, String)> {
+    let mut got = Vec::new();
+    let until = tokio::time::Instant::now() + wait;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(until, events.recv()).await {
+        match ev {
+            IncomingEvent::Request(req) => {
+                if let ControlMessage::PublishNamespace(m) = &req.message {
+                    got.push(("ns", m.namespace.to_string()));
+                    tokio::time::sleep(answer_after).await;
+                    let id = req.responder.id();
+                    let ok =
+                        ControlMessage::PublishNamespaceOk(moqlink_model::control::RequestRef {
+                            request_id: id,
+                        });
+                    let _ = req.responder.accept(ok).await;
+                    std::mem::forget(req.followups);
+                } else {
+                    let _ = req.responder.not_supported("test").await;
+                }
+            }
+            IncomingEvent::Notice(ControlMessage::PublishNamespaceDone(d)) => {
+                got.push(("done", d.namespace.to_string()))
+            }
+            IncomingEvent::Notice(_) => {}
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_namespace_two_sessions_publish_is_told_once_and_withdrawn_with_the_last() {
+    let relay = start(RelayConfig::default());
+    let url = relay.url("moqt");
+    let (watcher, mut events) = session(&url, "").await;
+    let _w = watcher
+        .subscribe_namespace(TrackNamespace::from_path("dup"), VersionParameters::new())
+        .await
+        .unwrap();
+    let ns = TrackNamespace::from_path("dup/ns");
+    let (a, _ea) = session(&url, "").await;
+    let (b, _eb) = session(&url, "").await;
+    let pa = a
+        .publish_namespace(ns.clone(), VersionParameters::new())
+        .await
+        .unwrap();
+    let pb = b
+        .publish_namespace(ns.clone(), VersionParameters::new())
+        .await
+        .unwrap();
+    // The same session announcing it again is refused; the first announcement stands.
+    assert!(a
+        .publish_namespace(ns.clone(), VersionParameters::new())
+        .await
+        .is_err());
+    let wait = Duration::from_millis(300);
+    let told = namespace_events(&mut events, wait, Duration::ZERO).await;
+    assert_eq!(told, [("ns", "dup/ns".to_string())]);
+    pa.done().await.unwrap();
+    let told = namespace_events(&mut events, wait, Duration::ZERO).await;
+    assert!(
+        told.is_empty(),
+        "withdrawn while b still publishes it: {told:?}"
+    );
+    pb.done().await.unwrap();
+    let told = namespace_events(&mut events, wait, Duration::ZERO).await;
+    assert_eq!(told, [("done", "dup/ns".to_string())]);
+}
+
+#[tokio::test]
+async fn a_slow_namespace_subscriber_past_its_queue_still_learns_every_namespace() {
+    // The relay queues at most 2 namespace events for this subscriber, which answers each
+    // PUBLISH_NAMESPACE slowly: past the queue it is resynchronised from the registry, so it
+    // learns every namespace once, and not those withdrawn meanwhile.
+    let relay = start(RelayConfig {
+        limits: SessionLimits {
+            namespace_events: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let url = relay.url("moqt");
+    let (watcher, mut events) = session(&url, "").await;
+    let _w = watcher
+        .subscribe_namespace(TrackNamespace::from_path("slow"), VersionParameters::new())
+        .await
+        .unwrap();
+    let (p, _e) = session(&url, "").await;
+    let mut held = Vec::new();
+    for i in 0..12 {
+        let ns = TrackNamespace::from_path(&format!("slow/n{i}"));
+        held.push(
+            p.publish_namespace(ns, VersionParameters::new())
+                .await
+                .unwrap(),
+        );
+    }
+    // Two withdrawn while the subscriber is still busy with the first ones.
+    for gone in held.drain(10..) {
+        gone.done().await.unwrap();
+    }
+    let told = namespace_events(
+        &mut events,
+        Duration::from_millis(2500),
+        Duration::from_millis(40),
+    )
+    .await;
+    let mut live: Vec<String> = Vec::new();
+    for (kind, ns) in &told {
+        match *kind {
+            "ns" => {
+                assert!(!live.contains(ns), "{ns} told twice: {told:?}");
+                live.push(ns.clone());
+            }
+            _ => live.retain(|l| l != ns),
+        }
+    }
+    live.sort();
+    let mut want: Vec<String> = (0..10).map(|i| format!("slow/n{i}")).collect();
+    want.sort();
+    assert_eq!(live, want, "{told:?}");
+}
