@@ -612,3 +612,59 @@ async fn a_slow_namespace_subscriber_past_its_queue_still_learns_every_namespace
     want.sort();
     assert_eq!(live, want, "{told:?}");
 }
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_not_redialled_for_every_request() {
+    // The "upstream relay" is a UDP socket that never answers: each connection attempt shows
+    // as Initial packets with a new Destination Connection ID.
+    let dead = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = dead.local_addr().unwrap().port();
+    let upstream_client =
+        moqlink_transport::endpoint::Client::new(moqlink_transport::endpoint::ClientConfig {
+            tls: moqlink_transport::tls::ClientTls::DisableVerify,
+            limits: moqlink_transport::ConnectionLimits {
+                idle_timeout: Duration::from_millis(150),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+    let relay = start(RelayConfig {
+        upstream: Some(moqlink::relay::Upstream {
+            url: format!("moqt://127.0.0.1:{port}"),
+            client: upstream_client,
+            token: None,
+        }),
+        ..Default::default()
+    });
+    let attempts = tokio::spawn(async move {
+        let mut ids = std::collections::HashSet::new();
+        let mut buf = vec![0u8; 2048];
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_secs(3), dead.recv_from(&mut buf)).await
+        {
+            // Long header: flags, version (4), DCID length, DCID.
+            if n > 6 && buf[0] & 0x80 != 0 {
+                let len = buf[5] as usize;
+                if n >= 6 + len {
+                    ids.insert(buf[6..6 + len].to_vec());
+                }
+            }
+        }
+        ids.len()
+    });
+    let s = subscriber(&relay.url("moqt")).await;
+    for i in 0..3 {
+        let name = TrackName::new("far", &format!("t{i}"));
+        let refused = tokio::time::timeout(T, s.subscribe(name, SubscribeOptions::default()))
+            .await
+            .unwrap();
+        assert!(refused.is_err());
+    }
+    let dialled = attempts.await.unwrap();
+    assert!(dialled >= 1, "the upstream was never dialled");
+    assert!(
+        dialled <= 2,
+        "{dialled} connection attempts for 3 requests in a second"
+    );
+}
