@@ -668,3 +668,129 @@ async fn an_unreachable_upstream_is_not_redialled_for_every_request() {
         "{dialled} connection attempts for 3 requests in a second"
     );
 }
+
+#[tokio::test]
+async fn a_publisher_of_a_prefix_is_not_asked_for_tracks_a_longer_rule_protects() {
+    // §8.4: a publisher is a publisher of the tracks its credentials cover, not of everything
+    // under the namespace it announced.
+    let relay = start(with_rules(&[
+        rule("live", &["*"], &["*"]),
+        rule("live/vip", &["vip"], &["*"]),
+    ]));
+    let vip = TrackProducer::new(TrackName::new("live/vip", "t"), TrackConfig::default());
+    let (_honest, honest_seen) = publisher(&relay.url("moqt"), "vip", vip.clone()).await;
+    let decoy = TrackProducer::new(TrackName::new("live", "decoy"), TrackConfig::default());
+    let (_attacker, attacker_seen) = publisher(&relay.url("moqt"), "", decoy).await;
+    let s = subscriber(&relay.url("moqt")).await;
+    let _sub = s
+        .subscribe(vip.name().clone(), SubscribeOptions::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(honest_seen.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        attacker_seen.requests.load(Ordering::SeqCst),
+        0,
+        "the protected track's SUBSCRIBE reached a publisher of `live` without the vip token"
+    );
+}
+
+#[tokio::test]
+async fn an_ended_publish_frees_its_slot_and_is_offered_again_when_republished() {
+    let relay = start(RelayConfig {
+        limits: SessionLimits {
+            published_tracks: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let url = relay.url("moqt");
+    let (watcher, mut events) = session(&url, "").await;
+    let _w = watcher
+        .subscribe_namespace(TrackNamespace::from_path("rep"), VersionParameters::new())
+        .await
+        .unwrap();
+    let (p, _e) = session(&url, "").await;
+    let mut offered = 0;
+    for round in 0..3 {
+        let track = TrackProducer::new(TrackName::new("rep", "t"), TrackConfig::default());
+        let publication = p.publish(&track, true, VersionParameters::new()).await;
+        assert!(
+            publication.is_ok(),
+            "round {round}: {:?}",
+            publication.err()
+        );
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Some(IncomingEvent::Request(req))) =
+            tokio::time::timeout_at(until, events.recv()).await
+        {
+            if matches!(req.message, ControlMessage::Publish(_)) {
+                offered += 1;
+                break;
+            }
+        }
+        track.finish(TrackEnd {
+            status: 0x2,
+            reason: "done".into(),
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        offered, 3,
+        "the namespace subscriber was offered the track {offered} times"
+    );
+}
+
+#[tokio::test]
+async fn a_publish_namespace_done_right_behind_its_request_withdraws_it() {
+    let relay = start(RelayConfig::default());
+    let url = relay.url("moqt");
+    let (watcher, mut events) = session(&url, "").await;
+    let _w = watcher
+        .subscribe_namespace(TrackNamespace::from_path("pipe"), VersionParameters::new())
+        .await
+        .unwrap();
+    let (p, _e) = session(&url, "").await;
+    let ns = TrackNamespace::from_path("pipe/x");
+    let n = ns.clone();
+    let _req = p
+        .request(move |request_id| {
+            ControlMessage::PublishNamespace(moqlink_model::control::PublishNamespace {
+                request_id,
+                namespace: n,
+                parameters: VersionParameters::new(),
+            })
+        })
+        .await
+        .unwrap();
+    p.send(ControlMessage::PublishNamespaceDone(
+        moqlink_model::control::PublishNamespaceDone { namespace: ns },
+    ))
+    .await
+    .unwrap();
+    let told = namespace_events(&mut events, Duration::from_millis(500), Duration::ZERO).await;
+    let announced = told.iter().filter(|(k, _)| *k == "ns").count();
+    let withdrawn = told.iter().filter(|(k, _)| *k == "done").count();
+    assert_eq!(announced, withdrawn, "left announced: {told:?}");
+}
+
+#[tokio::test]
+async fn overlapping_namespace_subscriptions_sent_together_are_refused() {
+    // §9.28: a prefix overlapping an active SUBSCRIBE_NAMESPACE gets NAMESPACE_PREFIX_OVERLAP,
+    // even when both requests are in flight at once.
+    let relay = start(RelayConfig::default());
+    let (s, _e) = session(&relay.url("moqt"), "").await;
+    let a = s.subscribe_namespace(TrackNamespace::from_path("ov"), VersionParameters::new());
+    let b = s.subscribe_namespace(TrackNamespace::from_path("ov/x"), VersionParameters::new());
+    let (a, b) = tokio::join!(a, b);
+    let refused: Vec<u64> = [a.err(), b.err()]
+        .iter()
+        .flatten()
+        .filter_map(|e| rejected(e).map(|r| r.0))
+        .collect();
+    assert_eq!(
+        refused,
+        [0x5],
+        "exactly one refused with NAMESPACE_PREFIX_OVERLAP"
+    );
+}

@@ -57,6 +57,7 @@ pub(crate) async fn serve_lite(
     mut events: mpsc::Receiver<LiteEvent<AnyConnection>>,
 ) {
     let id = peer.id;
+    shared.registry.open_session(id);
     // Learn what the client publishes: ANNOUNCE_PLEASE with the empty prefix, as moq-dev's
     // relays do. Each announced broadcast is a PUBLISH_NAMESPACE to the request path.
     let (s, sh, p) = (session.clone(), shared.clone(), peer.clone());
@@ -85,6 +86,7 @@ pub(crate) async fn serve_lite(
                 session_id: id,
                 publisher: Publisher::Lite(s.clone()),
                 namespace,
+                credentials: Some(permit.credentials.clone()),
                 hold: Arc::new(permit),
             };
             if sh.registry.add_route(route.clone()) {
@@ -168,21 +170,29 @@ async fn announce(
     let (tx, mut rx) = mpsc::channel(shared.config.limits.namespace_events.max(1));
     let lagged = Arc::new(AtomicBool::new(false));
     let snapshot_filter = filter();
-    let current = shared.registry.add_ns_subscriber(NsSubscriber {
-        session_id: id,
-        prefix: prefix.clone(),
-        filter: filter(),
-        tx,
-        lagged: lagged.clone(),
-        hold: Arc::new(()),
-    });
+    // moq-lite lets a session hold overlapping Announce streams; each is its own entry.
+    let added = shared.registry.add_ns_subscriber(
+        NsSubscriber {
+            key: 0,
+            session_id: id,
+            prefix: prefix.clone(),
+            filter: filter(),
+            tx,
+            lagged: lagged.clone(),
+            hold: Arc::new(()),
+        },
+        false,
+    );
+    let Ok((key, current)) = added else {
+        return;
+    };
     let mut told: HashSet<Blob> = namespaces(&current).map(path_of).collect();
     let paths: Vec<Blob> = told.iter().cloned().collect();
     let mut announcer = match req.respond(&paths).await {
         Ok(a) => a,
         Err(e) => {
             tracing::debug!(error = %e, "ANNOUNCE_INIT not sent");
-            shared.registry.remove_ns_subscriber(id, &prefix);
+            shared.registry.remove_ns_key(key);
             return;
         }
     };
@@ -218,7 +228,7 @@ async fn announce(
             _ = announcer.closed() => break,
         }
     }
-    shared.registry.remove_ns_subscriber(id, &prefix);
+    shared.registry.remove_ns_key(key);
     drop(permit);
 }
 

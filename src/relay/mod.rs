@@ -22,7 +22,7 @@ use moqlink_transport::tls::ServerIdentity;
 use moqlink_transport::track::TrackConfig;
 use serve::{Ctx, Shared};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,7 +88,6 @@ pub enum RelayError {
 pub struct Relay {
     server: Server,
     shared: Arc<Shared>,
-    next_id: AtomicU64,
     sessions: tokio::sync::Mutex<Vec<moqlink_transport::client::AnySession>>,
     /// moq-lite sessions, closed at shutdown.
     lite: tokio::sync::Mutex<Vec<moqlink_transport::lite::LiteSession<AnyConnection>>>,
@@ -107,8 +106,8 @@ impl Relay {
                 registry: Default::default(),
                 config,
                 upstream: Default::default(),
+                next_id: AtomicU64::new(1),
             }),
-            next_id: AtomicU64::new(1),
             sessions: Default::default(),
             lite: Default::default(),
         })
@@ -197,7 +196,7 @@ impl Relay {
                 return;
             }
         };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.shared.new_session_id();
         match accepted {
             Accepted::Ietf(session, events) => {
                 tracing::info!(session = id, %remote, %alpn, version = %session.version(), "session established");

@@ -10,7 +10,7 @@ use moqlink_model::TrackNamespace;
 use moqlink_transport::client::AnySession;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::NamespacePublication;
-use moqlink_transport::track::TrackName;
+use moqlink_transport::track::{TrackName, TrackProducer};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,7 +27,8 @@ pub(crate) struct NsFeed {
     filter: NsFilter,
     lagged: Arc<AtomicBool>,
     namespaces: HashMap<TrackNamespace, NamespacePublication<AnyConnection>>,
-    tracks: HashSet<TrackName>,
+    /// PUBLISHed tracks offered, until they end (a track PUBLISHed again is offered again).
+    tracks: HashMap<TrackName, TrackProducer>,
 }
 
 impl NsFeed {
@@ -48,7 +49,7 @@ impl NsFeed {
             filter,
             lagged,
             namespaces: HashMap::new(),
-            tracks: HashSet::new(),
+            tracks: HashMap::new(),
         }
     }
 
@@ -118,9 +119,11 @@ impl NsFeed {
                 }
             }
             NsEvent::Track(track) => {
-                if !self.tracks.insert(track.name().clone()) {
+                self.tracks.retain(|_, t| t.status().end.is_none());
+                if self.tracks.contains_key(track.name()) {
                     return;
                 }
+                self.tracks.insert(track.name().clone(), track.clone());
                 let s = self.session.clone();
                 tokio::spawn(async move {
                     let publish = s.publish(&track, true, VersionParameters::new());

@@ -1,6 +1,7 @@
 //! The relay's one registry of routes (namespaces announced with PUBLISH_NAMESPACE), tracks
 //! (upstream subscriptions and PUBLISHed tracks) and namespace subscribers.
 
+use super::auth::{Action, AuthRules, Credentials};
 use moqlink_model::control::Filter;
 use moqlink_model::{Location, TrackNamespace};
 use moqlink_transport::client::AnySession;
@@ -49,19 +50,7 @@ impl Publisher {
                 };
                 let sub = s.subscribe(name.clone(), opts).await?;
                 into.set_complete_from(Location::after_largest(sub.largest()));
-                let ended = sub.ended();
-                let ended: Ended = Box::pin(async move {
-                    match ended.await {
-                        Some(d) => TrackEnd {
-                            status: d.status_code,
-                            reason: d.reason.to_string(),
-                        },
-                        None => TrackEnd {
-                            status: INTERNAL_ERROR,
-                            reason: "publisher session ended".into(),
-                        },
-                    }
-                });
+                let ended = ended_of(sub.ended());
                 Ok((Box::new(sub), ended))
             }
             Publisher::Lite(s) => {
@@ -95,6 +84,24 @@ impl Publisher {
 /// for draft-14 the request itself, whose request credit returns only then.
 pub(crate) type Hold = Arc<dyn std::any::Any + Send + Sync>;
 
+/// How a draft-14 subscription ended (its PUBLISH_DONE, or its session's end).
+pub(crate) fn ended_of(
+    ended: impl Future<Output = Option<moqlink_model::control::PublishDone>> + Send + 'static,
+) -> Ended {
+    Box::pin(async move {
+        match ended.await {
+            Some(d) => TrackEnd {
+                status: d.status_code,
+                reason: d.reason.to_string(),
+            },
+            None => TrackEnd {
+                status: INTERNAL_ERROR,
+                reason: "publisher session ended".into(),
+            },
+        }
+    })
+}
+
 /// A namespace a publisher session announced.
 #[derive(Clone)]
 pub(crate) struct Route {
@@ -103,6 +110,19 @@ pub(crate) struct Route {
     pub(crate) namespace: TrackNamespace,
     /// Released when the route goes (PUBLISH_NAMESPACE_DONE, ANNOUNCE ended, session end).
     pub(crate) hold: Hold,
+    /// What the publisher presented when it announced; `None` for publishers the relay trusts
+    /// (its upstream relay, the session that PUBLISHed the very track).
+    pub(crate) credentials: Option<Credentials>,
+}
+
+impl Route {
+    /// Whether this publisher may publish tracks in `namespace`: announcing a prefix does not
+    /// make it the publisher of namespaces under it that a longer rule protects (§8.4).
+    pub(crate) fn may_publish(&self, rules: &AuthRules, namespace: &TrackNamespace) -> bool {
+        self.credentials
+            .as_ref()
+            .is_none_or(|c| rules.allows(Action::Publish, namespace, c))
+    }
 }
 
 /// Where a track's objects come from.
@@ -128,6 +148,7 @@ impl Origin {
                     publisher: Publisher::Ietf(publisher.clone()),
                     namespace: namespace.clone(),
                     hold: Arc::new(()),
+                    credentials: None,
                 })
             }
             _ => None,
@@ -264,6 +285,8 @@ pub(crate) type NsFilter = Box<dyn Fn(&TrackNamespace) -> bool + Send + Sync>;
 
 /// A namespace subscription's end of the registry.
 pub(crate) struct NsSubscriber {
+    /// Set by the registry: tells this subscription from others of the same session.
+    pub(crate) key: u64,
     pub(crate) session_id: u64,
     pub(crate) prefix: TrackNamespace,
     /// Only namespaces this allows are told (and their tracks offered).
@@ -275,8 +298,21 @@ pub(crate) struct NsSubscriber {
     pub(crate) hold: Hold,
 }
 
+/// Why a namespace subscription was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NsRefusal {
+    /// Its prefix overlaps one the session already has (§9.28).
+    Overlap,
+    /// Its session has ended.
+    Gone,
+}
+
 #[derive(Default)]
 struct State {
+    /// Sessions that have started and not ended: only they may add anything, so nothing a
+    /// session adds outlives its end.
+    live: HashSet<u64>,
+    next_key: u64,
     /// Routes by their exact namespace (a lookup walks a name's prefixes, at most 32).
     routes: HashMap<TrackNamespace, Vec<Route>>,
     /// The namespaces each session has routes for.
@@ -324,13 +360,23 @@ impl Registry {
         locks.entry(name.clone()).or_default().clone()
     }
 
+    /// A session started: from now until [`Registry::remove_session`] it may add routes,
+    /// tracks and namespace subscriptions.
+    pub(crate) fn open_session(&self, session_id: u64) {
+        self.state().live.insert(session_id);
+    }
+
     /// Adds a route; false (and nothing changes) when the session already has one for its
-    /// namespace. Namespace subscribers hear of a namespace when its first route comes.
+    /// namespace or has ended. Namespace subscribers hear of a namespace when its first route
+    /// comes.
     pub(crate) fn add_route(&self, route: Route) -> bool {
         {
             let mut st = self.state();
             let ns = route.namespace.clone();
             let from = route.session_id;
+            if !st.live.contains(&from) {
+                return false;
+            }
             let list = st.routes.entry(ns.clone()).or_default();
             if list.iter().any(|r| r.session_id == from) {
                 return false;
@@ -365,6 +411,7 @@ impl Registry {
         let mut held: Vec<Hold> = Vec::new();
         {
             let mut st = self.state();
+            st.live.remove(&session_id);
             let gone = st.by_session.remove(&session_id).unwrap_or_default();
             for ns in gone {
                 held.extend(take_route(&mut st, session_id, &ns).map(|r| r.hold));
@@ -388,21 +435,30 @@ impl Registry {
         drop(held);
     }
 
-    /// The route whose namespace is the longest prefix of `namespace`.
-    pub(crate) fn route_for(&self, namespace: &TrackNamespace) -> Option<Route> {
+    /// The route whose namespace is the longest prefix of `namespace`, among those `allowed`.
+    pub(crate) fn route_for(
+        &self,
+        namespace: &TrackNamespace,
+        allowed: impl Fn(&Route) -> bool,
+    ) -> Option<Route> {
         self.state()
             .matching(namespace)
-            .first()
-            .map(|r| (*r).clone())
+            .into_iter()
+            .find(|r| allowed(r))
+            .cloned()
     }
 
     /// Every publisher session with a namespace that is a prefix of `namespace` (§8.4), each
-    /// once (by its longest matching route), longest match first.
-    pub(crate) fn routes_for(&self, namespace: &TrackNamespace) -> Vec<Route> {
+    /// once (by its longest matching route), longest match first, among those `allowed`.
+    pub(crate) fn routes_for(
+        &self,
+        namespace: &TrackNamespace,
+        allowed: impl Fn(&Route) -> bool,
+    ) -> Vec<Route> {
         let st = self.state();
         let mut out: Vec<Route> = Vec::new();
         for r in st.matching(namespace) {
-            if !out.iter().any(|o| o.session_id == r.session_id) {
+            if allowed(r) && !out.iter().any(|o| o.session_id == r.session_id) {
                 out.push(r.clone());
             }
         }
@@ -445,6 +501,10 @@ impl Registry {
         {
             let mut st = self.state();
             let published = |t: &TrackEntry| matches!(t.origin, Origin::Published { .. });
+            if matches!(entry.origin, Origin::Published { session, .. } if !st.live.contains(&session))
+            {
+                return false;
+            }
             if published(&entry)
                 && st
                     .tracks
@@ -479,15 +539,6 @@ impl Registry {
         }
     }
 
-    /// Whether `prefix` overlaps (prefix of, extension of, or equal to) an active namespace
-    /// subscription of the same session (§9.28).
-    pub(crate) fn ns_overlap(&self, session_id: u64, prefix: &TrackNamespace) -> bool {
-        self.state().ns_subscribers.iter().any(|s| {
-            s.session_id == session_id
-                && (s.prefix.is_prefix_of(prefix) || prefix.is_prefix_of(&s.prefix))
-        })
-    }
-
     /// What a namespace subscriber should know now: the namespaces under its prefix (each
     /// once) and the PUBLISHed tracks under them that other sessions publish, both as its
     /// filter allows.
@@ -500,19 +551,47 @@ impl Registry {
         snapshot(&self.state(), session_id, prefix, filter)
     }
 
-    /// Registers a namespace subscriber and returns what currently matches its prefix.
-    pub(crate) fn add_ns_subscriber(&self, sub: NsSubscriber) -> Vec<NsEvent> {
+    /// Registers a namespace subscriber and returns its key and what currently matches its
+    /// prefix. With `exclusive`, a prefix overlapping (prefix of, extension of, or equal to)
+    /// another subscription of the same session is refused (§9.28), checked under the same
+    /// lock as the registration.
+    pub(crate) fn add_ns_subscriber(
+        &self,
+        mut sub: NsSubscriber,
+        exclusive: bool,
+    ) -> Result<(u64, Vec<NsEvent>), NsRefusal> {
         let mut st = self.state();
+        if !st.live.contains(&sub.session_id) {
+            return Err(NsRefusal::Gone);
+        }
+        let overlap = st.ns_subscribers.iter().any(|s| {
+            s.session_id == sub.session_id
+                && (s.prefix.is_prefix_of(&sub.prefix) || sub.prefix.is_prefix_of(&s.prefix))
+        });
+        if exclusive && overlap {
+            return Err(NsRefusal::Overlap);
+        }
+        st.next_key += 1;
+        sub.key = st.next_key;
         let now = snapshot(&st, sub.session_id, &sub.prefix, &sub.filter);
         st.ns_subscribers.push(sub);
-        now
+        Ok((st.next_key, now))
     }
 
-    /// Ends a namespace subscription (UNSUBSCRIBE_NAMESPACE).
+    /// Ends a session's namespace subscription to `prefix` (UNSUBSCRIBE_NAMESPACE).
     pub(crate) fn remove_ns_subscriber(&self, session_id: u64, prefix: &TrackNamespace) {
+        self.remove_ns_where(|s| s.session_id == session_id && &s.prefix == prefix);
+    }
+
+    /// Ends the namespace subscription registered under `key`.
+    pub(crate) fn remove_ns_key(&self, key: u64) {
+        self.remove_ns_where(|s| s.key == key);
+    }
+
+    fn remove_ns_where(&self, which: impl Fn(&NsSubscriber) -> bool) {
         let mut gone = Vec::new();
         self.state().ns_subscribers.retain(|s| {
-            if s.session_id == session_id && &s.prefix == prefix {
+            if which(s) {
                 gone.push(s.hold.clone());
                 false
             } else {
@@ -604,5 +683,37 @@ mod tests {
             !entry.add_upstream(1, Box::new(())),
             "a closed entry took an upstream"
         );
+    }
+
+    #[test]
+    fn nothing_is_added_for_a_session_that_has_ended() {
+        // A request task can finish after its session's cleanup ran; what it adds then would
+        // never be removed.
+        let registry = Registry::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let sub = |tx| NsSubscriber {
+            key: 0,
+            session_id: 7,
+            prefix: TrackNamespace::from_path("a"),
+            filter: Box::new(|_| true),
+            tx,
+            lagged: Default::default(),
+            hold: Arc::new(()),
+        };
+        registry.open_session(7);
+        assert!(registry.add_ns_subscriber(sub(tx.clone()), true).is_ok());
+        assert_eq!(
+            registry.add_ns_subscriber(sub(tx.clone()), true).err(),
+            Some(NsRefusal::Overlap)
+        );
+        registry.remove_session(7);
+        assert_eq!(
+            registry.add_ns_subscriber(sub(tx), true).err(),
+            Some(NsRefusal::Gone)
+        );
+        // Tracks the relay subscribes to itself belong to no session.
+        let producer = TrackProducer::new(TrackName::new("a", "t"), TrackConfig::default());
+        let entry = TrackEntry::new(producer, Origin::Upstream);
+        assert!(registry.add_track(TrackName::new("a", "t"), entry));
     }
 }

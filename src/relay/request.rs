@@ -16,6 +16,9 @@ use moqlink_transport::track::TrackName;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// The namespace of a request that names none.
+static EMPTY: TrackNamespace = TrackNamespace(Vec::new());
+
 /// *_ERROR code 0x1 (UNAUTHORIZED) in every request error table (§13.1).
 pub(crate) const UNAUTHORIZED: u64 = 0x1;
 
@@ -58,6 +61,9 @@ pub(crate) enum Ask {
     Subscribe(TrackName),
     /// Fetch past objects of a track (standalone FETCH).
     Fetch(TrackName),
+    /// Fetch what precedes one of the session's own subscriptions (joining FETCH, §9.16.2):
+    /// authorized with that subscription, counted with the fetches.
+    JoiningFetch,
     /// A track's status (TRACK_STATUS).
     TrackStatus(TrackName),
     /// Publish a track (PUBLISH).
@@ -72,7 +78,7 @@ impl Ask {
     fn kind(&self) -> Kind {
         match self {
             Ask::Subscribe(_) => Kind::Subscriptions,
-            Ask::Fetch(_) => Kind::Fetches,
+            Ask::Fetch(_) | Ask::JoiningFetch => Kind::Fetches,
             Ask::TrackStatus(_) => Kind::None,
             Ask::Publish(_) => Kind::PublishedTracks,
             Ask::PublishNamespace(_) => Kind::Namespaces,
@@ -93,6 +99,7 @@ impl Ask {
                 &t.namespace
             }
             Ask::PublishNamespace(n) | Ask::SubscribeNamespace(n) => n,
+            Ask::JoiningFetch => &EMPTY,
         }
     }
 }
@@ -201,7 +208,7 @@ pub(crate) fn admit(
                 "a prefix has at most 32 fields (§9.28)".into(),
             );
         }
-        Ask::SubscribeNamespace(_) => {}
+        Ask::SubscribeNamespace(_) | Ask::JoiningFetch => {}
     }
     let credentials = if tokens.is_empty() {
         peer.credentials.clone()
@@ -209,6 +216,7 @@ pub(crate) fn admit(
         peer.credentials.with_tokens(tokens)
     };
     let allowed = match ask {
+        Ask::JoiningFetch => true,
         Ask::SubscribeNamespace(prefix) => rules.may_subscribe_under(prefix, &credentials),
         other => rules.allows(other.action(), other.namespace(), &credentials),
     };

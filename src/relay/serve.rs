@@ -2,7 +2,8 @@
 //! the publisher that owns the namespace.
 
 use super::registry::{
-    Hold, NsFilter, NsSubscriber, Origin, Publisher, Registry, Route, TrackEntry,
+    ended_of, Hold, NsFilter, NsRefusal, NsSubscriber, Origin, Publisher, Registry, Route,
+    TrackEntry,
 };
 use super::request::{admit, Ask, Peer, Permit};
 use super::upstream::{acquire_track, join_route, release, UPSTREAM_ANSWER};
@@ -24,21 +25,30 @@ use tokio::sync::mpsc;
 /// SUBSCRIBE_NAMESPACE_ERROR: the prefix overlaps an active one (§9.28).
 const NAMESPACE_PREFIX_OVERLAP: u64 = 0x5;
 
-/// Session ID used for routes through the upstream relay.
-const UPSTREAM_SESSION: u64 = 0;
-
 /// What every session task shares.
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) config: RelayConfig,
     /// The one shared session to the upstream relay, connected on first use.
     pub(crate) upstream: tokio::sync::Mutex<Upstream>,
+    /// The next relay session ID (client sessions and each upstream connection).
+    pub(crate) next_id: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    /// A session ID no other session of this relay has had.
+    pub(crate) fn new_session_id(&self) -> u64 {
+        self.next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The upstream relay's session, and when a failed connection may next be retried.
 #[derive(Default)]
 pub(crate) struct Upstream {
-    session: Option<AnySession>,
+    /// The live connection and its relay session ID (fresh for each connection, so the end of
+    /// an old one never removes what a new one registered).
+    session: Option<(AnySession, u64)>,
     /// After a failure: not before this instant, and the wait after the next failure.
     retry: Option<(tokio::time::Instant, std::time::Duration)>,
 }
@@ -50,12 +60,12 @@ const UPSTREAM_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs
 
 impl Shared {
     /// The upstream relay's session, (re)connecting when needed.
-    pub(crate) async fn upstream_session(self: &Arc<Self>) -> Option<AnySession> {
+    pub(crate) async fn upstream_session(self: &Arc<Self>) -> Option<(AnySession, u64)> {
         let up = self.config.upstream.as_ref()?;
         let mut slot = self.upstream.lock().await;
-        if let Some(s) = slot.session.as_ref() {
+        if let Some((s, id)) = slot.session.as_ref() {
             if s.close_reason().is_none() {
-                return Some(s.clone());
+                return Some((s.clone(), *id));
             }
         }
         // A relay that is down is not dialled again for every request: requests meanwhile
@@ -72,19 +82,20 @@ impl Shared {
         match moqlink_transport::client::connect(&up.client, &up.url, cfg).await {
             Ok((session, events)) => {
                 tracing::info!(url = %up.url, "connected to the upstream relay");
-                slot.session = Some(session.clone());
+                let id = self.new_session_id();
+                slot.session = Some((session.clone(), id));
                 slot.retry = None;
                 // Requests from the upstream relay are served like any session's, but never
                 // forwarded back up.
                 let ctx = Ctx {
-                    id: UPSTREAM_SESSION,
+                    id,
                     session: session.clone(),
                     shared: self.clone(),
                     upstream_link: true,
-                    peer: Peer::new(UPSTREAM_SESSION, Default::default()),
+                    peer: Peer::new(id, Default::default()),
                 };
                 spawn_serve(ctx, events);
-                Some(session)
+                Some((session, id))
             }
             Err(e) => {
                 let wait = slot
@@ -117,9 +128,22 @@ pub(crate) fn spawn_serve(ctx: Ctx, events: mpsc::Receiver<IncomingEvent>) {
 
 /// Answers the session's requests until it ends, then removes its routes.
 pub(crate) async fn serve(ctx: Ctx, mut events: mpsc::Receiver<IncomingEvent>) {
+    ctx.shared.registry.open_session(ctx.id);
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
+                // Namespace requests are decided in order with the notices that end them
+                // (PUBLISH_NAMESPACE_DONE, UNSUBSCRIBE_NAMESPACE): a DONE right behind its
+                // PUBLISH_NAMESPACE must find the route. They wait on nothing but this
+                // session's own control stream.
+                Some(IncomingEvent::Request(req))
+                    if matches!(
+                        req.message,
+                        ControlMessage::PublishNamespace(_) | ControlMessage::SubscribeNamespace(_)
+                    ) =>
+                {
+                    ctx.request(req).await;
+                }
                 Some(IncomingEvent::Request(req)) => {
                     let ctx = ctx.clone();
                     tokio::spawn(async move { ctx.request(req).await });
@@ -148,13 +172,18 @@ fn ask_of(msg: &ControlMessage) -> Option<Ask> {
         (M::Subscribe(_), Some(n)) => Ask::Subscribe(n),
         (M::TrackStatus(_), Some(n)) => Ask::TrackStatus(n),
         (M::Fetch(_), Some(n)) => Ask::Fetch(n),
+        (M::Fetch(_), None) => Ask::JoiningFetch,
         _ => return None,
     })
 }
 
 /// The publisher for `namespace`: a local route, else (when allowed) the upstream relay.
 async fn route(shared: &Arc<Shared>, namespace: &TrackNamespace, upstream: bool) -> Option<Route> {
-    if let Some(r) = shared.registry.route_for(namespace) {
+    let rules = &shared.config.auth;
+    if let Some(r) = shared
+        .registry
+        .route_for(namespace, |r| r.may_publish(rules, namespace))
+    {
         return Some(r);
     }
     if !upstream {
@@ -168,12 +197,13 @@ pub(crate) async fn upstream_route(
     shared: &Arc<Shared>,
     namespace: &TrackNamespace,
 ) -> Option<Route> {
-    let session = shared.upstream_session().await?;
+    let (session, id) = shared.upstream_session().await?;
     Some(Route {
-        session_id: UPSTREAM_SESSION,
+        session_id: id,
         publisher: Publisher::Ietf(session),
         namespace: namespace.clone(),
         hold: Arc::new(()),
+        credentials: None,
     })
 }
 
@@ -206,12 +236,7 @@ impl Ctx {
     async fn request(&self, req: IncomingRequest) {
         let kind = req.message.message_type();
         let Some(ask) = ask_of(&req.message) else {
-            let result = match &req.message {
-                // Joining fetches refer to a subscription this session serves.
-                ControlMessage::Fetch(_) => self.session.serve_fetch(req, None).await,
-                _ => req.responder.not_supported(kind.name()).await,
-            };
-            if let Err(e) = result {
+            if let Err(e) = req.responder.not_supported(kind.name()).await {
                 tracing::debug!(session = self.id, request = kind.name(), error = %e, "request failed");
             }
             return;
@@ -236,6 +261,8 @@ impl Ctx {
             Ask::Subscribe(name) => self.subscribe(req, name, permit).await,
             Ask::TrackStatus(name) => self.track_status(req, name).await,
             Ask::Fetch(name) => self.fetch(req, name, permit).await,
+            // Joining fetches refer to a subscription this session serves.
+            Ask::JoiningFetch => self.serve_counted_fetch(req, None, permit).await,
             Ask::Publish(name) => self.publish(req, name, permit).await,
             Ask::SubscribeNamespace(prefix) => self.subscribe_namespace(req, prefix, permit).await,
         };
@@ -259,12 +286,14 @@ impl Ctx {
         tracing::info!(session = self.id, namespace = %ns, "PUBLISH_NAMESPACE");
         // The route holds the request (its credit returns at PUBLISH_NAMESPACE_DONE) and the
         // permit (the session's namespace count).
+        let credentials = Some(permit.credentials.clone());
         let hold: Hold = Arc::new(Mutex::new((permit, followups)));
         let route = Route {
             session_id: self.id,
             publisher: Publisher::Ietf(self.session.clone()),
             namespace: ns,
             hold,
+            credentials,
         };
         if !self.shared.registry.add_route(route.clone()) {
             return responder
@@ -361,7 +390,7 @@ impl Ctx {
         track_name: TrackName,
         permit: Permit,
     ) -> Result<(), SessionError> {
-        let _counted = permit;
+        let counted = permit;
         let ControlMessage::Fetch(f) = &req.message else {
             return Ok(());
         };
@@ -381,25 +410,35 @@ impl Ctx {
                 if let Some(route) = route.filter(|r| r.publisher.ietf().is_some()) {
                     match upstream_fetch(&route, f).await {
                         Ok(up) => return self.relay_fetch(req, up).await,
-                        // Refused upstream: the cache still answers what it holds.
+                        // Refused upstream: the cache answers if it holds the whole range,
+                        // else FETCH_ERROR UNKNOWN_STATUS_IN_RANGE (§9.16.3).
                         Err(e) => tracing::debug!(error = %e, "upstream FETCH refused"),
                     }
                 }
             }
-            // The permit counts the FETCH until its stream is sent, not just until FETCH_OK.
-            let sending = self
-                .session
-                .serve_fetch_sending(req, Some(&t.producer))
-                .await?;
-            if let Some(task) = sending {
-                let _ = task.await;
-            }
-            return Ok(());
+            return self
+                .serve_counted_fetch(req, Some(&t.producer), counted)
+                .await;
         }
         match self.route(&track_name.namespace).await {
             Some(route) => self.fetch_upstream(req, route).await,
             None => self.session.serve_fetch(req, None).await,
         }
+    }
+
+    /// Serves a FETCH from `track` (or the subscription it joins); `permit` counts it until
+    /// its stream is sent, not just until FETCH_OK.
+    async fn serve_counted_fetch(
+        &self,
+        req: IncomingRequest,
+        track: Option<&moqlink_transport::track::TrackProducer>,
+        permit: Permit,
+    ) -> Result<(), SessionError> {
+        if let Some(task) = self.session.serve_fetch_sending(req, track).await? {
+            let _ = task.await;
+        }
+        drop(permit);
+        Ok(())
     }
 
     /// A FETCH for a track not in the cache: forwarded to the publisher, its objects relayed;
@@ -507,12 +546,23 @@ impl Ctx {
                 publisher: self.session.clone(),
             },
         );
+        let ended = ended_of(sub.ended());
         entry.add_upstream(self.id, Box::new((sub, permit)));
         if !self.shared.registry.add_track(name.clone(), entry.clone()) {
-            // Lost a race with another PUBLISH of the same name: end ours (UNSUBSCRIBE).
+            // Lost a race with another PUBLISH of the same name, or the session ended: end
+            // ours (UNSUBSCRIBE).
             tracing::info!(session = self.id, track = %name, "PUBLISH of a track published meanwhile ended");
             entry.close_upstreams();
+            return Ok(());
         }
+        // At PUBLISH_DONE the track leaves the registry and its permit is freed, so a
+        // long-lived publisher's ended tracks do not count against its limit.
+        let (shared, id) = (self.shared.clone(), self.id);
+        tokio::spawn(async move {
+            let end = ended.await;
+            entry.upstream_ended(id, end);
+            shared.registry.remove_track(&name, &entry);
+        });
         Ok(())
     }
 
@@ -523,15 +573,6 @@ impl Ctx {
         permit: Permit,
     ) -> Result<(), SessionError> {
         let registry = &self.shared.registry;
-        if registry.ns_overlap(self.id, &prefix) {
-            return req
-                .responder
-                .reject(
-                    NAMESPACE_PREFIX_OVERLAP,
-                    "prefix overlaps an active SUBSCRIBE_NAMESPACE",
-                )
-                .await;
-        }
         let IncomingRequest {
             responder,
             followups,
@@ -542,16 +583,32 @@ impl Ctx {
         let lagged = Arc::new(AtomicBool::new(false));
         let filter = self.ns_filter(&permit);
         let snapshot_filter = self.ns_filter(&permit);
-        let current = registry.add_ns_subscriber(NsSubscriber {
-            session_id: self.id,
-            prefix: prefix.clone(),
-            filter,
-            tx,
-            lagged: lagged.clone(),
-            // Held until UNSUBSCRIBE_NAMESPACE or the session's end: the request's credit
-            // returns then.
-            hold: Arc::new(Mutex::new((permit, followups))),
-        });
+        let added = registry.add_ns_subscriber(
+            NsSubscriber {
+                key: 0,
+                session_id: self.id,
+                prefix: prefix.clone(),
+                filter,
+                tx,
+                lagged: lagged.clone(),
+                // Held until UNSUBSCRIBE_NAMESPACE or the session's end: the request's credit
+                // returns then.
+                hold: Arc::new(Mutex::new((permit, followups))),
+            },
+            true,
+        );
+        let current = match added {
+            Ok((_, current)) => current,
+            Err(NsRefusal::Overlap) => {
+                return responder
+                    .reject(
+                        NAMESPACE_PREFIX_OVERLAP,
+                        "prefix overlaps an active SUBSCRIBE_NAMESPACE",
+                    )
+                    .await
+            }
+            Err(NsRefusal::Gone) => return Ok(()),
+        };
         responder
             .accept(ControlMessage::SubscribeNamespaceOk(RequestRef {
                 request_id: id,

@@ -33,7 +33,11 @@ pub(crate) async fn track_for(
         if let Some(t) = registry.track(name) {
             return Ok(t);
         }
-        let mut routes = registry.routes_for(&name.namespace);
+        // Only publishers whose credentials cover this very namespace are asked (§8.4): one
+        // allowed to announce `live` is not a publisher of `live/vip` if a rule protects it.
+        let rules = &shared.config.auth;
+        let mut routes =
+            registry.routes_for(&name.namespace, |r| r.may_publish(rules, &name.namespace));
         if routes.is_empty() && upstream && shared.config.upstream.is_some() {
             routes.extend(upstream_route(shared, &name.namespace).await);
         }
@@ -119,7 +123,9 @@ async fn subscribe_upstream(
 /// under its namespace (§8.4).
 pub(crate) fn join_route(shared: &Arc<Shared>, route: &Route) {
     for (name, entry) in shared.registry.upstream_tracks_under(&route.namespace) {
-        if entry.has_upstream(route.session_id) {
+        if entry.has_upstream(route.session_id)
+            || !route.may_publish(&shared.config.auth, &name.namespace)
+        {
             continue;
         }
         let (shared, route) = (shared.clone(), route.clone());

@@ -198,7 +198,8 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                     session.conn = session
                         .conn
                         .with_server_parts(shared.connection.clone(), slot);
-                    tracing::debug!(%remote, alpn = %session.alpn, path = ?session.path,
+                    tracing::debug!(%remote, alpn = %session.alpn,
+                        path = ?session.path.as_deref().map(|p| p.split('?').next().unwrap_or(p)),
                         "session accepted");
                     // If the server is gone the session is dropped, which closes it.
                     let _ = shared.tx.send(session).await;

@@ -1,8 +1,9 @@
 //! Where the control read loop leaves messages for one request (replies, SUBSCRIBE_UPDATE,
 //! UNSUBSCRIBE, PUBLISH_DONE, FETCH_CANCEL...). The read loop never waits on a request's holder,
 //! so the queue is bounded; past it, SUBSCRIBE_UPDATEs are coalesced (each states the whole
-//! subscription, so the latest supersedes the ones before) and the messages that end a request
-//! still get through, in order.
+//! subscription, so the latest supersedes the ones before) and up to 8 other messages (the ones
+//! that end a request among them) still get through, in order; past that, a holder that does not
+//! read loses what its peer repeats.
 
 use moqlink_model::control::ControlMessage;
 use std::collections::VecDeque;
@@ -63,7 +64,8 @@ impl Postbox {
             over.retain(|m| !matches!(m, ControlMessage::SubscribeUpdate(_)));
         }
         if over.len() >= OVERFLOW {
-            tracing::warn!(
+            // One peer can repeat follow-ups at will: not a warning a line each.
+            tracing::debug!(
                 msg = msg.message_type().name(),
                 "follow-up dropped: its request's holder does not read"
             );
