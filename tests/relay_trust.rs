@@ -271,6 +271,13 @@ async fn a_namespace_subscription_sees_only_namespaces_its_credentials_allow() {
             .unwrap();
         std::mem::forget(n);
     }
+    // PUBLISHed tracks (offered with PUBLISH, data flowing) are filtered the same way.
+    let mut published = Vec::new();
+    for ns in ["live/public", "live/private/x"] {
+        let t = TrackProducer::new(TrackName::new(ns, "pushed"), TrackConfig::default());
+        published.push(p.publish(&t, true, VersionParameters::new()).await.unwrap());
+        std::mem::forget(t);
+    }
     let told = |token: &'static str| {
         let url = url.clone();
         async move {
@@ -284,8 +291,10 @@ async fn a_namespace_subscription_sees_only_namespaces_its_credentials_allow() {
             while let Ok(Some(IncomingEvent::Request(req))) =
                 tokio::time::timeout_at(until, events.recv()).await
             {
-                if let ControlMessage::PublishNamespace(m) = &req.message {
-                    got.push(m.namespace.to_string());
+                match &req.message {
+                    ControlMessage::PublishNamespace(m) => got.push(m.namespace.to_string()),
+                    ControlMessage::Publish(m) => got.push(format!("{}/{}", m.namespace, m.name)),
+                    _ => {}
                 }
                 let _ = req.responder.not_supported("test").await;
             }
@@ -293,8 +302,16 @@ async fn a_namespace_subscription_sees_only_namespaces_its_credentials_allow() {
             got
         }
     };
-    assert_eq!(told("").await, ["live/public"]);
-    assert_eq!(told("secret").await, ["live/private/x", "live/public"]);
+    assert_eq!(told("").await, ["live/public", "live/public/pushed"]);
+    assert_eq!(
+        told("secret").await,
+        [
+            "live/private/x",
+            "live/private/x/pushed",
+            "live/public",
+            "live/public/pushed"
+        ]
+    );
 }
 
 #[tokio::test]
