@@ -47,6 +47,32 @@ fn with_rules(rules: &[AuthRuleConfig]) -> RelayConfig {
     }
 }
 
+/// A relay holding each session to `limits`.
+fn limited(limits: SessionLimits) -> RelayConfig {
+    RelayConfig {
+        limits,
+        ..Default::default()
+    }
+}
+
+/// A session subscribed to the namespaces under `prefix`: the session, its events, and the
+/// subscription (dropping it unsubscribes).
+async fn watch(
+    url: &str,
+    prefix: &str,
+) -> (
+    AnySession,
+    mpsc::Receiver<IncomingEvent>,
+    NamespaceSubscription<AnyConnection>,
+) {
+    let (watcher, events) = session(url, "").await;
+    let sub = watcher
+        .subscribe_namespace(TrackNamespace::from_path(prefix), VersionParameters::new())
+        .await
+        .unwrap();
+    (watcher, events, sub)
+}
+
 /// A draft-14 session presenting `token` in CLIENT_SETUP (none when empty).
 async fn session(url: &str, token: &str) -> (AnySession, mpsc::Receiver<IncomingEvent>) {
     let cfg = SessionConfig {
@@ -335,14 +361,11 @@ async fn a_second_publish_of_a_published_track_is_refused() {
 
 #[tokio::test]
 async fn each_session_is_held_to_its_limits() {
-    let relay = start(RelayConfig {
-        limits: SessionLimits {
-            subscriptions: 2,
-            namespaces: 1,
-            ..Default::default()
-        },
+    let relay = start(limited(SessionLimits {
+        subscriptions: 2,
+        namespaces: 1,
         ..Default::default()
-    });
+    }));
     let track = TrackProducer::new(TrackName::new("lim", "t"), TrackConfig::default());
     let (_p, _seen) = publisher(&relay.url("moqt"), "", track.clone()).await;
     let (s, _e) = session(&relay.url("moqt"), "").await;
@@ -452,13 +475,10 @@ async fn a_clients_token_is_never_forwarded_upstream() {
 
 #[tokio::test]
 async fn a_fetch_counts_against_the_limit_until_its_stream_is_sent() {
-    let relay = start(RelayConfig {
-        limits: SessionLimits {
-            fetches: 1,
-            ..Default::default()
-        },
+    let relay = start(limited(SessionLimits {
+        fetches: 1,
         ..Default::default()
-    });
+    }));
     let track = TrackProducer::new(TrackName::new("fl", "t"), TrackConfig::default());
     let (_p, _seen) = publisher(&relay.url("moqt"), "", track.clone()).await;
     // A subscriber makes the relay cache the track from group 0 on.
@@ -541,11 +561,7 @@ async fn namespace_events(
 async fn a_namespace_two_sessions_publish_is_told_once_and_withdrawn_with_the_last() {
     let relay = start(RelayConfig::default());
     let url = relay.url("moqt");
-    let (watcher, mut events) = session(&url, "").await;
-    let _w = watcher
-        .subscribe_namespace(TrackNamespace::from_path("dup"), VersionParameters::new())
-        .await
-        .unwrap();
+    let (_watcher, mut events, _w) = watch(&url, "dup").await;
     let ns = TrackNamespace::from_path("dup/ns");
     let (a, _ea) = session(&url, "").await;
     let (b, _eb) = session(&url, "").await;
@@ -581,19 +597,12 @@ async fn a_slow_namespace_subscriber_past_its_queue_still_learns_every_namespace
     // The relay queues at most 2 namespace events for this subscriber, which answers each
     // PUBLISH_NAMESPACE slowly: past the queue it is resynchronised from the registry, so it
     // learns every namespace once, and not those withdrawn meanwhile.
-    let relay = start(RelayConfig {
-        limits: SessionLimits {
-            namespace_events: 2,
-            ..Default::default()
-        },
+    let relay = start(limited(SessionLimits {
+        namespace_events: 2,
         ..Default::default()
-    });
+    }));
     let url = relay.url("moqt");
-    let (watcher, mut events) = session(&url, "").await;
-    let _w = watcher
-        .subscribe_namespace(TrackNamespace::from_path("slow"), VersionParameters::new())
-        .await
-        .unwrap();
+    let (_watcher, mut events, _w) = watch(&url, "slow").await;
     let (p, _e) = session(&url, "").await;
     let mut held = Vec::new();
     for i in 0..12 {
@@ -714,19 +723,12 @@ async fn a_publisher_of_a_prefix_is_not_asked_for_tracks_a_longer_rule_protects(
 
 #[tokio::test]
 async fn an_ended_publish_frees_its_slot_and_is_offered_again_when_republished() {
-    let relay = start(RelayConfig {
-        limits: SessionLimits {
-            published_tracks: 1,
-            ..Default::default()
-        },
+    let relay = start(limited(SessionLimits {
+        published_tracks: 1,
         ..Default::default()
-    });
+    }));
     let url = relay.url("moqt");
-    let (watcher, mut events) = session(&url, "").await;
-    let _w = watcher
-        .subscribe_namespace(TrackNamespace::from_path("rep"), VersionParameters::new())
-        .await
-        .unwrap();
+    let (_watcher, mut events, _w) = watch(&url, "rep").await;
     let (p, _e) = session(&url, "").await;
     let mut offered = 0;
     for round in 0..3 {
@@ -762,11 +764,7 @@ async fn an_ended_publish_frees_its_slot_and_is_offered_again_when_republished()
 async fn a_publish_namespace_done_right_behind_its_request_withdraws_it() {
     let relay = start(RelayConfig::default());
     let url = relay.url("moqt");
-    let (watcher, mut events) = session(&url, "").await;
-    let _w = watcher
-        .subscribe_namespace(TrackNamespace::from_path("pipe"), VersionParameters::new())
-        .await
-        .unwrap();
+    let (_watcher, mut events, _w) = watch(&url, "pipe").await;
     let (p, _e) = session(&url, "").await;
     let ns = TrackNamespace::from_path("pipe/x");
     let n = ns.clone();
