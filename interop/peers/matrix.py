@@ -243,6 +243,7 @@ def main():
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     versions = {n: v for n, (v, _, _) in list(R.items()) + list(C.items())}
     out = dict(date=date, versions=versions, cells=cells, regressions=len(regressions))
+    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(out, f, indent=1)
     with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
