@@ -4,6 +4,7 @@
 
 use moqlink_model::TrackNamespace;
 use moqlink_transport::session::AuthToken;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// What a rule decides about.
@@ -30,7 +31,8 @@ pub enum Policy {
 /// Token values a session presents. Its `Debug` shows how many, never what.
 #[derive(Clone, Default)]
 pub struct Credentials {
-    tokens: Vec<Vec<u8>>,
+    /// Shared: every request and namespace filter of a session holds a copy.
+    tokens: Arc<[Vec<u8>]>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -56,43 +58,45 @@ impl Credentials {
     /// The tokens in a URL's query (`?token=...` or `?jwt=...`, percent-encoded), e.g. the
     /// WebTransport request path or the PATH setup parameter.
     pub fn from_url(path_and_query: &str) -> Self {
-        let Some((_, query)) = path_and_query.split_once('?') else {
-            return Credentials::default();
-        };
-        Credentials::new(query.split('&').filter_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            QUERY_KEYS.contains(&k).then(|| percent_decode(v))
-        }))
+        Credentials::new(url_tokens(path_and_query))
     }
 
-    /// These credentials' tokens followed by `more`.
-    pub(crate) fn tokens_then(self, more: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-        let mut all = self.tokens;
-        all.extend(more);
-        all
+    /// A session's credentials: the tokens in the URL it connected to (its WebTransport path,
+    /// else its PATH setup parameter), then those it presented in SETUP.
+    pub fn of_session(url: Option<&str>, setup: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        Credentials::new(url.map(url_tokens).into_iter().flatten().chain(setup))
     }
 
     /// These credentials plus draft-14 AUTHORIZATION_TOKEN values (any token type).
     pub fn with_tokens(&self, tokens: &[AuthToken]) -> Self {
-        let mut out = self.clone();
-        for t in tokens {
-            if out.tokens.len() >= MAX_TOKENS {
-                break;
-            }
-            out.tokens.push(t.value.to_vec());
-        }
-        out
+        let more = tokens.iter().map(|t| t.value.to_vec());
+        Credentials::new(self.tokens.iter().cloned().chain(more))
     }
 
     /// Whether any token equals `secret`; every token is compared in full, in constant time
     /// for equal lengths.
     fn presents(&self, secret: &[u8]) -> bool {
         let mut found = subtle::Choice::from(0);
-        for t in &self.tokens {
+        for t in self.tokens.iter() {
             found |= t.as_slice().ct_eq(secret);
         }
         found.into()
     }
+}
+
+/// The `token` / `jwt` values of a URL's query, percent-decoded.
+fn url_tokens(path_and_query: &str) -> Vec<Vec<u8>> {
+    let Some((_, query)) = path_and_query.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            QUERY_KEYS.contains(&k).then(|| percent_decode(v))
+        })
+        .take(MAX_TOKENS)
+        .collect()
 }
 
 fn percent_decode(s: &str) -> Vec<u8> {
@@ -163,7 +167,8 @@ impl Allowed {
 /// no rule covers follow the default policy.
 #[derive(Clone, Default)]
 pub struct AuthRules {
-    rules: Vec<Rule>,
+    /// Shared: every namespace subscription's filter holds a copy.
+    rules: Arc<[Rule]>,
     default: Policy,
 }
 

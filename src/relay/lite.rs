@@ -3,8 +3,8 @@
 //! answered from the registry — so each profile can consume what the other publishes. Every
 //! one of them goes through the same request path ([`admit`]) as a draft-14 request.
 
-use super::auth::{Action, Credentials};
-use super::registry::{NsEvent, NsFilter, NsSubscriber, Publisher, Route};
+use super::auth::Credentials;
+use super::registry::{subscribe_filter, NsEvent, NsSubscriber, Publisher, Route};
 use super::request::{admit, Ask, Peer, Permit};
 use super::serve::Shared;
 use super::upstream::{acquire_track, join_route, release};
@@ -23,30 +23,19 @@ type Lite = LiteSession<AnyConnection>;
 
 /// The credentials of a lite session: a token in the URL it connected to (`?jwt=` as moq-dev's
 /// clients send it, or `?token=`; the WebTransport path or the PATH setup parameter) and any
-/// AUTHORIZATION_TOKEN in its CLIENT_SETUP.
+/// AUTHORIZATION_TOKEN (USE_VALUE) in its CLIENT_SETUP.
 pub(crate) fn lite_credentials(session: &Lite, url_path: Option<&str>) -> Credentials {
     let setup = session.peer_setup();
-    let path = url_path
-        .map(str::to_string)
-        .or_else(|| setup.path().and_then(|p| p.as_text().map(str::to_string)));
-    let base = path
-        .as_deref()
-        .map(Credentials::from_url)
-        .unwrap_or_default();
-    let tokens: Vec<Vec<u8>> = setup
-        .auth_tokens()
-        .filter_map(|t| match t {
-            moqlink_model::params::Token::UseValue { token_value, .. } => {
-                Some(token_value.to_vec())
-            }
-            _ => None,
-        })
-        .collect();
-    if tokens.is_empty() {
-        base
-    } else {
-        Credentials::new(base.tokens_then(tokens))
-    }
+    let tokens = setup.auth_tokens().filter_map(|t| match t {
+        moqlink_model::params::Token::UseValue { token_value, .. } => Some(token_value.to_vec()),
+        _ => None,
+    });
+    Credentials::of_session(url_path.or_else(|| setup_path(setup)), tokens)
+}
+
+/// The PATH setup parameter, as text.
+pub(crate) fn setup_path(setup: &moqlink_model::params::SetupParameters) -> Option<&str> {
+    setup.path().and_then(|p| p.as_text())
 }
 
 /// Serves one lite session until it ends.
@@ -163,20 +152,16 @@ async fn announce(
     prefix: TrackNamespace,
     permit: Permit,
 ) {
-    let filter = || -> NsFilter {
-        let (rules, creds) = (shared.config.auth.clone(), permit.credentials.clone());
-        Box::new(move |ns| rules.allows(Action::Subscribe, ns, &creds))
-    };
+    let filter = subscribe_filter(&shared.config.auth, &permit.credentials);
     let (tx, mut rx) = mpsc::channel(shared.config.limits.namespace_events.max(1));
     let lagged = Arc::new(AtomicBool::new(false));
-    let snapshot_filter = filter();
     // moq-lite lets a session hold overlapping Announce streams; each is its own entry.
     let added = shared.registry.add_ns_subscriber(
         NsSubscriber {
             key: 0,
             session_id: id,
             prefix: prefix.clone(),
-            filter: filter(),
+            filter: filter.clone(),
             tx,
             lagged: lagged.clone(),
             hold: Arc::new(()),
@@ -210,7 +195,7 @@ async fn announce(
                 }
                 if rx.is_empty() && lagged.swap(false, Ordering::AcqRel) {
                     // Events overflowed the queue: catch up from the registry as it is now.
-                    let now = shared.registry.ns_snapshot(id, &prefix, &snapshot_filter);
+                    let now = shared.registry.ns_snapshot(id, &prefix, &filter);
                     let live: HashSet<Blob> = namespaces(&now).map(path_of).collect();
                     let gone: Vec<Blob> = told.difference(&live).cloned().collect();
                     let mut ok = true;

@@ -207,17 +207,11 @@ impl Relay {
                 }
                 // Credentials: SETUP's AUTHORIZATION_TOKENs, and a token in the URL (the
                 // WebTransport path or the PATH parameter) as browsers can only send it there.
-                let path = url_path.clone().or_else(|| {
-                    session
-                        .peer_setup()
-                        .path()
-                        .and_then(|p| p.as_text().map(str::to_string))
-                });
-                let credentials = path
+                let url = url_path
                     .as_deref()
-                    .map(auth::Credentials::from_url)
-                    .unwrap_or_default()
-                    .with_tokens(session.setup_tokens());
+                    .or_else(|| lite::setup_path(session.peer_setup()));
+                let tokens = session.setup_tokens().iter().map(|t| t.value.to_vec());
+                let credentials = auth::Credentials::of_session(url, tokens);
                 let ctx = Ctx {
                     id,
                     session,

@@ -281,7 +281,14 @@ pub(crate) enum NsEvent {
 }
 
 /// Decides which namespaces a namespace subscriber may learn of (its credentials).
-pub(crate) type NsFilter = Box<dyn Fn(&TrackNamespace) -> bool + Send + Sync>;
+pub(crate) type NsFilter = Arc<dyn Fn(&TrackNamespace) -> bool + Send + Sync>;
+
+/// The filter of a namespace subscription made with `creds`: the namespaces they may subscribe
+/// to under `rules`.
+pub(crate) fn subscribe_filter(rules: &AuthRules, creds: &Credentials) -> NsFilter {
+    let (rules, creds) = (rules.clone(), creds.clone());
+    Arc::new(move |ns| rules.allows(Action::Subscribe, ns, &creds))
+}
 
 /// A namespace subscription's end of the registry.
 pub(crate) struct NsSubscriber {
@@ -695,7 +702,7 @@ mod tests {
             key: 0,
             session_id: 7,
             prefix: TrackNamespace::from_path("a"),
-            filter: Box::new(|_| true),
+            filter: Arc::new(|_| true),
             tx,
             lagged: Default::default(),
             hold: Arc::new(()),

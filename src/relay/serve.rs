@@ -2,11 +2,11 @@
 //! the publisher that owns the namespace.
 
 use super::registry::{
-    ended_of, Hold, NsFilter, NsRefusal, NsSubscriber, Origin, Publisher, Registry, Route,
+    ended_of, subscribe_filter, Hold, NsRefusal, NsSubscriber, Origin, Publisher, Registry, Route,
     TrackEntry,
 };
 use super::request::{admit, Ask, Peer, Permit};
-use super::upstream::{acquire_track, join_route, release, UPSTREAM_ANSWER};
+use super::upstream::{acquire_track, join_route, release, upstream_answer};
 use super::RelayConfig;
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
@@ -160,8 +160,8 @@ pub(crate) async fn serve(ctx: Ctx, mut events: mpsc::Receiver<IncomingEvent>) {
     ctx.shared.registry.remove_session(ctx.id);
 }
 
-/// The request path's view of a draft-14 request; `None` for requests that touch nothing
-/// beyond this session (a joining FETCH names a subscription the session already holds).
+/// The request path's view of a draft-14 request; `None` for a message that is no request the
+/// relay serves.
 fn ask_of(msg: &ControlMessage) -> Option<Ask> {
     use ControlMessage as M;
     let name = TrackName::requested_by(msg);
@@ -210,12 +210,6 @@ pub(crate) async fn upstream_route(
 impl Ctx {
     async fn route(&self, namespace: &TrackNamespace) -> Option<Route> {
         route(&self.shared, namespace, !self.upstream_link).await
-    }
-
-    /// Which namespaces a namespace subscription with `permit`'s credentials may learn of.
-    fn ns_filter(&self, permit: &Permit) -> NsFilter {
-        let (rules, creds) = (self.shared.config.auth.clone(), permit.credentials.clone());
-        Box::new(move |ns| rules.allows(super::auth::Action::Subscribe, ns, &creds))
     }
 
     fn notice(&self, msg: ControlMessage) {
@@ -359,16 +353,7 @@ impl Ctx {
         let Some(upstream) = route.publisher.ietf() else {
             return self.session.serve_track_status(req, None).await;
         };
-        let status = tokio::time::timeout(UPSTREAM_ANSWER, upstream.track_status(&name))
-            .await
-            .unwrap_or_else(|_| {
-                Err(SessionError::Rejected {
-                    kind: "TRACK_STATUS_ERROR",
-                    code: INTERNAL_ERROR,
-                    reason: format!("publisher did not answer within {UPSTREAM_ANSWER:?}"),
-                })
-            });
-        match status {
+        match upstream_answer("TRACK_STATUS_ERROR", upstream.track_status(&name)).await {
             Ok(mut ok) => {
                 ok.request_id = id;
                 ok.track_alias = 0;
@@ -390,12 +375,12 @@ impl Ctx {
         track_name: TrackName,
         permit: Permit,
     ) -> Result<(), SessionError> {
-        let counted = permit;
+        // `Ask::Fetch` is made for a standalone FETCH only.
         let ControlMessage::Fetch(f) = &req.message else {
             return Ok(());
         };
         let FetchKind::Standalone { start, .. } = &f.fetch else {
-            return self.session.serve_fetch(req, None).await;
+            return Ok(());
         };
         if let Some(t) = self.shared.registry.track(&track_name) {
             // What the cache never had, or no longer has, comes from the publisher: the one
@@ -417,7 +402,7 @@ impl Ctx {
                 }
             }
             return self
-                .serve_counted_fetch(req, Some(&t.producer), counted)
+                .serve_counted_fetch(req, Some(&t.producer), permit)
                 .await;
         }
         match self.route(&track_name.namespace).await {
@@ -581,14 +566,13 @@ impl Ctx {
         let id = responder.id();
         let (tx, rx) = mpsc::channel(self.shared.config.limits.namespace_events.max(1));
         let lagged = Arc::new(AtomicBool::new(false));
-        let filter = self.ns_filter(&permit);
-        let snapshot_filter = self.ns_filter(&permit);
+        let filter = subscribe_filter(&self.shared.config.auth, &permit.credentials);
         let added = registry.add_ns_subscriber(
             NsSubscriber {
                 key: 0,
                 session_id: self.id,
                 prefix: prefix.clone(),
-                filter,
+                filter: filter.clone(),
                 tx,
                 lagged: lagged.clone(),
                 // Held until UNSUBSCRIBE_NAMESPACE or the session's end: the request's credit
@@ -618,7 +602,7 @@ impl Ctx {
             self.session.clone(),
             self.shared.clone(),
             prefix,
-            snapshot_filter,
+            filter,
             lagged,
             self.id,
         );
@@ -639,24 +623,15 @@ async fn upstream_fetch(
             reason: "the publisher speaks moq-lite, which has no FETCH".into(),
         });
     };
-    // A publisher that never answers must not leave the downstream FETCH unanswered (its late
-    // FETCH_OK is cancelled by the session).
-    // The requester's AUTHORIZATION_TOKENs are for this relay, never for the publisher.
+    // The requester's AUTHORIZATION_TOKENs are for this relay, never for the publisher. (A
+    // late FETCH_OK after the timeout is cancelled by the session.)
     let fetch = publisher.fetch(
         f.fetch.clone(),
         f.subscriber_priority,
         f.group_order,
         without_tokens(&f.parameters),
     );
-    tokio::time::timeout(UPSTREAM_ANSWER, fetch)
-        .await
-        .unwrap_or_else(|_| {
-            Err(SessionError::Rejected {
-                kind: "FETCH_ERROR",
-                code: INTERNAL_ERROR,
-                reason: format!("publisher did not answer within {UPSTREAM_ANSWER:?}"),
-            })
-        })
+    upstream_answer("FETCH_ERROR", fetch).await
 }
 
 /// `params` without AUTHORIZATION_TOKEN: what the relay forwards of a client's request.

@@ -14,6 +14,24 @@ use tokio::sync::mpsc;
 /// How long a publisher has to answer the relay's SUBSCRIBE or FETCH.
 pub(crate) const UPSTREAM_ANSWER: Duration = Duration::from_secs(10);
 
+/// The publisher's answer to a request the relay forwarded, or, when none came within
+/// [`UPSTREAM_ANSWER`], a refusal of kind `kind` (e.g. FETCH_ERROR) that says so: a publisher
+/// that never answers must not leave the downstream request unanswered.
+pub(crate) async fn upstream_answer<T>(
+    kind: &'static str,
+    answer: impl std::future::Future<Output = Result<T, SessionError>>,
+) -> Result<T, SessionError> {
+    tokio::time::timeout(UPSTREAM_ANSWER, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(SessionError::Rejected {
+                kind,
+                code: INTERNAL_ERROR,
+                reason: format!("publisher did not answer within {UPSTREAM_ANSWER:?}"),
+            })
+        })
+}
+
 /// The track for a downstream subscription: the live entry, or a new one subscribed upstream
 /// at every publisher of a matching namespace (or the upstream relay), waiting briefly for one
 /// to appear. Answers once the first publisher accepted, or with the first refusal when all
