@@ -11,9 +11,10 @@ mod writer;
 pub use arbiter::{SendArbiter, WriterSlot};
 pub use backlog::{Backlog, Hold, SendLimits, SendTotals, Ticket};
 pub use priority::stream_priority;
+pub(crate) use router::compact;
 pub use router::DuplicateAlias;
 pub use router::{
     DataRouter, ExpectedFetch, FetchEvent, IncomingFetch, IncomingSubgroup, SubgroupEvent,
-    TrackData, COPY_PAYLOAD_BELOW,
+    TrackData,
 };
 pub use writer::{FetchWriter, SubgroupWriter, WriteError};

@@ -28,7 +28,7 @@ const DATAGRAM_QUEUE: usize = 256;
 /// Larger payloads are kept as slices: they are either a large part of their chunk or were
 /// already copied whole because they spanned chunks. The copy happens once, before any track
 /// stores the object, so every consumer of a track still shares one copy.
-pub const COPY_PAYLOAD_BELOW: usize = 4096;
+pub(crate) const COPY_PAYLOAD_BELOW: usize = 4096;
 
 /// `payload` in an allocation of its own when it is short (see [`COPY_PAYLOAD_BELOW`]).
 pub(crate) fn compact(payload: bytes::Bytes) -> bytes::Bytes {

@@ -675,18 +675,28 @@ async fn read_group<C: Connection>(
                         recv.stop(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
                         return;
                     };
-                    producer = Some(track.join_subgroup(SubgroupInfo {
+                    // A group stream that ends without FIN (a decode error, a lost
+                    // connection) may have carried part of the group: it ends reset, never
+                    // finished (§10.4.2).
+                    let info = SubgroupInfo {
                         group: g.sequence,
                         subgroup: 0,
                         priority: 0,
                         mode: SubgroupIdMode::Zero,
                         extensions: false,
                         end_of_group: true,
-                    }));
+                    };
+                    producer = Some(
+                        track
+                            .join_subgroup(info)
+                            .reset_on_drop(moqlink_model::data::reset_code::CANCELLED),
+                    );
                 }
                 Ok(Some(GroupEvent::Frame(f))) => {
                     if let Some(p) = producer.as_mut() {
-                        let _ = p.write(crate::track::Object::new(next_id, f.payload.0));
+                        // Small payloads leave the receive chunk they came in (as draft-14's).
+                        let payload = crate::data::compact(f.payload.0);
+                        let _ = p.write(crate::track::Object::new(next_id, payload));
                         next_id += 1;
                     }
                 }

@@ -136,32 +136,20 @@ fn write_datagram(track: &TrackProducer, d: moqlink_model::data::ObjectDatagram)
     track.write_datagram(d.group_id, d.publisher_priority, object);
 }
 
-/// The subgroup an incoming stream writes. Unless the stream ends with FIN, the subgroup ends
-/// reset, never finished: a stream cut by a reset, a lost connection, UNSUBSCRIBE or a dropped
-/// task may have carried only part of it (§10.4.2), and a relay must not pass a truncated
-/// subgroup on with a FIN.
-struct Writing(Option<SubgroupProducer>);
-
-impl Drop for Writing {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            p.reset(reset_code::CANCELLED);
-        }
-    }
-}
-
 /// Writes one incoming subgroup stream into the track.
 async fn ingest(track: TrackProducer, mut sub: IncomingSubgroup) {
     let h = sub.header;
-    let mut writing = Writing(None);
-    let producer = &mut writing.0;
+    // Unless the stream ends with FIN, the subgroup ends reset, never finished: a stream cut
+    // by a reset, a lost connection, UNSUBSCRIBE or a dropped task may have carried only part
+    // of it (§10.4.2).
+    let mut producer: Option<SubgroupProducer> = None;
     while let Some(ev) = sub.next().await {
         match ev {
             SubgroupEvent::Begun(id) => track.note_largest(Location::new(h.group_id, id)),
             SubgroupEvent::Object(o) => {
                 let p = producer.get_or_insert_with(|| {
                     let subgroup = h.subgroup_id(Some(o.object_id)).unwrap_or(o.object_id);
-                    track.join_subgroup(SubgroupInfo {
+                    let info = SubgroupInfo {
                         group: h.group_id,
                         subgroup,
                         priority: h.publisher_priority,
@@ -171,7 +159,10 @@ async fn ingest(track: TrackProducer, mut sub: IncomingSubgroup) {
                         },
                         extensions: h.extensions_present,
                         end_of_group: h.end_of_group,
-                    })
+                    };
+                    track
+                        .join_subgroup(info)
+                        .reset_on_drop(reset_code::CANCELLED)
                 });
                 let object = Object {
                     id: o.object_id,

@@ -72,7 +72,7 @@ pub(crate) fn evict_one(st: &mut TrackState, shared: &TrackShared, keep: Keep) -
     false
 }
 
-fn note_dropped(st: &mut TrackState, loc: Location) {
+pub(crate) fn note_dropped(st: &mut TrackState, loc: Location) {
     st.max_dropped = Some(st.max_dropped.map_or(loc, |m| m.max(loc)));
 }
 
@@ -100,10 +100,21 @@ fn drop_front_group(st: &mut TrackState, shared: &TrackShared) {
             s.end = Some(SubgroupEnd::Evicted);
         }
         sub.bump();
-        remove_item(st, sub.seq);
     }
-    for d in &g.datagrams {
-        remove_item(st, d.0);
+    // Out of the arrival log: item by item when the group had few (they sit near the front),
+    // else in one pass (removing thousands one by one, spread through the log, would shift
+    // it once each under the track's lock).
+    if g.subgroups.len() + g.datagrams.len() <= 8 {
+        for seq in g
+            .subgroups
+            .iter()
+            .map(|s| s.seq)
+            .chain(g.datagrams.iter().map(|d| d.0))
+        {
+            remove_item(st, seq);
+        }
+    } else {
+        st.items.retain(|(_, item)| item.group() != g.id);
     }
 }
 

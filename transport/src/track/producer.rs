@@ -1,6 +1,6 @@
 //! Writing a track: subgroups, objects, datagrams, and the track's end.
 
-use super::evict::{enforce_track, Keep};
+use super::evict::{enforce_track, note_dropped, Keep};
 use super::*;
 use moqlink_model::control::FetchEnd;
 use moqlink_model::data::ObjectStatus;
@@ -212,6 +212,7 @@ impl TrackProducer {
             track: self.shared.clone(),
             last: None,
             ended: false,
+            dropped: None,
         }
     }
 
@@ -225,12 +226,15 @@ impl TrackProducer {
             if st.largest.is_none_or(|l| loc > l) {
                 st.largest = Some(loc);
             }
-            // The same datagram from a second merged publisher is delivered once.
-            if st
-                .groups
-                .iter()
-                .any(|g| g.id == group && g.datagram_ids.contains(&object.id))
-            {
+            // The same datagram from a second merged publisher is delivered once; one for a
+            // group already evicted whole is discarded, as a subgroup's object is (it would
+            // come back as the newest group and push a live one out).
+            let held = st.groups.iter().find(|g| g.id == group);
+            let evicted = held.is_none()
+                && st
+                    .max_dropped
+                    .is_some_and(|m| m >= Location::new(group, u64::MAX));
+            if evicted || held.is_some_and(|g| g.datagram_ids.contains(&object.id)) {
                 return;
             }
             let cost = object_cost(&object) + DATAGRAM_OVERHEAD;
@@ -395,9 +399,20 @@ pub struct SubgroupProducer {
     track: Arc<TrackShared>,
     last: Option<u64>,
     ended: bool,
+    /// How a drop without `finish` or `reset` ends the subgroup: `None` as the last writer's
+    /// finish (a local publisher done writing), or a reset (an ingest whose stream was cut).
+    dropped: Option<SubgroupEnd>,
 }
 
 impl SubgroupProducer {
+    /// Makes a drop without `finish` reset the subgroup with `code`: for a writer copying a
+    /// received stream, where an unannounced end means the subgroup may be incomplete
+    /// (§10.4.2) and must not be passed on with a FIN.
+    pub fn reset_on_drop(mut self, code: u64) -> Self {
+        self.dropped = Some(SubgroupEnd::Reset(code));
+        self
+    }
+
     /// The subgroup's IDs and header layout.
     pub fn info(&self) -> SubgroupInfo {
         self.sub.info
@@ -447,7 +462,7 @@ impl SubgroupProducer {
                 drop(s);
                 if evicted && !present {
                     // Discarded: a FETCH from here on can no longer be served from the cache.
-                    st.max_dropped = Some(st.max_dropped.map_or(loc, |m| m.max(loc)));
+                    note_dropped(&mut st, loc);
                 }
                 self.last = Some(object.id);
                 return Ok(());
@@ -516,6 +531,6 @@ impl SubgroupProducer {
 
 impl Drop for SubgroupProducer {
     fn drop(&mut self) {
-        self.end(None);
+        self.end(self.dropped);
     }
 }
