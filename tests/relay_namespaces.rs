@@ -285,6 +285,16 @@ async fn a_publish_namespace_done_right_behind_its_request_withdraws_it() {
     let announced = told.iter().filter(|(k, _)| *k == "ns").count();
     let withdrawn = told.iter().filter(|(k, _)| *k == "done").count();
     assert_eq!(announced, withdrawn, "left announced: {told:?}");
+    // The watcher does hear what stays published.
+    let _y = p
+        .publish_namespace(
+            TrackNamespace::from_path("pipe/y"),
+            VersionParameters::new(),
+        )
+        .await
+        .unwrap();
+    let told = namespace_events(&mut events, Duration::from_millis(500), Duration::ZERO).await;
+    assert_eq!(told, [("ns", "pipe/y".to_string())]);
 }
 
 #[tokio::test]

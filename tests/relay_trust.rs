@@ -83,13 +83,14 @@ async fn lite(url: &str) -> (Lite, mpsc::Receiver<LiteEvent<AnyConnection>>) {
     }
 }
 
-/// Answers the relay's ANNOUNCE_PLEASE with `paths` and counts SUBSCRIBEs (refusing them).
+/// Answers the relay's ANNOUNCE_PLEASE with `paths` and records the SUBSCRIBEs it gets as
+/// "broadcast track" (refusing them).
 fn lite_announce(
     mut events: mpsc::Receiver<LiteEvent<AnyConnection>>,
     paths: Vec<Blob>,
-) -> Arc<AtomicUsize> {
-    let subscribes = Arc::new(AtomicUsize::new(0));
-    let n = subscribes.clone();
+) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
             match ev {
@@ -102,13 +103,14 @@ fn lite_announce(
                     });
                 }
                 LiteEvent::Subscribe(req) => {
-                    n.fetch_add(1, Ordering::SeqCst);
+                    let what = format!("{} {}", req.subscribe.broadcast, req.subscribe.track);
+                    seen.lock().unwrap().push(what);
                     req.reject("test");
                 }
             }
         }
     });
-    subscribes
+    asked
 }
 
 fn write_group(track: &TrackProducer, group: u64) {
@@ -148,10 +150,14 @@ async fn moq_lite_subscribes_pass_the_same_authorization_as_draft_14() {
 
 #[tokio::test]
 async fn a_moq_lite_announce_without_credentials_is_not_routed() {
-    let relay = start(with_rules(&[rule("secure", &["pub"], &["*"])]));
+    let relay = start(with_rules(&[
+        rule("secure", &["pub"], &["*"]),
+        rule("open", &["*"], &["*"]),
+    ]));
     let (_l, events) = lite(&relay.url("moql")).await;
-    let path = path_of(&TrackNamespace::from_path("secure/evil"));
-    let subscribes = lite_announce(events, vec![path]);
+    let evil = path_of(&TrackNamespace::from_path("secure/evil"));
+    let ok = path_of(&TrackNamespace::from_path("open/ok"));
+    let asked = lite_announce(events, vec![evil, ok]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let s = subscriber(&relay.url("moqt")).await;
     let Err(err) = s
@@ -164,7 +170,11 @@ async fn a_moq_lite_announce_without_credentials_is_not_routed() {
         panic!("the unauthorized lite broadcast was served")
     };
     assert_eq!(rejected(&err).map(|r| r.0), Some(0x4), "{err:?}");
-    assert_eq!(subscribes.load(Ordering::SeqCst), 0);
+    // The same session's allowed broadcast is routed to it.
+    let _ = s
+        .subscribe(TrackName::new("open/ok", "t"), SubscribeOptions::default())
+        .await;
+    assert_eq!(*asked.lock().unwrap(), ["open/ok t"]);
 }
 
 #[tokio::test]
@@ -180,11 +190,16 @@ async fn an_empty_lite_announce_never_joins_other_publishers_tracks() {
         .await
         .unwrap();
     let (_l, events) = lite(&relay.url("moql")).await;
-    let subscribes = lite_announce(events, vec![Blob::EMPTY]);
+    let ok = path_of(&TrackNamespace::from_path("lite/ok"));
+    let asked = lite_announce(events, vec![Blob::EMPTY, ok]);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Its valid broadcast is routed; the empty one joined nothing.
+    let _ = s
+        .subscribe(TrackName::new("lite/ok", "t"), SubscribeOptions::default())
+        .await;
     assert_eq!(
-        subscribes.load(Ordering::SeqCst),
-        0,
+        *asked.lock().unwrap(),
+        ["lite/ok t"],
         "the empty announce joined a track"
     );
 }

@@ -126,10 +126,12 @@ async fn a_group_stream_without_its_header_is_stopped_at_the_deadline() {
     // The server opens a Group stream to the client and sends nothing.
     let (_raw, (client, _), (server, _)) = lite_pair(client, ConnectionLimits::default()).await;
     let mut s = server.connection().open_uni().await.unwrap();
+    let start = tokio::time::Instant::now();
     let stopped = timeout(Duration::from_secs(60), s.stopped())
         .await
         .expect("stopped at the deadline");
     assert_eq!(stopped, Some(LITE_STOP_TIMEOUT));
+    assert!(start.elapsed() >= Duration::from_secs(3));
     assert!(client.close_reason().is_none());
 }
 

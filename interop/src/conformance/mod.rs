@@ -364,7 +364,7 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("priority-publisher", "data", "§7.2, §7.3, §8.5", 20000, priority::publisher_priority,
         "under contention the subgroup with the better Publisher Priority is sent first"),
     // robustness
-    check!("zero-field-namespace", "robustness", "§2.4.1, §8.4", 15000, robustness::zero_field_namespace,
+    check!("zero-field-namespace", "robustness", "§2.4.1, §8.4", 25000, robustness::zero_field_namespace,
         "0-field namespaces in PUBLISH_NAMESPACE and SUBSCRIBE close that session with PROTOCOL_VIOLATION, not a bystander's"),
     check!("full-track-name-too-long", "robustness", "§2.4.1, §8.4", 15000, robustness::full_track_name_too_long,
         "a 4097-byte Full Track Name closes the sender with PROTOCOL_VIOLATION and never reaches the namespace's publisher"),
@@ -378,7 +378,7 @@ pub static CHECKS: &[CheckInfo] = &[
         "hundreds of uni streams that never complete a header do not wedge other sessions"),
     check!("stalled-subscriber", "robustness", "§12.1, §7.2", 25000, robustness::stalled_subscriber,
         "a subscriber that never reads does not slow a second subscriber of the same track"),
-    check!("max-group-id", "robustness", "§2.3.1, §8.4, §9.16", 20000, robustness::max_group_id,
+    check!("max-group-id", "robustness", "§2.3.1, §8.4, §9.16", 30000, robustness::max_group_id,
         "object {2^62-1, 2^62-1} leaves the track subscribable, a FETCH of its group answered, no session closed"),
     check!("duplicate-publish", "robustness", "§8.2, §9.13", 20000, robustness::duplicate_publish,
         "a second session PUBLISHing a published track name is refused or merged: the first publisher's objects keep flowing"),

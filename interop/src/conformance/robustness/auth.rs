@@ -172,28 +172,42 @@ pub async fn namespace_subscription_leak(env: Env) -> CheckOutput {
     env.step("namespace events at the watchers");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for (who, ep) in [("early", &early), ("late", &late)] {
-        let leaked: Vec<String> = ep
-            .seen()
-            .iter()
-            .filter(|s| match &s.msg {
-                ControlMessage::PublishNamespace(m) => pr.prefix.is_prefix_of(&m.namespace),
-                ControlMessage::Publish(m) => pr.prefix.is_prefix_of(&m.namespace),
-                _ => false,
-            })
-            .map(|s| describe_message(&s.msg))
-            .collect();
-        if leaked.is_empty() {
+        let under = |ns: &moqlink_model::TrackNamespace| pr.prefix.is_prefix_of(ns);
+        let seen = ep.seen();
+        let leaked = |publish: bool| -> Vec<String> {
+            seen.iter()
+                .filter(|s| match &s.msg {
+                    ControlMessage::PublishNamespace(m) => !publish && under(&m.namespace),
+                    ControlMessage::Publish(m) => publish && under(&m.namespace),
+                    _ => false,
+                })
+                .map(|s| describe_message(&s.msg))
+                .collect()
+        };
+        let (content, names) = (leaked(true), leaked(false));
+        let expected = format!(
+            "nothing under {} at a subscriber of {parent} without credentials",
+            pr.prefix
+        );
+        if content.is_empty() && names.is_empty() {
             f.note(format!("{who} watcher: nothing under {}", pr.prefix));
-        } else {
+        }
+        // PUBLISH pushes the track's objects: content the subscriber is not authorized for.
+        if !content.is_empty() {
             f.must(Failure::new(
-                format!(
-                    "nothing under {} at a subscriber of {parent} without credentials",
-                    pr.prefix
-                ),
-                format!("the {who} watcher received {}", leaked.join(", ")),
-                "Relays MUST ensure subscribers are authorized to access the content (§8.3), \
-                 and MUST ensure the subscriber is authorized to perform the namespace \
-                 subscription (§9.28)",
+                expected.clone(),
+                format!("the {who} watcher received {}", content.join(", ")),
+                "Relays MUST ensure subscribers are authorized to access the content (§8.3)",
+            ));
+        }
+        // A namespace's name alone is no content; no MUST says which names a namespace
+        // subscription may see (§9.28 requires the subscription itself to be authorized).
+        if !names.is_empty() {
+            f.warn(Failure::new(
+                expected,
+                format!("the {who} watcher was told of {}", names.join(", ")),
+                "a relay should not reveal namespaces a longer rule protects to subscribers \
+                 without credentials for them (§8.3, §12.3.2)",
             ));
         }
     }

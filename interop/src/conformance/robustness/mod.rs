@@ -1,9 +1,10 @@
 //! Robustness checks: what a hostile peer does to a relay, and whether the relay keeps serving
-//! everyone else. Each check attacks from its own connections while a *bystander* (a publisher
-//! and a subscriber of an unrelated track, set up first and probed before the attack) keeps
-//! using the relay; after the attack the bystander is probed again: its subscription must still
+//! everyone else. Each check attacks from its own connections; most also run a *bystander* (a
+//! publisher and a subscriber of an unrelated track, set up first and probed before the attack)
+//! that keeps using the relay, and probe it again after the attack: its subscription must still
 //! deliver, a fresh session's SUBSCRIBE must still be answered promptly, and neither bystander
-//! session may have been closed.
+//! session may have been closed. (`stalled-subscriber`, `duplicate-publish` and
+//! `namespace-subscription-leak` judge other sessions of their own instead.)
 //!
 //! Grading: a broken MUST of the draft fails the check. What only this suite expects (a relay
 //! that keeps serving others while one peer floods or stalls it; the draft leaves that to
