@@ -63,13 +63,7 @@ struct Seen {
 /// A moq-lite (lite-02) session to `url` (`moql://`, a token may ride in its query).
 async fn lite(url: &str) -> (Lite, mpsc::Receiver<LiteEvent<AnyConnection>>) {
     let connected = client().connect(url).await.unwrap();
-    let target = connected
-        .setup
-        .map(|s| ClientTarget {
-            path: Some(s.path),
-            authority: Some(s.authority),
-        })
-        .unwrap_or_default();
+    let target = connected.setup.map(ClientTarget::from).unwrap_or_default();
     let cfg = SessionConfig {
         versions: vec![Version::LITE_02],
         ..Default::default()

@@ -48,13 +48,7 @@ pub async fn connect(args: &ConnectArgs) -> anyhow::Result<Connected> {
         .connect(&args.url)
         .await
         .with_context(|| format!("connecting to {}", args.url))?;
-    let target = connected
-        .setup
-        .map(|s| ClientTarget {
-            path: Some(s.path),
-            authority: Some(s.authority),
-        })
-        .unwrap_or_default();
+    let target = connected.setup.map(ClientTarget::from).unwrap_or_default();
     let cfg = args.session_config(versions);
     let accepted = Session::connect_any(connected.conn, cfg, target)
         .await

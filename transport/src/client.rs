@@ -26,12 +26,6 @@ pub async fn connect(
     cfg: SessionConfig,
 ) -> Result<(AnySession, mpsc::Receiver<IncomingEvent>), ConnectError> {
     let connected = client.connect(url).await?;
-    let target = connected
-        .setup
-        .map(|s| ClientTarget {
-            path: Some(s.path),
-            authority: Some(s.authority),
-        })
-        .unwrap_or_default();
+    let target = connected.setup.map(ClientTarget::from).unwrap_or_default();
     Ok(Session::connect(connected.conn, cfg, target).await?)
 }

@@ -85,10 +85,11 @@ async fn sessions_at(
     let c = client(ConnectionLimits::default());
     let (connected, incoming) = connect_to(&c, server, url).await;
     let raw = connected.conn.clone();
-    let target = ClientTarget {
-        path: connected.setup.as_ref().map(|s| s.path.clone()),
-        authority: connected.setup.as_ref().map(|s| s.authority.clone()),
-    };
+    let target = connected
+        .setup
+        .clone()
+        .map(ClientTarget::from)
+        .unwrap_or_default();
     let conn = incoming.conn;
     let (cs, ss) = tokio::join!(
         Session::connect(connected.conn, SessionConfig::default(), target),

@@ -331,13 +331,7 @@ async fn a_stalled_draft14_subscriber_costs_bounded_memory_and_unsubscribes_at_o
 
     // The stalled subscriber: SUBSCRIBE answered, data streams never read.
     let connected = client().connect(&url).await.unwrap();
-    let target = connected
-        .setup
-        .map(|s| ClientTarget {
-            path: Some(s.path),
-            authority: Some(s.authority),
-        })
-        .unwrap_or_default();
+    let target = connected.setup.map(ClientTarget::from).unwrap_or_default();
     let (stalled_session, _events) =
         Session::connect(Stalling(connected.conn), SessionConfig::default(), target)
             .await
@@ -414,13 +408,7 @@ async fn a_stalled_lite_subscriber_costs_bounded_memory_and_cancels_at_once() {
     let (port, mut served) = server(track.clone(), cfg.clone()).await;
     let url = format!("moqt://localhost:{port}/moq");
     let connected = client().connect(&url).await.unwrap();
-    let target = connected
-        .setup
-        .map(|s| ClientTarget {
-            path: Some(s.path),
-            authority: Some(s.authority),
-        })
-        .unwrap_or_default();
+    let target = connected.setup.map(ClientTarget::from).unwrap_or_default();
     let Accepted::Lite(lite, _events) = Session::connect_any(Stalling(connected.conn), cfg, target)
         .await
         .unwrap()

@@ -178,7 +178,7 @@ pub(crate) async fn read_message_max<R: RecvStream>(
 }
 
 /// Ends a lite stream this side will not serve: reset, and STOP_SENDING for the rest.
-fn refuse_stream<C: Connection>(send: &mut C::Send, recv: &mut C::Recv, code: u64) {
+pub(crate) fn refuse_stream<C: Connection>(send: &mut C::Send, recv: &mut C::Recv, code: u64) {
     let _ = send.reset(code);
     recv.stop(code);
 }

@@ -53,8 +53,7 @@ impl<C: Connection> LiteSubscribeRequest<C> {
     pub fn reject(mut self, reason: &str) {
         tracing::debug!(broadcast = %self.subscribe.broadcast, track = %self.subscribe.track, reason, "lite SUBSCRIBE refused");
         let code = lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL);
-        let _ = self.send.reset(code);
-        self.recv.stop(code);
+        super::refuse_stream::<C>(&mut self.send, &mut self.recv, code);
     }
 
     /// Answers SUBSCRIBE_OK and sends `track` from its latest group on, one Group stream per
@@ -278,8 +277,7 @@ impl<C: Connection> LiteAnnounceRequest<C> {
     pub fn reject(mut self, reason: &str) {
         tracing::debug!(prefix = %self.prefix, reason, "lite ANNOUNCE_PLEASE refused");
         let code = lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL);
-        let _ = self.send.reset(code);
-        self.recv.stop(code);
+        super::refuse_stream::<C>(&mut self.send, &mut self.recv, code);
     }
 
     /// Answers ANNOUNCE_INIT with the active broadcast `paths` under the prefix (others are

@@ -17,6 +17,16 @@ pub struct ClientTarget {
     pub authority: Option<String>,
 }
 
+impl From<crate::endpoint::SetupTarget> for ClientTarget {
+    /// The PATH and AUTHORITY a raw QUIC client's URL gives.
+    fn from(t: crate::endpoint::SetupTarget) -> Self {
+        ClientTarget {
+            path: Some(t.path),
+            authority: Some(t.authority),
+        }
+    }
+}
+
 /// A control stream read failure.
 pub(crate) enum ReadFailure {
     /// The bytes broke a rule: close with its code.

@@ -12,7 +12,7 @@ use std::sync::Weak;
 pub struct ByteBudget {
     limit: usize,
     used: AtomicUsize,
-    /// Every track charging this budget (dead ones are pruned when a victim is picked).
+    /// Every track charging this budget (ended ones pruned as it grows).
     tracks: Mutex<Vec<Weak<TrackShared>>>,
 }
 
@@ -33,11 +33,6 @@ impl ByteBudget {
             used: AtomicUsize::new(0),
             tracks: Mutex::new(Vec::new()),
         })
-    }
-
-    /// The limit in bytes.
-    pub fn limit(&self) -> usize {
-        self.limit
     }
 
     /// Bytes retained now.
@@ -61,6 +56,12 @@ impl ByteBudget {
         self.used() > self.limit
     }
 
+    /// What an eviction brings the budget down to: 1/32 below the limit, so that a full
+    /// budget is enforced once per that many bytes written, not on every write.
+    fn low_water(&self) -> usize {
+        self.limit - self.limit / 32
+    }
+
     fn tracks(&self) -> MutexGuard<'_, Vec<Weak<TrackShared>>> {
         self.tracks.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -68,7 +69,10 @@ impl ByteBudget {
     /// Lets the budget evict from `track`.
     pub(crate) fn register(&self, track: &Arc<TrackShared>) {
         let mut tracks = self.tracks();
-        tracks.retain(|t| t.strong_count() > 0);
+        // Ended tracks are pruned when the list doubles: amortized O(1) per track.
+        if tracks.len().is_power_of_two() {
+            tracks.retain(|t| t.strong_count() > 0);
+        }
         tracks.push(Arc::downgrade(track));
     }
 
@@ -79,9 +83,7 @@ impl ByteBudget {
         let mut exhausted: Vec<*const TrackShared> = Vec::new();
         while self.over() {
             let victim = {
-                let mut tracks = self.tracks();
-                tracks.retain(|t| t.strong_count() > 0);
-                tracks
+                self.tracks()
                     .iter()
                     .filter_map(Weak::upgrade)
                     .filter(|t| !exhausted.contains(&Arc::as_ptr(t)))
@@ -98,7 +100,7 @@ impl ByteBudget {
             let progressed = {
                 let mut st = victim.lock();
                 let mut any = false;
-                while self.over() && evict_one(&mut st, &victim, keep) {
+                while self.used() > self.low_water() && evict_one(&mut st, &victim, keep) {
                     any = true;
                 }
                 any
