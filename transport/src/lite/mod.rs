@@ -124,13 +124,13 @@ pub(crate) fn encode(msg: &impl Encode, enc: Encoding) -> Result<Bytes, SessionE
     Ok(b.freeze())
 }
 
-/// Reads the next message of a lite bidirectional stream; `Ok(None)` at FIN. Messages over the
-/// default [`ConnectionLimits::lite_max_message`] fail.
+/// Reads the next message of a lite bidirectional stream; `Ok(None)` at FIN. Messages over
+/// `max` bytes (the connection's [`ConnectionLimits::lite_max_message`]) fail.
 pub(crate) async fn read_message<R: RecvStream>(
     recv: &mut R,
     reader: &mut ControlReader,
+    max: usize,
 ) -> Result<Option<LiteMessage>, String> {
-    let max = ConnectionLimits::shared_default().lite_max_message;
     read_message_max(recv, reader, max)
         .await
         .map_err(|e| e.to_string())
@@ -318,7 +318,8 @@ impl<C: Connection> LiteSession<C> {
             .map_err(|e| SessionError::Unexpected(e.to_string()))?;
         let mut reader = ControlReader::response(self.inner.version, BiStreamType::Subscribe);
         tracing::debug!(id, broadcast = %path, track = %track, "lite SUBSCRIBE sent");
-        let reply = read_message(&mut recv, &mut reader).await;
+        let max = self.inner.conn.limits().lite_max_message;
+        let reply = read_message(&mut recv, &mut reader, max).await;
         tracing::debug!(id, ?reply, "lite SUBSCRIBE answered");
         match reply {
             Ok(Some(LiteMessage::SubscribeOk(_))) => {}
@@ -356,7 +357,10 @@ impl<C: Connection> LiteSession<C> {
         tokio::spawn(async move {
             let _over = over_tx;
             tokio::select! {
-                _ = async { while let Ok(Some(_)) = read_message(&mut recv, &mut reader).await {} } => {}
+                _ = async {
+                    let max = inner.conn.limits().lite_max_message;
+                    while let Ok(Some(_)) = read_message(&mut recv, &mut reader, max).await {}
+                } => {}
                 _ = cancel_rx.wait_for(|c| *c) => {
                     let _ = send.reset(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
                     recv.stop(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
@@ -495,8 +499,9 @@ async fn session_stream<C: Connection>(
         reader = ControlReader::response(inner.version, BiStreamType::Session);
     }
     reader.push(leftover);
+    let max = inner.conn.limits().lite_max_message;
     loop {
-        match read_message(&mut recv, &mut reader).await {
+        match read_message(&mut recv, &mut reader, max).await {
             Ok(Some(LiteMessage::SessionUpdate(u))) => {
                 tracing::debug!(bitrate = u.bitrate, "SESSION_UPDATE");
             }

@@ -99,6 +99,7 @@ async fn send_track<C: Connection>(
     let mut forgotten: Option<u64> = None;
     let id = req.subscribe.subscribe_id;
     let priority = req.subscribe.priority;
+    let max = req.inner.conn.limits().lite_max_message;
     let limits = req.inner.send_limits;
     let backlog = Backlog::new(
         limits,
@@ -131,7 +132,7 @@ async fn send_track<C: Connection>(
                 Some(TrackItem::Datagram { .. }) => {}
                 None => open = false,
             },
-            msg = read_message(&mut req.recv, &mut req.reader) => match msg {
+            msg = read_message(&mut req.recv, &mut req.reader, max) => match msg {
                 Ok(Some(LiteMessage::SubscribeUpdate(u))) => {
                     tracing::debug!(priority = u.priority, "lite SUBSCRIBE_UPDATE");
                 }
