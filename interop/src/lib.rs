@@ -3,6 +3,7 @@
 
 pub mod cases;
 pub mod conformance;
+pub mod report;
 pub mod tap;
 
 pub use moqlink_transport as transport;

@@ -3,7 +3,7 @@
 use clap::Parser;
 use moqlink_interop::cases::{self, Ctx, CASES};
 use moqlink_interop::conformance;
-use moqlink_interop::tap;
+use moqlink_interop::{report, tap};
 use moqlink_transport::endpoint::{Client, ClientConfig};
 use moqlink_transport::session::SessionConfig;
 use moqlink_transport::tls::ClientTls;
@@ -38,6 +38,13 @@ struct Args {
     /// protects and this client holds no credentials for; enables `namespace-subscription-leak`.
     #[arg(long, requires = "conformance")]
     protected_prefix: Option<String>,
+    /// With --conformance: also count missed SHOULDs (TAP `# TODO SHOULD`) in the exit code.
+    #[arg(long, requires = "conformance")]
+    strict: bool,
+    /// With --conformance: the output format on stdout: TAP 14, JSON, JUnit XML, or a Markdown
+    /// report grouped by draft section.
+    #[arg(long, value_enum, default_value = "tap", requires = "conformance")]
+    format: Format,
     /// With --protected-prefix: a token (AUTHORIZATION TOKEN, type 0) allowed to publish under
     /// the prefix, so the relay carries something there to leak.
     #[arg(long, requires = "protected_prefix")]
@@ -48,6 +55,19 @@ struct Args {
     /// Accept any server certificate.
     #[arg(long, env = "TLS_DISABLE_VERIFY", value_parser = truthy, default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     tls_disable_verify: bool,
+}
+
+/// How `--conformance` prints its results.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// TAP version 14 (a missed SHOULD is `not ok ... # TODO SHOULD: ...`).
+    Tap,
+    /// One JSON document.
+    Json,
+    /// JUnit XML, one test suite per group.
+    Junit,
+    /// Markdown, one table per draft section.
+    Markdown,
 }
 
 fn truthy(s: &str) -> Result<bool, String> {
@@ -162,7 +182,10 @@ fn conformance_main(args: &Args) -> ExitCode {
     };
     if args.list {
         for c in selected {
-            println!("{}\t{}\t{}\t{}", c.id, c.group, c.section, c.summary);
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                c.id, c.group, c.level, c.section, c.summary, c.quote
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -189,17 +212,41 @@ fn conformance_main(args: &Args) -> ExitCode {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         out
     });
-    let comments = vec![
-        format!(
-            "moqlink-interop v{} conformance suite",
-            env!("CARGO_PKG_VERSION")
+    let meta = vec![
+        (
+            "tool",
+            format!(
+                "moqlink-interop v{} conformance suite",
+                env!("CARGO_PKG_VERSION")
+            ),
         ),
-        format!("Relay: {}", args.relay),
-        "Draft: draft-ietf-moq-transport-14 (0xff00000e)".to_string(),
-        format!("Namespaces: moq-conformance/{run}/<check>"),
+        ("relay", args.relay.clone()),
+        (
+            "draft",
+            "draft-ietf-moq-transport-14 (0xff00000e)".to_string(),
+        ),
+        ("namespaces", format!("moq-conformance/{run}/<check>")),
     ];
-    print!("{}", tap::render(&comments, &results));
-    if results.iter().any(|r| r.failed()) {
+    let out = match args.format {
+        Format::Tap => {
+            let comments: Vec<String> = meta
+                .iter()
+                .map(|(k, v)| match *k {
+                    "tool" => v.clone(),
+                    k => format!("{}{}: {v}", k[..1].to_uppercase(), &k[1..]),
+                })
+                .collect();
+            tap::render(&comments, &results)
+        }
+        Format::Json => report::json(&meta, &results),
+        Format::Junit => report::junit("moqlink-interop conformance", &results, args.strict),
+        Format::Markdown => report::markdown("Conformance report", &meta, &results),
+    };
+    print!("{out}");
+    let failed = results
+        .iter()
+        .any(|r| r.failed() || (args.strict && r.todo()));
+    if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

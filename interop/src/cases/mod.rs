@@ -256,6 +256,7 @@ pub async fn run(info: &CaseInfo, ctx: &Ctx) -> CaseResult {
             connections: vec![],
             message: None,
             section: None,
+            requirement: None,
         };
     }
     let record = Arc::new(Record::default());
@@ -286,6 +287,7 @@ pub async fn run(info: &CaseInfo, ctx: &Ctx) -> CaseResult {
         connections: record.connections(),
         message,
         section: None,
+        requirement: None,
     };
     tracing::info!(case = info.id, failed = result.failed(), "case finished");
     result

@@ -1,0 +1,241 @@
+//! The draft's text as the suite reads it: sections and their titles, and the normative
+//! sentences the traceability table (`interop/TRACEABILITY.md`) maps to checks.
+
+use super::Level;
+use std::sync::OnceLock;
+
+/// The IETF-rendered text of draft-14, unchanged (`interop/spec/`).
+pub const SPEC: &str = include_str!("../../spec/draft-ietf-moq-transport-14.txt");
+
+/// One sentence of the draft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentence {
+    /// Its section, e.g. `§9.7` (`§A` for an appendix).
+    pub section: String,
+    /// The sentence, whitespace collapsed to single spaces.
+    pub text: String,
+    /// The strongest RFC 2119 keyword in it.
+    pub level: Option<Level>,
+}
+
+/// A numbered heading at column 0: `9.7.  SUBSCRIBE` → (`§9.7`, `SUBSCRIBE`).
+fn heading(line: &str) -> Option<(String, String)> {
+    if line.starts_with(' ') {
+        return None;
+    }
+    let (num, title) = line.split_once(".  ")?;
+    let num = num.strip_prefix("Appendix ").unwrap_or(num);
+    let numbered = !num.is_empty()
+        && num
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        && num
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        && !title.trim().is_empty();
+    numbered.then(|| (format!("§{num}"), title.trim().to_string()))
+}
+
+fn is_page_footer(line: &str) -> bool {
+    line.trim_end().ends_with(']') && line.contains("[Page ")
+}
+
+fn is_page_header(line: &str) -> bool {
+    line.starts_with("Internet-Draft ") || line.starts_with('\u{c}')
+}
+
+/// The body's lines (from `1.  Introduction` to the change log) with the page breaks cut out,
+/// so a paragraph split across two pages reads as one.
+fn body_lines(spec: &str) -> Vec<&str> {
+    let all: Vec<&str> = spec.lines().collect();
+    let start = all
+        .iter()
+        .position(|l| heading(l).is_some_and(|(n, _)| n == "§1"))
+        .unwrap_or(0);
+    let end = all
+        .iter()
+        .position(|l| l.starts_with("Appendix A.  "))
+        .unwrap_or(all.len());
+    let mut out: Vec<&str> = Vec::new();
+    let mut i = start;
+    while i < end {
+        let line = all[i];
+        if is_page_footer(line) {
+            // Drop the blank lines before the footer, the footer, the form feed and header, and
+            // the blank lines after them.
+            while out.last().is_some_and(|l| l.trim().is_empty()) {
+                out.pop();
+            }
+            i += 1;
+            while i < end && (all[i].trim().is_empty() || is_page_header(all[i])) {
+                i += 1;
+            }
+            continue;
+        }
+        out.push(line);
+        i += 1;
+    }
+    out
+}
+
+/// Joins a paragraph's lines: one space between them, none after a word broken at a hyphen.
+fn join(lines: &[&str]) -> String {
+    let mut s = String::new();
+    for l in lines {
+        let t = l.trim();
+        if !s.is_empty() {
+            let hyphen_break = s.ends_with('-')
+                && s[..s.len() - 1]
+                    .chars()
+                    .last()
+                    .is_some_and(|c| c.is_ascii_alphanumeric());
+            if !hyphen_break {
+                s.push(' ');
+            }
+        }
+        s.push_str(t);
+    }
+    normalize(&s)
+}
+
+/// Collapses runs of whitespace to one space and trims.
+pub fn normalize(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const ABBREVIATIONS: &[&str] = &["e.g", "i.e", "etc", "vs", "al", "cf", "Sec", "Fig"];
+
+/// Splits a paragraph into sentences at `.`, `?` or `!` followed by a space and a capital
+/// letter, quote or parenthesis (not after `e.g.`, `i.e.` and the like).
+fn split_sentences(p: &str) -> Vec<String> {
+    let bytes = p.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if matches!(c, b'.' | b'?' | b'!') && bytes.get(i + 1) == Some(&b' ') {
+            let next = bytes.get(i + 2).copied().unwrap_or(b' ');
+            let word_start = p[..i]
+                .rfind(|ch: char| ch.is_whitespace() || ch == '(')
+                .map_or(0, |w| w + 1);
+            let word = &p[word_start..i];
+            let abbreviation = ABBREVIATIONS.iter().any(|a| word.eq_ignore_ascii_case(a));
+            if (next.is_ascii_uppercase() || matches!(next, b'"' | b'(' | b'*')) && !abbreviation {
+                out.push(p[start..=i].trim().to_string());
+                start = i + 2;
+            }
+        }
+        i += 1;
+    }
+    let rest = p[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest.to_string());
+    }
+    out
+}
+
+/// Removes a list item's marker (`*  `, `1.  `, `-  `).
+fn strip_marker(p: &str) -> &str {
+    if let Some(rest) = p.strip_prefix("* ").or_else(|| p.strip_prefix("- ")) {
+        return rest.trim_start();
+    }
+    p
+}
+
+/// Every sentence of the draft's body (sections 1 to 13), in order.
+pub fn sentences(spec: &str) -> Vec<Sentence> {
+    let mut out = Vec::new();
+    let mut section = String::from("§1");
+    let mut para: Vec<&str> = Vec::new();
+    let flush = |para: &mut Vec<&str>, section: &str, out: &mut Vec<Sentence>| {
+        if para.is_empty() {
+            return;
+        }
+        let joined = join(para);
+        para.clear();
+        for text in split_sentences(strip_marker(&joined)) {
+            out.push(Sentence {
+                section: section.to_string(),
+                level: Level::of_sentence(&text),
+                text,
+            });
+        }
+    };
+    for line in body_lines(spec) {
+        if let Some((num, _)) = heading(line) {
+            flush(&mut para, &section, &mut out);
+            section = num;
+        } else if line.trim().is_empty() {
+            flush(&mut para, &section, &mut out);
+        } else {
+            para.push(line);
+        }
+    }
+    flush(&mut para, &section, &mut out);
+    out
+}
+
+/// The sentences with MUST, MUST NOT, SHOULD or SHOULD NOT (or REQUIRED, SHALL, RECOMMENDED):
+/// what the traceability table must map.
+pub fn normative(spec: &str) -> Vec<Sentence> {
+    sentences(spec)
+        .into_iter()
+        .filter(|s| s.level.is_some_and(|l| l != Level::May))
+        .collect()
+}
+
+/// The title of a section of draft-14, e.g. `SUBSCRIBE` for `§9.7`.
+pub fn section_title(section: &str) -> Option<&'static str> {
+    static TITLES: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    let titles = TITLES.get_or_init(|| body_lines(SPEC).into_iter().filter_map(heading).collect());
+    titles
+        .iter()
+        .find(|(n, _)| n == section.trim())
+        .map(|(_, t)| t.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headings_and_titles() {
+        assert_eq!(
+            heading("9.7.  SUBSCRIBE"),
+            Some(("§9.7".into(), "SUBSCRIBE".into()))
+        );
+        assert_eq!(heading("   9.7.  SUBSCRIBE . . . 5"), None);
+        assert_eq!(section_title("§9.7"), Some("SUBSCRIBE"));
+        assert_eq!(section_title("§2.4.1"), Some("Track Naming"));
+        assert_eq!(section_title("§13.1"), Some("Error Codes"));
+    }
+
+    #[test]
+    fn splits_sentences_not_abbreviations() {
+        let s =
+            split_sentences("A relay MUST do x, e.g. y. It SHOULD do z (see Section 9.7). Done");
+        assert_eq!(
+            s,
+            vec![
+                "A relay MUST do x, e.g. y.",
+                "It SHOULD do z (see Section 9.7).",
+                "Done"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sentence_across_a_page_break_is_one_sentence() {
+        // §2.2's sentence about a subgroup's objects straddles pages 11 and 12 of the .txt; the
+        // extractor must see the whole sentence, and no page furniture.
+        let all = sentences(SPEC);
+        assert!(all.iter().all(
+            |s| !s.text.contains("[Page ") && !s.text.contains("Internet-Draft moq-transport")
+        ));
+        let n = normative(SPEC);
+        assert!(n.len() > 150, "{} normative sentences", n.len());
+        assert!(n.iter().any(|s| s.section == "§9.7"));
+    }
+}
