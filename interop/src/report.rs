@@ -34,6 +34,11 @@ impl Tally {
         }
         t
     }
+
+    /// Whether the run failed: a missed MUST, or with `strict` a missed SHOULD too.
+    pub fn failed(&self, strict: bool) -> bool {
+        self.fail > 0 || (strict && self.todo > 0)
+    }
 }
 
 fn outcome_name(o: &Outcome) -> &'static str {
@@ -330,4 +335,142 @@ pub fn markdown(title: &str, meta: &[(&str, String)], results: &[CaseResult]) ->
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tap::Requirement;
+    use std::time::Duration;
+
+    fn result(id: &'static str, outcome: Outcome, level: Level) -> CaseResult {
+        CaseResult {
+            id,
+            outcome,
+            duration: Duration::from_millis(250),
+            connections: vec![("connection_id", "ab<12>".into())],
+            message: None,
+            section: conformance::find(id).map(|c| c.section.to_string()),
+            requirement: Some(Requirement {
+                level,
+                quote: "it MUST \"x\" & <y>",
+            }),
+        }
+    }
+
+    fn sample() -> Vec<CaseResult> {
+        let miss = |message: &str| Outcome::Fail {
+            expected: "a <close>".into(),
+            received: "nothing & more".into(),
+            message: message.into(),
+        };
+        vec![
+            result("goaway-twice", Outcome::Pass, Level::Must),
+            result("request-id-parity", miss("left open"), Level::Must),
+            result(
+                "fetch-unknown-track",
+                Outcome::Todo {
+                    level: Level::Should,
+                    expected: "FETCH_ERROR 0x4".into(),
+                    received: "FETCH_ERROR 0x0".into(),
+                    message: "code".into(),
+                },
+                Level::Must,
+            ),
+            result(
+                "fetch-cancel",
+                Outcome::Skip("peer does not support: FETCH".into()),
+                Level::Must,
+            ),
+        ]
+    }
+
+    #[test]
+    fn only_a_missed_must_fails_unless_strict() {
+        let t = Tally::of(&sample());
+        assert_eq!(
+            t,
+            Tally {
+                pass: 1,
+                fail: 1,
+                todo: 1,
+                skip: 1
+            }
+        );
+        assert!(t.failed(false));
+        let todo_only = Tally {
+            pass: 3,
+            fail: 0,
+            todo: 1,
+            skip: 0,
+        };
+        assert!(!todo_only.failed(false));
+        assert!(todo_only.failed(true));
+    }
+
+    #[test]
+    fn json_has_summary_levels_and_misses() {
+        let doc: Value = serde_json::from_str(&json(&[("relay", "moqt://x".into())], &sample()))
+            .expect("valid json");
+        assert_eq!(doc["meta"]["relay"], "moqt://x");
+        assert_eq!(doc["summary"]["fail"], 1);
+        assert_eq!(doc["summary"]["todo"], 1);
+        let rows = doc["results"].as_array().expect("results");
+        assert_eq!(rows[1]["outcome"], "fail");
+        assert_eq!(rows[1]["level"], "MUST");
+        assert_eq!(rows[1]["group"], "control");
+        assert_eq!(rows[1]["expected"], "a <close>");
+        assert_eq!(rows[2]["outcome"], "todo");
+        assert_eq!(rows[2]["missed_level"], "SHOULD");
+        assert_eq!(rows[3]["outcome"], "skip");
+    }
+
+    #[test]
+    fn junit_counts_todo_as_failure_only_when_strict_and_escapes() {
+        let lax = junit("suite", &sample(), false);
+        assert!(
+            lax.contains("tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"1\""),
+            "{lax}"
+        );
+        assert!(lax.contains("<failure type=\"MUST\" message=\"left open\">expected: a &lt;close&gt;\nreceived: nothing &amp; more</failure>"), "{lax}");
+        assert!(lax.contains("<system-out>TODO SHOULD: code"), "{lax}");
+        assert!(
+            lax.contains("value=\"it MUST &quot;x&quot; &amp; &lt;y&gt;\""),
+            "{lax}"
+        );
+        assert!(
+            lax.contains("<testsuite name=\"session\"")
+                && lax.contains("<testsuite name=\"fetch\"")
+        );
+        // Groups keep the suite's order: session before control before fetch.
+        let (s, c, f) = (
+            lax.find("name=\"session\"").unwrap(),
+            lax.find("name=\"control\"").unwrap(),
+            lax.find("name=\"fetch\"").unwrap(),
+        );
+        assert!(s < c && c < f);
+        let strict = junit("suite", &sample(), true);
+        assert!(strict.contains("tests=\"4\" failures=\"2\""), "{strict}");
+        assert!(
+            strict.contains("<failure type=\"SHOULD\" message=\"code\">"),
+            "{strict}"
+        );
+        // Balanced: every opened test case and suite is closed.
+        assert_eq!(
+            strict.matches("<testsuite ").count(),
+            strict.matches("</testsuite>").count()
+        );
+    }
+
+    #[test]
+    fn markdown_groups_by_first_section_in_draft_order() {
+        let m = markdown("Report", &[], &sample());
+        let s94 = m.find("## §9.4 GOAWAY").expect("§9.4 with its title");
+        let s91 = m.find("## §9.1 ").expect("§9.1");
+        let s918 = m.find("## §9.18").expect("§9.18");
+        assert!(s91 < s94 && s94 < s918, "{m}");
+        assert!(m.contains("| 1 | 1 | 1 | 1 |"), "{m}");
+        assert!(m.contains("| `request-id-parity` | MUST | **FAIL** | left open: expected a <close>; received nothing & more |"), "{m}");
+        assert!(m.contains("TODO SHOULD"), "{m}");
+    }
 }

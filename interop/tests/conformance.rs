@@ -232,7 +232,10 @@ fn cli_lists_checks_with_group_and_section_and_refuses_unknown_ones() {
     for (line, c) in lines.iter().zip(CHECKS) {
         assert_eq!(
             *line,
-            format!("{}\t{}\t{}\t{}", c.id, c.group, c.section, c.summary)
+            format!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                c.id, c.group, c.level, c.section, c.summary, c.quote
+            )
         );
     }
     let out = std::process::Command::new(bin)
