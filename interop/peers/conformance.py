@@ -29,9 +29,11 @@ SHORT = {
 CELL = {"pass": "ok", "fail": "**FAIL**", "todo": "TODO", "skip": "skip", None: "—"}
 
 
-def run_suite(bin_dir, url, timeout):
+def run_suite(bin_dir, url, timeout, checks=None):
     argv = [os.path.join(bin_dir, "moqlink-interop"), "--conformance", "-r", url,
             "--tls-disable-verify", "--format", "json"]
+    if checks:
+        argv += ["-t", checks]
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         return json.loads(p.stdout)
@@ -67,6 +69,7 @@ def main():
     ap.add_argument("--previous")
     ap.add_argument("--port", type=int, default=47400)
     ap.add_argument("--timeout", type=int, default=1500)
+    ap.add_argument("--checks", help="comma-separated check ids (default: all)")
     ap.add_argument("--only", help="comma-separated relay short names (moqlink,cloudflare,moq-dev,aiomoqt)")
     args = ap.parse_args()
     cert, key = f"{args.peers}/certs/cert.pem", f"{args.peers}/certs/priv.key"
@@ -91,7 +94,7 @@ def main():
                 print(f"{column}: relay not ready", file=sys.stderr)
                 runs[column] = None
             else:
-                doc = run_suite(bin_dir, f"{t}://127.0.0.1:{port}", args.timeout)
+                doc = run_suite(bin_dir, f"{t}://127.0.0.1:{port}", args.timeout, args.checks)
                 runs[column] = doc
                 if doc:
                     with open(f"{args.json_dir}/{short}-{t}.json", "w") as f:
@@ -150,7 +153,8 @@ def render(args, runs, versions):
         cells = [CELL[result[c].get(cid, {}).get("outcome")] for c in columns]
         out.append(f"| `{cid}` | {level} | {section} | " + " | ".join(cells) + " |")
     for short, (name, ver) in versions.items():
-        out += ["", f"## {name} {ver}: what it missed", ""]
+        label = f"{name} ({ver})" if " " in ver else f"{name} {ver}"
+        out += ["", f"## {label}: what it missed", ""]
         any_row = False
         for cid, level, section in checks:
             per = {}
@@ -161,7 +165,8 @@ def render(args, runs, versions):
                         text = f"skip: {r.get('message', '')}"
                     else:
                         word = "MUST failed" if r["outcome"] == "fail" else f"{r.get('missed_level', 'SHOULD')} missed"
-                        text = (f"{word}: expected {r.get('expected', '')} — received {r.get('received', '')}")
+                        text = (f"{word} ({r.get('message', '')}): expected {r.get('expected', '')} — "
+                                f"received {r.get('received', '')}")
                     per.setdefault(text, []).append(t)
             for text, ts in per.items():
                 where = "both" if len(ts) == len(TRANSPORTS) else ts[0]
