@@ -173,11 +173,7 @@ fn every_normative_sentence_is_traced() {
 /// Whether `quote` (fragments separated by `…`) is in `sentence`, in order.
 fn quoted_in(quote: &str, sentence: &str) -> bool {
     let mut rest = sentence;
-    for frag in quote
-        .split('…')
-        .map(normalize)
-        .filter(|f| !f.is_empty())
-    {
+    for frag in quote.split('…').map(normalize).filter(|f| !f.is_empty()) {
         match rest.find(frag.as_str()) {
             Some(i) => rest = &rest[i + frag.len()..],
             None => return false,

@@ -144,6 +144,12 @@ fn strip_marker(p: &str) -> &str {
     p
 }
 
+/// A table line's cells (`| 0x0 | DELETE | There is ... |`), trimmed; `None` for other lines.
+fn table_cells(trimmed: &str) -> Option<Vec<&str>> {
+    let inner = trimmed.strip_prefix('|')?.strip_suffix('|')?;
+    Some(inner.split('|').map(str::trim).collect())
+}
+
 /// Every sentence of the draft's body (sections 1 to 13), in order.
 pub fn sentences(spec: &str) -> Vec<Sentence> {
     let mut out = Vec::new();
@@ -163,7 +169,35 @@ pub fn sentences(spec: &str) -> Vec<Sentence> {
             });
         }
     };
+    // A table's logical row: each column's lines, until a line whose first cell is not empty.
+    let mut row: Vec<Vec<&str>> = Vec::new();
+    let flush_row = |row: &mut Vec<Vec<&str>>, section: &str, out: &mut Vec<Sentence>| {
+        for mut column in row.drain(..) {
+            flush(&mut column, section, out);
+        }
+    };
     for line in body_lines(spec) {
+        let t = line.trim();
+        if t.starts_with("+-") || t.starts_with("+=") {
+            // A table's border: ends the paragraph before it, not the logical row (the draft
+            // draws a border between the lines of one cell when a row crosses its width).
+            flush(&mut para, &section, &mut out);
+            continue;
+        }
+        if let Some(cells) = table_cells(t) {
+            flush(&mut para, &section, &mut out);
+            if cells.first().is_some_and(|c| !c.is_empty()) {
+                flush_row(&mut row, &section, &mut out);
+            }
+            row.resize(row.len().max(cells.len()), Vec::new());
+            for (column, cell) in row.iter_mut().zip(cells) {
+                if !cell.is_empty() {
+                    column.push(cell);
+                }
+            }
+            continue;
+        }
+        flush_row(&mut row, &section, &mut out);
         if let Some((num, _)) = heading(line) {
             flush(&mut para, &section, &mut out);
             section = num;
@@ -173,6 +207,7 @@ pub fn sentences(spec: &str) -> Vec<Sentence> {
             para.push(line);
         }
     }
+    flush_row(&mut row, &section, &mut out);
     flush(&mut para, &section, &mut out);
     out
 }
@@ -224,6 +259,28 @@ mod tests {
                 "Done"
             ]
         );
+    }
+
+    #[test]
+    fn a_table_cell_reads_as_its_own_text() {
+        // §9.2.1.1's Table 2 draws a border between the lines of one cell: the extractor must
+        // join a column's lines within a row, and keep the borders and other columns out.
+        let n = normative(SPEC);
+        let in_table: Vec<&str> = n
+            .iter()
+            .filter(|s| s.section == "§9.2.1.1" && s.text.starts_with("This Alias"))
+            .map(|s| s.text.as_str())
+            .collect();
+        assert_eq!(
+            in_table,
+            vec![
+                "This Alias and the Token Value it was previously associated with MUST be retired.",
+                "This Alias MUST be associated with the Token Value for the duration of the Session or it is deleted."
+            ]
+        );
+        assert!(n
+            .iter()
+            .all(|s| !s.text.contains("+---") && !s.text.contains('|')));
     }
 
     #[test]
