@@ -4,9 +4,11 @@
 //! check's quote is in the draft with its level's keyword.
 //!
 //! `TRACE_TEMPLATE=<file> cargo test -p moqlink-interop --test traceability` writes the table
-//! with every row it has kept and a `TODO` row for each sentence not yet mapped.
+//! with every row it has kept and a `TODO` row for each sentence not yet mapped;
+//! `TRACE_SENTENCES=<file>` writes every sentence of the draft (normative or not), one a line
+//! after its section, to pick a check's quote from.
 
-use moqlink_interop::conformance::trace::{normalize, normative, sentences, SPEC};
+use moqlink_interop::conformance::trace::{normalize, normative, sentences, Sentence, SPEC};
 use moqlink_interop::conformance::{Level, CHECKS};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -170,6 +172,17 @@ fn every_normative_sentence_is_traced() {
     );
 }
 
+#[test]
+fn sentences_dump() {
+    if let Ok(path) = std::env::var("TRACE_SENTENCES") {
+        let all: String = sentences(SPEC)
+            .iter()
+            .map(|s| format!("{} {}\n", s.section, s.text))
+            .collect();
+        std::fs::write(&path, all).expect("write sentences");
+    }
+}
+
 /// Whether `quote` (fragments separated by `…`) is in `sentence`, in order.
 fn quoted_in(quote: &str, sentence: &str) -> bool {
     let mut rest = sentence;
@@ -192,7 +205,11 @@ fn every_check_quotes_the_draft_and_is_traced() {
             problems.push(format!("{}: no quote", c.id));
             continue;
         }
-        let Some(s) = all.iter().find(|s| quoted_in(c.quote, &s.text)) else {
+        // The same sentence can appear in two sections (§2.1 and §8.5 both forbid modifying
+        // payloads): prefer the one in a section the check cites.
+        let cited = |s: &&Sentence| c.section.split(',').any(|x| x.trim() == s.section);
+        let quoting = || all.iter().filter(|s| quoted_in(c.quote, &s.text));
+        let Some(s) = quoting().find(cited).or_else(|| quoting().next()) else {
             problems.push(format!("{}: quote not in the draft: {}", c.id, c.quote));
             continue;
         };

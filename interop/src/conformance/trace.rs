@@ -71,6 +71,13 @@ fn body_lines(spec: &str) -> Vec<&str> {
             while i < end && (all[i].trim().is_empty() || is_page_header(all[i])) {
                 i += 1;
             }
+            // The blank lines around a page break hide whether a paragraph ended there: it did
+            // when the next page starts a list item, a heading, or text indented otherwise.
+            if let (Some(prev), Some(next)) = (out.last(), all.get(i)) {
+                if !continues(prev, next) {
+                    out.push("");
+                }
+            }
             continue;
         }
         out.push(line);
@@ -79,18 +86,44 @@ fn body_lines(spec: &str) -> Vec<&str> {
     out
 }
 
-/// Joins a paragraph's lines: one space between them, none after a word broken at a hyphen.
+/// The length of a list item's marker (`*  `, `-  `, `1.  `) at the start of `t`, if any.
+fn marker_len(t: &str) -> Option<usize> {
+    if t.starts_with("*  ") || t.starts_with("-  ") {
+        return Some(3);
+    }
+    let digits = t.chars().take_while(char::is_ascii_digit).count();
+    (digits > 0 && t[digits..].starts_with(".  ")).then_some(digits + 3)
+}
+
+/// Where a line's text starts: after its indentation and list marker.
+fn text_column(line: &str) -> usize {
+    let t = line.trim_start();
+    line.len() - t.len() + marker_len(t).unwrap_or(0)
+}
+
+/// Whether `next`, the first line of a page, continues the paragraph `prev` ends the page with:
+/// no list item or heading, and the same text column (or 3 deeper: the hanging indent of a
+/// definition like `TOO_MANY_REQUESTS (0x7):  The session ...`).
+fn continues(prev: &str, next: &str) -> bool {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    heading(next).is_none()
+        && marker_len(next.trim_start()).is_none()
+        && (text_column(prev) == text_column(next) || indent(next) == indent(prev) + 3)
+}
+
+/// Joins a paragraph's lines: one space between them, none after a word broken at a hyphen or
+/// a slash (`Length/` `Value` is the source's `Length/Value`).
 fn join(lines: &[&str]) -> String {
     let mut s = String::new();
     for l in lines {
         let t = l.trim();
         if !s.is_empty() {
-            let hyphen_break = s.ends_with('-')
+            let word_break = (s.ends_with('-') || s.ends_with('/'))
                 && s[..s.len() - 1]
                     .chars()
                     .last()
                     .is_some_and(|c| c.is_ascii_alphanumeric());
-            if !hyphen_break {
+            if !word_break {
                 s.push(' ');
             }
         }
@@ -141,7 +174,17 @@ fn strip_marker(p: &str) -> &str {
     if let Some(rest) = p.strip_prefix("* ").or_else(|| p.strip_prefix("- ")) {
         return rest.trim_start();
     }
-    p
+    let digits = p.chars().take_while(char::is_ascii_digit).count();
+    match p[digits..].strip_prefix(". ") {
+        Some(rest) if digits > 0 => rest.trim_start(),
+        _ => p,
+    }
+}
+
+/// A table line's cells (`| 0x0 | DELETE | There is ... |`), trimmed; `None` for other lines.
+fn table_cells(trimmed: &str) -> Option<Vec<&str>> {
+    let inner = trimmed.strip_prefix('|')?.strip_suffix('|')?;
+    Some(inner.split('|').map(str::trim).collect())
 }
 
 /// Every sentence of the draft's body (sections 1 to 13), in order.
@@ -163,7 +206,35 @@ pub fn sentences(spec: &str) -> Vec<Sentence> {
             });
         }
     };
+    // A table's logical row: each column's lines, until a line whose first cell is not empty.
+    let mut row: Vec<Vec<&str>> = Vec::new();
+    let flush_row = |row: &mut Vec<Vec<&str>>, section: &str, out: &mut Vec<Sentence>| {
+        for mut column in row.drain(..) {
+            flush(&mut column, section, out);
+        }
+    };
     for line in body_lines(spec) {
+        let t = line.trim();
+        if t.starts_with("+-") || t.starts_with("+=") {
+            // A table's border: ends the paragraph before it, not the logical row (the draft
+            // draws a border between the lines of one cell when a row crosses its width).
+            flush(&mut para, &section, &mut out);
+            continue;
+        }
+        if let Some(cells) = table_cells(t) {
+            flush(&mut para, &section, &mut out);
+            if cells.first().is_some_and(|c| !c.is_empty()) {
+                flush_row(&mut row, &section, &mut out);
+            }
+            row.resize(row.len().max(cells.len()), Vec::new());
+            for (column, cell) in row.iter_mut().zip(cells) {
+                if !cell.is_empty() {
+                    column.push(cell);
+                }
+            }
+            continue;
+        }
+        flush_row(&mut row, &section, &mut out);
         if let Some((num, _)) = heading(line) {
             flush(&mut para, &section, &mut out);
             section = num;
@@ -173,6 +244,7 @@ pub fn sentences(spec: &str) -> Vec<Sentence> {
             para.push(line);
         }
     }
+    flush_row(&mut row, &section, &mut out);
     flush(&mut para, &section, &mut out);
     out
 }
@@ -224,6 +296,63 @@ mod tests {
                 "Done"
             ]
         );
+    }
+
+    #[test]
+    fn a_page_break_before_a_list_item_ends_the_paragraph() {
+        // §8.4's "There are two ways to publish through a relay:" ends page 30; the list starts
+        // page 31. §9.7's "See Section 7." ends a page before the "Group Order" item.
+        let all = sentences(SPEC);
+        let has =
+            |section: &str, text: &str| all.iter().any(|s| s.section == section && s.text == text);
+        assert!(has(
+            "§8.4",
+            "There are two ways to publish through a relay:"
+        ));
+        assert!(has(
+            "§8.4",
+            "Send a PUBLISH message for a specific Track to the relay."
+        ));
+        let bare_number = |t: &str| {
+            t.strip_suffix('.')
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        };
+        assert!(all
+            .iter()
+            .all(|s| !bare_number(&s.text) && !s.text.contains(". * ")));
+    }
+
+    #[test]
+    fn a_word_broken_after_a_slash_is_one_word() {
+        let n = normative(SPEC);
+        assert!(n.iter().any(|s| s.section == "§1.4.2"
+            && s.text
+                .contains("the following Value or Length/Value does not match")));
+        assert!(n
+            .iter()
+            .any(|s| s.section == "§9.7" && s.text.contains("the start group/object when")));
+    }
+
+    #[test]
+    fn a_table_cell_reads_as_its_own_text() {
+        // §9.2.1.1's Table 2 draws a border between the lines of one cell: the extractor must
+        // join a column's lines within a row, and keep the borders and other columns out.
+        let n = normative(SPEC);
+        let in_table: Vec<&str> = n
+            .iter()
+            .filter(|s| s.section == "§9.2.1.1" && s.text.starts_with("This Alias"))
+            .map(|s| s.text.as_str())
+            .collect();
+        assert_eq!(
+            in_table,
+            vec![
+                "This Alias and the Token Value it was previously associated with MUST be retired.",
+                "This Alias MUST be associated with the Token Value for the duration of the Session or it is deleted."
+            ]
+        );
+        assert!(n
+            .iter()
+            .all(|s| !s.text.contains("+---") && !s.text.contains('|')));
     }
 
     #[test]
