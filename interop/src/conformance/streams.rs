@@ -341,6 +341,42 @@ pub async fn does_not_exist_extensions(env: Env) -> CheckOutput {
     ))
 }
 
+/// `object-does-not-exist-extensions-datagram`: after datagram 0.0, a 0x21 status datagram
+/// 0.1 with status Object Does Not Exist and a 2-byte extension block.
+pub async fn does_not_exist_extensions_datagram(env: Env) -> CheckOutput {
+    let rp = RawPublisher::start(&env).await?;
+    let flowing = valid_datagram(&env, &rp).await?;
+    let mut b = BytesMut::new();
+    varint(&mut b, 0x21);
+    varint(&mut b, ALIAS);
+    varint(&mut b, 0);
+    varint(&mut b, 1);
+    b.put_u8(128);
+    varint(&mut b, 2);
+    b.put_slice(&[0x04, 0x01]);
+    varint(&mut b, 0x1);
+    rp.datagram(b.freeze())?;
+    let closed = expect_close(
+        &env,
+        &rp.p.session,
+        SessionErrorCode::ProtocolViolation,
+        T,
+        "a 0x21 datagram: Object Does Not Exist with extension headers",
+    )
+    .await
+    .map_err(|f| Failure {
+        received: format!("{}{flowing}", f.received),
+        message: format!(
+            "{}; if an endpoint receives a non-existent Object containing extension headers \
+             it MUST close the session with a PROTOCOL_VIOLATION (§10.2.1.2)",
+            f.message
+        ),
+        ..f
+    })?;
+    not_propagated(&env, &rp, 0, 1).await?;
+    Ok(format!("{closed}{flowing}; datagram 0.1 not relayed"))
+}
+
 /// `datagram-extensions-empty`: datagram 0.1 of type 0x01 with Extension Headers Length 0.
 pub async fn datagram_extensions_empty(env: Env) -> CheckOutput {
     let rp = RawPublisher::start(&env).await?;
