@@ -272,6 +272,26 @@ async fn joined_subgroups_merge_two_writers_each_object_once() {
     assert!(tokio::time::timeout(T, c.next()).await.unwrap().is_none());
 }
 
+/// §10.4.3: an object is known to be the next one when its ID follows the previous object's,
+/// or its writer's own previous object was that one; otherwise a sender needs a new stream.
+#[tokio::test]
+async fn an_object_after_a_gap_from_another_writer_is_not_known_next() {
+    let t = track(4);
+    let mut c = t.consume(Location::new(0, 0), None);
+    let mut a = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
+    let mut b = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
+    a.write(Object::new(0, "x")).unwrap();
+    a.write(Object::new(1, "y")).unwrap();
+    b.write(Object::new(3, "w")).unwrap();
+    b.write(Object::new(5, "v")).unwrap();
+    a.write(Object::new(6, "u")).unwrap();
+    a.reset(0x1);
+    b.finish();
+    let s = next_subgroup(&mut c).await;
+    let known: Vec<bool> = [0, 1, 3, 5, 6].iter().map(|id| s.known_next(*id)).collect();
+    assert_eq!(known, [true, true, false, true, true]);
+}
+
 #[tokio::test]
 async fn a_joined_subgroup_resets_when_every_writer_reset() {
     let t = track(4);

@@ -14,6 +14,7 @@
 mod control;
 mod data;
 mod directsub;
+mod ext11;
 mod fetch;
 pub mod harness;
 mod level;
@@ -22,6 +23,7 @@ mod priority;
 pub mod raw;
 pub mod robustness;
 mod session;
+mod streams;
 mod subscribe;
 mod subscription;
 pub mod trace;
@@ -471,6 +473,30 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("priority-publisher", "data", "§7.2, §7.3, §8.5", 20000, priority::publisher_priority,
         "under contention the subgroup with the better Publisher Priority is sent first",
         Must, ""),
+    check!("unknown-stream-type", "data", "§10", 6000, streams::unknown_stream_type,
+        "a unidirectional stream of an undefined type (0x3b) closes the session",
+        Must, "An endpoint that receives an unknown stream or datagram type MUST close the session."),
+    check!("unknown-datagram-type", "data", "§10, §10.3", 12000, streams::unknown_datagram_type,
+        "a datagram of an undefined type (0x2a) for a subscribed track closes the publisher's session",
+        Must, "An endpoint that receives an unknown stream or datagram type MUST close the session."),
+    check!("object-does-not-exist-extensions", "data", "§10.2.1.2, §8.4", 12000, streams::does_not_exist_extensions,
+        "an Object Does Not Exist with extension headers closes the publisher with PROTOCOL_VIOLATION and is not forwarded",
+        Must, "If an endpoint receives a non-existent Object containing extension headers it MUST close the session with a PROTOCOL_VIOLATION."),
+    check!("object-does-not-exist-extensions-datagram", "data", "§10.2.1.2, §10.3.1, §8.4", 12000, streams::does_not_exist_extensions_datagram,
+        "a status datagram (0x21) Object Does Not Exist with extension headers closes the publisher with PROTOCOL_VIOLATION and is not forwarded",
+        Must, "If an endpoint receives a non-existent Object containing extension headers it MUST close the session with a PROTOCOL_VIOLATION."),
+    check!("datagram-extensions-empty", "data", "§10.3.1, §8.4", 12000, streams::datagram_extensions_empty,
+        "a datagram with Extensions Present and Extension Headers Length 0 closes the publisher with PROTOCOL_VIOLATION and is not forwarded",
+        Must, "If an endpoint receives a datagram with Extensions Present as \"Yes\" and a Extension Headers Length of 0, it MUST close the session with PROTOCOL_VIOLATION."),
+    check!("subgroup-stream-next-object", "data", "§10.4.3, §2.2", 15000, streams::subgroup_next_object,
+        "an object not known to be the next of its subgroup (it came on another upstream stream after a gap) goes on a new stream; the old one is reset",
+        MustNot, "A relay MUST NOT forward an Object on an existing Subgroup stream unless it is the next Object in that Subgroup."),
+    check!("gap-extensions-unchanged", "data", "§11.1, §11.3", 10000, ext11::gap_extensions,
+        "Prior Group ID Gap (0x3C) and Prior Object ID Gap (0x3E) arrive as sent, and are added to no other object",
+        Must, "This extension MUST NOT be modified or removed."),
+    check!("immutable-extensions-unchanged", "data", "§11.2", 10000, ext11::immutable_extensions,
+        "Immutable Extensions (0xB) arrive as sent, and are added to no other object",
+        Must, "Relays MUST cache this extension if the Object is cached and MUST forward this extension if the enclosing Object is forwarded."),
     // robustness
     check!("zero-field-namespace", "robustness", "§2.4.1, §8.4", 25000, robustness::zero_field_namespace,
         "0-field namespaces in PUBLISH_NAMESPACE and SUBSCRIBE close that session with PROTOCOL_VIOLATION, not a bystander's",

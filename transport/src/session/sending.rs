@@ -288,6 +288,31 @@ async fn send_subgroup_inner<C: Connection>(
                     let _ = writer.reset(reset_code::DELIVERY_TIMEOUT);
                     return;
                 }
+                if writer.last_object_id().is_some() && !sc.known_next(o.id) {
+                    // §10.4.3: not known to be the next object on this stream (it came from
+                    // another upstream stream after a gap): reset this stream, open a new one.
+                    let mut header = *writer.header();
+                    if header.subgroup_id == SubgroupIdMode::FirstObjectId {
+                        header.subgroup_id = SubgroupIdMode::Explicit(info.subgroup);
+                    }
+                    let _ = writer.reset(reset_code::INTERNAL_ERROR);
+                    let opening = SubgroupWriter::open_deferred(
+                        &session.inner.conn,
+                        &session.inner.arbiter,
+                        header,
+                        priority(*prio.borrow()),
+                    );
+                    writer = tokio::select! {
+                        r = opening => match r {
+                            Ok(w) => w,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "could not open a subgroup stream");
+                                return;
+                            }
+                        },
+                        _ = ticket.cancelled() => return,
+                    };
+                }
                 let obj = SubgroupObject {
                     object_id: o.id,
                     extensions: if info.extensions {

@@ -277,4 +277,11 @@ impl SubgroupConsumer {
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
+
+    /// Whether object `id` is known to be the next object after the one before it in this
+    /// subgroup (§10.4.3): false when it came from another upstream stream than that one,
+    /// after a gap in IDs, so a sender must not put it on the same stream.
+    pub fn known_next(&self, id: u64) -> bool {
+        !self.shared.lock().breaks.contains(&id)
+    }
 }

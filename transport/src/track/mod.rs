@@ -239,6 +239,10 @@ pub(crate) struct SubgroupState {
     pub(crate) end: Option<SubgroupEnd>,
     /// Producers writing this subgroup (more than one when publishers are merged).
     pub(crate) writers: usize,
+    /// Object IDs not known to follow the object before them here (§10.4.3): written by a
+    /// producer whose own previous object was not that one, after a gap in IDs. Entries below
+    /// the oldest retained object are pruned as objects are written.
+    pub(crate) breaks: VecDeque<u64>,
 }
 
 pub(crate) struct SubgroupShared {

@@ -353,6 +353,7 @@ fn insert_subgroup(
             last_id: None,
             end: None,
             writers: 1,
+            breaks: VecDeque::new(),
         }),
         changed: tokio::sync::watch::channel(0).0,
     });
@@ -471,6 +472,18 @@ impl SubgroupProducer {
                 g.bytes += cost;
             }
             id = object.id;
+            // §10.4.3: the object is known to be the next one only when its ID is one more
+            // than the previous object's, or this producer's own stream carried that object
+            // just before it; otherwise a reader sending the subgroup needs a new stream.
+            if let Some(prev) = s.last_id {
+                if id != prev + 1 && self.last != Some(prev) {
+                    let oldest = s.objects.front().map_or(id, |(o, _)| o.id);
+                    while s.breaks.front().is_some_and(|b| *b < oldest) {
+                        s.breaks.pop_front();
+                    }
+                    s.breaks.push_back(id);
+                }
+            }
             s.last_id = Some(id);
             s.objects.push_back((object, now));
             drop(s);
