@@ -44,7 +44,7 @@ pub async fn forward_then_update(env: Env) -> CheckOutput {
     sub.update(start, None, 128, true)
         .await
         .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    processed(&env, &s).await;
     super::harness::write_group(&env, p.track(), 1, 0..3).await;
     env.step("group 1 after SUBSCRIBE_UPDATE Forward=1");
     let ok = sub
@@ -66,6 +66,20 @@ pub async fn forward_then_update(env: Env) -> CheckOutput {
         upstream_forward.map_or("?".into(), |f| u8::from(f).to_string()),
         listing(&got)
     ))
+}
+
+/// Waits until the relay has read what `s` sent so far: a SUBSCRIBE sent after it on the same
+/// control stream is answered (either way). A relay that answers nothing gets 300 ms instead.
+async fn processed(env: &Env, s: &Endpoint) {
+    env.step("the answer to a SUBSCRIBE sent after the SUBSCRIBE_UPDATE");
+    let track = env.track("probe");
+    let probe = DirectSub::subscribe(&s.session, &track, SubOpts::default());
+    if within(Duration::from_secs(4), "an answer", probe)
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// `subscribe-forward-1-after-forward-0`.
@@ -116,7 +130,8 @@ pub async fn update_end_group(env: Env) -> CheckOutput {
     sub.update(Location::new(1, 0), Some(1), 128, true)
         .await
         .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // §9.10 lets objects outside the new range arrive until the update is processed.
+    processed(&env, &s).await;
     for g in 1..4 {
         super::harness::write_group(&env, p.track(), g, 0..2).await;
     }
@@ -315,17 +330,13 @@ pub async fn unsubscribe_stops(env: Env) -> CheckOutput {
             )
             .into()),
         };
-    if !upstream_ended {
-        return Err(Failure::new(
-            "UNSUBSCRIBE upstream once the last subscriber left",
-            format!(
-                "the publisher's subscription is still active; publisher received: {}",
-                p.ep.seen_text()
-            ),
-            "a relay's subscription lasts while it has subscribers (§8.3)",
-        )
-        .into());
-    }
+    // No MUST makes a relay drop its upstream subscription when the last subscriber leaves
+    // (§8.3 describes aggregation, not teardown): reported, not judged.
+    let upstream = if upstream_ended {
+        "relay unsubscribed upstream"
+    } else {
+        "relay kept its upstream subscription (allowed)"
+    };
     let done = sub.done().map_or("no PUBLISH_DONE".into(), |d| {
         format!(
             "PUBLISH_DONE 0x{:x} ({})",
@@ -334,7 +345,7 @@ pub async fn unsubscribe_stops(env: Env) -> CheckOutput {
         )
     });
     Ok(format!(
-        "nothing after UNSUBSCRIBE; {stream}; relay unsubscribed upstream; {done}"
+        "nothing after UNSUBSCRIBE; {stream}; {upstream}; {done}"
     ))
 }
 

@@ -127,6 +127,30 @@ pub async fn stalled_subscriber(env: Env) -> CheckOutput {
             "the relay closed the subscriber that kept up",
         ));
     }
+    // The stalled subscriber's connection window is full of data it never reads; a request it
+    // sends now is answered only if the relay keeps connection credit for the control stream
+    // (§10.4.2). A relay that closed the stalled session instead is not judged here.
+    if stalled_ep.session.close_reason().is_none() {
+        env.step("the answer to the stalled subscriber's SUBSCRIBE");
+        let track = env.track("control");
+        let ask = DirectSub::subscribe(&stalled_ep.session, &track, SubOpts::default());
+        match within(
+            Duration::from_secs(5),
+            "SUBSCRIBE_OK or SUBSCRIBE_ERROR",
+            ask,
+        )
+        .await
+        {
+            Ok(_) => f.note("the stalled subscriber's next SUBSCRIBE was answered"),
+            Err(e) => f.must(Failure::new(
+                "an answer to the stalled subscriber's SUBSCRIBE",
+                e.received,
+                "with the subscriber's connection window full of unread data, the control \
+                 stream still needs credit: the publisher MUST allocate connection flow control \
+                 to the control stream first (§10.4.2)",
+            )),
+        }
+    }
     // Everyone leaves, the stalled subscriber while its streams are still blocked: a relay
     // whose UNSUBSCRIBE waits for blocked streams keeps the track's upstream subscription.
     env.step("UNSUBSCRIBE from every subscriber, then the relay's UNSUBSCRIBE upstream");
