@@ -718,25 +718,46 @@ pub async fn track_status_ok(env: Env) -> CheckOutput {
 }
 
 /// `track-status-not-subscribed`: TRACK_STATUS for an announced track nobody subscribed to.
+/// §9.20 lets the relay forward TRACK_STATUS, or subscribe, to learn the answer (MAY); the check
+/// names which it did and reports (not counted) an answer other than the publisher's status: a
+/// TRACK_STATUS_OK is populated as a SUBSCRIBE_OK would be (§9.21), Largest Location 0.2.
 pub async fn track_status_not_subscribed(env: Env) -> CheckOutput {
     let p = Publisher::start(&env, &["t"]).await?;
     write_group(&env, p.track(), 0, 0..3).await;
     let q = Endpoint::connect(&env, "status_connection_id").await?;
     let answer = track_status(&env, &q, &env.track("t"), "TRACK_STATUS_OK").await?;
-    let ok = answer.map_err(|e| {
-        refused(
-            e,
-            "TRACK_STATUS_OK",
-            "the relay could have asked the publisher (§9.20)",
-        )
-    })?;
-    let got = check_status_ok(&ok, Location::new(0, 2))?;
     let asked: Vec<String> =
         p.ep.seen()
             .iter()
             .map(|s| s.msg.message_type().name().to_string())
             .collect();
-    Ok(format!("{got}; publisher received [{}]", asked.join(", ")))
+    let chose = if asked.iter().any(|m| m == "TRACK_STATUS") {
+        "forwarded TRACK_STATUS to the publisher"
+    } else if asked.iter().any(|m| m == "SUBSCRIBE") {
+        "subscribed to the publisher"
+    } else {
+        "asked the publisher nothing"
+    };
+    let ok = answer.map_err(|e| match refused(e, "TRACK_STATUS_OK", "") {
+        Verdict::Fail(f) => Verdict::Fail(Failure::new(
+            f.expected,
+            format!("{}; the relay {chose}", f.received),
+            "a relay without a subscription MAY forward TRACK_STATUS or subscribe to determine \
+             the response (§9.20); this one gave no TRACK_STATUS_OK for a published track",
+        )),
+        v => v,
+    })?;
+    let got = check_status_ok(&ok, Location::new(0, 2)).map_err(|f| {
+        Failure::new(
+            f.expected,
+            format!("{}; the relay {chose}", f.received),
+            f.message,
+        )
+    })?;
+    Ok(format!(
+        "{got}; the relay {chose} (publisher received [{}])",
+        asked.join(", ")
+    ))
 }
 
 /// `track-status-unknown`: TRACK_STATUS for a track nobody publishes.

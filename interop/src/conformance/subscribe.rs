@@ -546,17 +546,24 @@ pub async fn absolute_range_invalid(env: Env) -> CheckOutput {
         Ok(sub) => Err(Failure::new(
             "SUBSCRIBE_ERROR INVALID_RANGE (0x5)",
             format!("SUBSCRIBE_OK (alias {})", sub.ok.track_alias),
-            "End Group MUST specify the same or a larger group than Start (§9.7)",
+            "a publisher that cannot satisfy the requested start or end SHOULD answer \
+             SUBSCRIBE_ERROR with code INVALID_RANGE (§9.7; End Group below Start is the \
+             subscriber's MUST)",
         )
         .into()),
         Err(SessionError::Rejected { code: 0x5, .. }) => {
             Ok("SUBSCRIBE_ERROR INVALID_RANGE for End Group 1 < Start {2, 0}".into())
         }
-        Err(SessionError::Rejected { code, reason, .. }) => Ok(format!(
-            "SUBSCRIBE_ERROR code 0x{code:x} ({}) {reason:?}; INVALID_RANGE (0x5) is the \
-             relevant code (§9.7 SHOULD)",
-            request_error_name("SUBSCRIBE_ERROR", code)
-        )),
+        Err(SessionError::Rejected { code, reason, .. }) => Err(Failure::new(
+            "SUBSCRIBE_ERROR INVALID_RANGE (0x5)",
+            format!(
+                "SUBSCRIBE_ERROR code 0x{code:x} ({}) {reason:?}",
+                request_error_name("SUBSCRIBE_ERROR", code)
+            ),
+            "a publisher that cannot satisfy the requested start or end SHOULD answer \
+             SUBSCRIBE_ERROR with code INVALID_RANGE (§9.7)",
+        )
+        .into()),
         Err(e) => Err(Failure::new(
             "SUBSCRIBE_ERROR INVALID_RANGE (0x5)",
             describe(&e),
