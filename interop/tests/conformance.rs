@@ -251,7 +251,7 @@ fn the_registry_has_unique_cited_checks_in_every_group() {
 }
 
 #[test]
-fn cli_lists_checks_with_group_and_section_and_refuses_unknown_ones() {
+fn cli_lists_checks_with_group_level_section_and_quote_and_refuses_unknown_ones() {
     let bin = env!("CARGO_BIN_EXE_moqlink-interop");
     let out = std::process::Command::new(bin)
         .args(["--conformance", "--list"])
@@ -264,7 +264,10 @@ fn cli_lists_checks_with_group_and_section_and_refuses_unknown_ones() {
     for (line, c) in lines.iter().zip(CHECKS) {
         assert_eq!(
             *line,
-            format!("{}\t{}\t{}\t{}", c.id, c.group, c.section, c.summary)
+            format!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                c.id, c.group, c.level, c.section, c.summary, c.quote
+            )
         );
     }
     let out = std::process::Command::new(bin)
