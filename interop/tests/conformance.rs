@@ -55,11 +55,18 @@ async fn relay() -> u16 {
 }
 
 async fn relay_with(auth: AuthRules) -> u16 {
+    relay_config(RelayConfig {
+        auth,
+        ..Default::default()
+    })
+    .await
+}
+
+async fn relay_config(config: RelayConfig) -> u16 {
     let identity = ServerIdentity::self_signed().expect("certificate");
     let config = RelayConfig {
         bind: "127.0.0.1:0".parse().expect("addr"),
-        auth,
-        ..Default::default()
+        ..config
     };
     let relay = Relay::bind(config, &identity).expect("bind");
     let port = relay.local_addr().expect("addr").port();
@@ -180,6 +187,31 @@ async fn the_leak_check_runs_against_a_relay_with_auth_rules() {
     assert!(unexpected(&results).is_empty(), "{doc}");
 }
 
+/// `max-request-id-exceeded` against a relay that advertises an odd MAX_REQUEST_ID (9: client
+/// IDs 0..8 allowed, 10 the first refused). The check used to wait for an answer to ID 9, which
+/// a client never sends, and failed a correct relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_request_id_exceeded_passes_with_an_odd_limit() {
+    let port = relay_config(RelayConfig {
+        session: SessionConfig {
+            request_window: 5,
+            max_request_id_one_lower: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let (results, doc) = suite(
+        format!("moqt://127.0.0.1:{port}"),
+        &["max-request-id-exceeded"],
+    )
+    .await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].outcome, Outcome::Pass, "{doc}");
+    let msg = results[0].message.as_deref().unwrap_or_default();
+    assert!(msg.contains("Request ID 10 at MAX_REQUEST_ID 9"), "{doc}");
+}
+
 #[test]
 fn the_registry_has_unique_cited_checks_in_every_group() {
     assert!(CHECKS.len() >= 40, "{} checks", CHECKS.len());
@@ -219,7 +251,7 @@ fn the_registry_has_unique_cited_checks_in_every_group() {
 }
 
 #[test]
-fn cli_lists_checks_with_group_and_section_and_refuses_unknown_ones() {
+fn cli_lists_checks_with_group_level_section_and_quote_and_refuses_unknown_ones() {
     let bin = env!("CARGO_BIN_EXE_moqlink-interop");
     let out = std::process::Command::new(bin)
         .args(["--conformance", "--list"])

@@ -116,15 +116,22 @@ pub async fn request_id_skipped(env: Env) -> CheckOutput {
 /// Requests this check is willing to send to reach the relay's limit.
 const MAX_REQUESTS: u64 = 3000;
 
-/// `max-request-id-exceeded`: every Request ID the relay grants, then the one at its limit, in
-/// one write. A relay that re-grants as requests complete may have raised the limit before it
-/// reads the last request; then the check goes on from the new limit.
+/// The first Request ID a client may not use under MAX_REQUEST_ID `max`: client Request IDs are
+/// even (§9.1), so for an odd `max` it is `max + 1` (`max - 1` is still allowed).
+pub fn first_refused_client_id(max: u64) -> u64 {
+    max + (max & 1)
+}
+
+/// `max-request-id-exceeded`: every Request ID the relay grants, then the first one not below its
+/// limit, in one write. A relay that re-grants as requests complete may have raised the limit
+/// before it reads the last request; then the check goes on from the new limit.
 pub async fn max_request_id_exceeded(env: Env) -> CheckOutput {
     let mut raw = Raw::setup(&env, "connection_id", None).await?;
     let mut next = 0u64;
     let mut answered = 0u64;
     loop {
         let max = raw.max_request_id;
+        let over = first_refused_client_id(max);
         if max / 2 > MAX_REQUESTS {
             return Err(Verdict::NotApplicable(format!(
                 "the relay grants Request IDs up to {max} (after {} requests); this check sends \
@@ -133,17 +140,17 @@ pub async fn max_request_id_exceeded(env: Env) -> CheckOutput {
             )));
         }
         env.step(format!(
-            "the relay's answer to Request ID {max} (its MAX_REQUEST_ID)"
+            "the relay's answer to Request ID {over} (its MAX_REQUEST_ID is {max})"
         ));
         let mut batch = BytesMut::new();
-        while next <= max {
+        while next <= over {
             announce_msg(next, env.namespace_with(&[&format!("n{next}")]))
                 .encode(&mut batch, Encoding::new(Version::DRAFT_14))
                 .map_err(|e| Failure::new("encodable", e.to_string(), "local encoder"))?;
             next += 2;
         }
         raw.send_bytes(batch.freeze()).await?;
-        // Read until the request at the old limit is answered or the session closes.
+        // Read until the request past the old limit is answered or the session closes.
         loop {
             match raw.next(T).await {
                 Event::Message(
@@ -151,7 +158,7 @@ pub async fn max_request_id_exceeded(env: Env) -> CheckOutput {
                     | ControlMessage::PublishNamespaceError(RequestError { request_id, .. }),
                 ) => {
                     answered += 1;
-                    if request_id == max {
+                    if request_id == over {
                         break;
                     }
                 }
@@ -162,15 +169,16 @@ pub async fn max_request_id_exceeded(env: Env) -> CheckOutput {
                     by_peer: true,
                 } if code == SessionErrorCode::TooManyRequests.code() => {
                     return Ok(format!(
-                        "{answered} requests answered, then Request ID {max} at MAX_REQUEST_ID {max}: relay closed with TOO_MANY_REQUESTS ({reason:?})"
+                        "{answered} requests answered, then Request ID {over} at MAX_REQUEST_ID \
+                         {max}: relay closed with TOO_MANY_REQUESTS ({reason:?})"
                     ))
                 }
                 other => {
                     return Err(Failure::new(
                         "session closed with TOO_MANY_REQUESTS (0x7)",
                         format!(
-                            "{} after {answered} answers; the last request had ID {max} = \
-                             MAX_REQUEST_ID",
+                            "{} after {answered} answers; the last request had ID {over}, \
+                             MAX_REQUEST_ID {max}",
                             describe_event(&other)
                         ),
                         "a request at or above MAX_REQUEST_ID MUST close the session with \
@@ -180,11 +188,14 @@ pub async fn max_request_id_exceeded(env: Env) -> CheckOutput {
                 }
             }
         }
-        if raw.max_request_id <= max {
+        if raw.max_request_id <= over {
             return Err(Failure::new(
                 "session closed with TOO_MANY_REQUESTS (0x7)",
-                format!("PUBLISH_NAMESPACE answer for Request ID {max} at MAX_REQUEST_ID {max}"),
-                "the relay accepted a request at its own MAX_REQUEST_ID (§9.5)",
+                format!(
+                    "PUBLISH_NAMESPACE answer for Request ID {over} at MAX_REQUEST_ID {}",
+                    raw.max_request_id
+                ),
+                "the relay accepted a request at or above its own MAX_REQUEST_ID (§9.5)",
             )
             .into());
         }
@@ -707,25 +718,46 @@ pub async fn track_status_ok(env: Env) -> CheckOutput {
 }
 
 /// `track-status-not-subscribed`: TRACK_STATUS for an announced track nobody subscribed to.
+/// §9.20 lets the relay forward TRACK_STATUS, or subscribe, to learn the answer (MAY); the check
+/// names which it did and reports (not counted) an answer other than the publisher's status: a
+/// TRACK_STATUS_OK is populated as a SUBSCRIBE_OK would be (§9.21), Largest Location 0.2.
 pub async fn track_status_not_subscribed(env: Env) -> CheckOutput {
     let p = Publisher::start(&env, &["t"]).await?;
     write_group(&env, p.track(), 0, 0..3).await;
     let q = Endpoint::connect(&env, "status_connection_id").await?;
     let answer = track_status(&env, &q, &env.track("t"), "TRACK_STATUS_OK").await?;
-    let ok = answer.map_err(|e| {
-        refused(
-            e,
-            "TRACK_STATUS_OK",
-            "the relay could have asked the publisher (§9.20)",
-        )
-    })?;
-    let got = check_status_ok(&ok, Location::new(0, 2))?;
     let asked: Vec<String> =
         p.ep.seen()
             .iter()
             .map(|s| s.msg.message_type().name().to_string())
             .collect();
-    Ok(format!("{got}; publisher received [{}]", asked.join(", ")))
+    let chose = if asked.iter().any(|m| m == "TRACK_STATUS") {
+        "forwarded TRACK_STATUS to the publisher"
+    } else if asked.iter().any(|m| m == "SUBSCRIBE") {
+        "subscribed to the publisher"
+    } else {
+        "asked the publisher nothing"
+    };
+    let ok = answer.map_err(|e| match refused(e, "TRACK_STATUS_OK", "") {
+        Verdict::Fail(f) => Verdict::Fail(Failure::new(
+            f.expected,
+            format!("{}; the relay {chose}", f.received),
+            "a relay without a subscription MAY forward TRACK_STATUS or subscribe to determine \
+             the response (§9.20); this one gave no TRACK_STATUS_OK for a published track",
+        )),
+        v => v,
+    })?;
+    let got = check_status_ok(&ok, Location::new(0, 2)).map_err(|f| {
+        Failure::new(
+            f.expected,
+            format!("{}; the relay {chose}", f.received),
+            f.message,
+        )
+    })?;
+    Ok(format!(
+        "{got}; the relay {chose} (publisher received [{}])",
+        asked.join(", ")
+    ))
 }
 
 /// `track-status-unknown`: TRACK_STATUS for a track nobody publishes.

@@ -2,7 +2,8 @@
 //! connection-level flow-control window (MAX_DATA) and stops reading, so the relay's data for two
 //! competing streams queues up; then it reads both streams at once. Every window update lets the
 //! relay send a little more, and it must choose which stream gets it: a relay that schedules by
-//! priority finishes the more important stream while the other is still mostly queued.
+//! priority finishes the more important stream while the other is still mostly queued. The
+//! draft's scheduling is a SHOULD (§7.2, §7.3, §8.5), so a miss is reported, not counted.
 
 use super::harness::{payload, subscribe, DirectSub, Endpoint, Got, Publisher, SubOpts};
 use super::{CheckOutput, Env};
@@ -19,7 +20,8 @@ const SIZE: usize = 16 * 1024;
 const WINDOW: u32 = 256 * 1024;
 
 /// The share of the less important stream that may have arrived when the more important one
-/// completes.
+/// completes: this suite's bar, not the draft's (§7.2 leaves "scheduled to be sent first" to the
+/// implementation).
 const MAX_SHARE: f64 = 0.5;
 
 fn body(env: &Env, g: u64, o: u64) -> Bytes {
@@ -106,8 +108,9 @@ async fn judge(
                 MAX_SHARE * 100.0
             ),
             summary,
-            "relays SHOULD respect subscriber and publisher priorities (§7.3), scheduling the \
-             more important object first (§7.2)",
+            "relays SHOULD respect subscriber and publisher priorities (§7.3), selecting the \
+             more important object first (§7.2, a SHOULD); the 50% bar is this suite's reading \
+             of \"first\", the draft leaves \"scheduled to be sent first\" to the implementation",
         )
         .into());
     }

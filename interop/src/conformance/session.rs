@@ -186,28 +186,79 @@ pub async fn goaway_with_uri(env: Env) -> CheckOutput {
     .await?)
 }
 
-/// `goaway-twice`: two GOAWAYs.
-pub async fn goaway_twice(env: Env) -> CheckOutput {
-    let ep = Endpoint::connect(&env, "connection_id").await?;
-    for _ in 0..2 {
-        ep.session
-            .send(ControlMessage::Goaway(Goaway {
-                new_session_uri: Blob::default(),
-            }))
-            .await
-            .map_err(|e| Failure::new("GOAWAY sent", e.to_string(), "could not send GOAWAY"))?;
-    }
-    Ok(expect_close(
-        &env,
-        &ep.session,
-        SessionErrorCode::ProtocolViolation,
-        Duration::from_secs(3),
-        "a second GOAWAY",
-    )
-    .await?)
+/// The relay stopped the control stream after one GOAWAY: the rule on a second is untestable.
+fn stopped_after_first(f: &Failure) -> Verdict {
+    Verdict::NotApplicable(format!(
+        "the relay ended the control stream after the first GOAWAY ({}): the rule on multiple \
+         GOAWAYs could not be tested",
+        f.received
+    ))
 }
 
-/// `goaway-keeps-subscriptions`: the subscriber sends GOAWAY, then objects still arrive.
+/// `goaway-twice`: a GOAWAY, a request the relay answers (so it has read the GOAWAY before it,
+/// the control stream being ordered), then a second GOAWAY. A relay that closes the session after
+/// the first GOAWAY leaves the rule untested: that is a skip saying so, not a pass or a failure.
+pub async fn goaway_twice(env: Env) -> CheckOutput {
+    let mut raw = Raw::setup(&env, "connection_id", None).await?;
+    if raw.max_request_id == 0 {
+        return Err(Verdict::NotApplicable(
+            "the relay granted no Request ID: no request can show it read the first GOAWAY".into(),
+        ));
+    }
+    let goaway = ControlMessage::Goaway(Goaway {
+        new_session_uri: Blob::default(),
+    });
+    raw.send(&goaway).await?;
+    raw.send(&ControlMessage::PublishNamespace(PublishNamespace {
+        request_id: 0,
+        namespace: env.namespace(),
+        parameters: Default::default(),
+    }))
+    .await
+    .map_err(|f| stopped_after_first(&f))?;
+    env.step("the answer to a PUBLISH_NAMESPACE sent after the first GOAWAY");
+    let first = loop {
+        match raw.next(Duration::from_secs(3)).await {
+            Event::Message(
+                ControlMessage::PublishNamespaceOk(RequestRef { request_id: 0 })
+                | ControlMessage::PublishNamespaceError(RequestError { request_id: 0, .. }),
+            ) => break "after the relay answered a request sent after the first",
+            Event::Message(_) => {}
+            Event::Quiet => break "3 s after the first (no answer to the request sent after it)",
+            ev @ Event::Closed { .. } => {
+                return Err(Verdict::NotApplicable(format!(
+                    "the relay closed the session after the first GOAWAY, before a second was \
+                     sent ({}): the rule on multiple GOAWAYs could not be tested",
+                    describe(&ev)
+                )))
+            }
+            other => {
+                return Err(Failure::new(
+                    "an answer to PUBLISH_NAMESPACE",
+                    describe(&other),
+                    "the relay's control stream broke after one GOAWAY",
+                )
+                .into())
+            }
+        }
+    };
+    raw.send(&goaway)
+        .await
+        .map_err(|f| stopped_after_first(&f))?;
+    Ok(raw
+        .expect_close(
+            &env,
+            SessionErrorCode::ProtocolViolation,
+            Duration::from_secs(3),
+            &format!("a second GOAWAY, sent {first}"),
+        )
+        .await?)
+}
+
+/// `goaway-keeps-subscriptions`: the subscriber sends GOAWAY, then objects still arrive. §9.4
+/// says GOAWAY "does not impact subscription state", but no MUST stops a relay ending the
+/// session of a client that said it will close soon: the check's level is the MAY of the same
+/// paragraph (only new requests may be rejected), so a miss is reported, not counted.
 pub async fn goaway_keeps_subscriptions(env: Env) -> CheckOutput {
     let p = Publisher::start(&env, &["t"]).await?;
     let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
@@ -222,7 +273,11 @@ pub async fn goaway_keeps_subscriptions(env: Env) -> CheckOutput {
         }))
         .await
         .map_err(|e| Failure::new("GOAWAY sent", e.to_string(), "could not send GOAWAY"))?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A round trip on the ordered control stream: once answered (or refused), the relay has
+    // read the GOAWAY. No answer in 3 s: go on anyway.
+    let _kept = s
+        .announce(&env, env.namespace_with(&["after-goaway"]))
+        .await;
     let mut sg = p.track().create_subgroup(SubgroupInfo::new(1, 0, 128));
     for o in 0..2 {
         let _ = sg.write(Object::new(o, payload(&env, 1, o)));
@@ -234,12 +289,20 @@ pub async fn goaway_keeps_subscriptions(env: Env) -> CheckOutput {
             g.iter().filter(|o| o.group == 1).count() >= 2
         })
         .await;
-    s.still_open("subscriber")?;
+    s.still_open("subscriber").map_err(|f| {
+        Failure::new(
+            f.expected,
+            f.received,
+            "the relay ended the session after the client's GOAWAY; GOAWAY \"does not impact \
+             subscription state\" (§9.4), though no MUST forbids the close",
+        )
+    })?;
     if !arrived {
         return Err(Failure::new(
             "objects 1.0 and 1.1 after the subscriber's GOAWAY",
             super::harness::listing(&sub.objects()),
-            "GOAWAY does not impact subscription state (§9.4)",
+            "GOAWAY \"does not impact subscription state\" (§9.4; no keyword): the relay \
+             stopped delivering",
         )
         .into());
     }

@@ -398,7 +398,10 @@ pub async fn unsubscribe_keeps_others(env: Env) -> CheckOutput {
     Ok(format!("remaining subscriber got {}", listing(&got)))
 }
 
-/// `publisher-gone-publish-done`.
+/// `publisher-gone-publish-done`: the publisher's session ends. A subscriber remains subscribed
+/// until the upstream publisher terminates the subscription (§8.3), and the relay MUST NOT drop
+/// the subscription without PUBLISH_DONE (§9.12). PUBLISH_DONE passes; so does a subscription
+/// the relay visibly keeps (a new publisher of the namespace serves it).
 pub async fn publisher_gone(env: Env) -> CheckOutput {
     let (p, s) = two(&env).await?;
     let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
@@ -409,26 +412,58 @@ pub async fn publisher_gone(env: Env) -> CheckOutput {
     drop(ns);
     ep.close().await;
     env.step("PUBLISH_DONE after the publisher's session ended");
-    match sub.wait_done(Duration::from_secs(5)).await {
-        Some(d) => Ok(format!(
-            "PUBLISH_DONE 0x{:x} ({}) {:?}, stream count {}",
+    let done = |d: PublishDone, note: &str| {
+        format!(
+            "PUBLISH_DONE 0x{:x} ({}) {:?}, stream count {}{note}",
             d.status_code,
             publish_done_name(d.status_code),
             d.reason.to_string(),
             d.stream_count
-        )),
-        None => Err(Failure::new(
-            "PUBLISH_DONE once the publisher's session ended",
-            format!(
-                "nothing within 5 s; subscriber session {}",
-                match s.session.close_reason() {
-                    Some(c) => c.to_string(),
-                    None => "open".into(),
-                }
-            ),
-            "the subscription ended upstream; the relay ends it downstream with PUBLISH_DONE \
-             (§8.3, §9.12)",
         )
-        .into()),
+    };
+    if let Some(d) = sub.wait_done(Duration::from_secs(5)).await {
+        return Ok(done(d, ""));
     }
+    // No PUBLISH_DONE: the other reading is that the relay kept the subscription for the next
+    // publisher of the namespace (§8.4). Then a new publisher gets a SUBSCRIBE and its objects
+    // reach the subscriber.
+    env.step(
+        "no PUBLISH_DONE in 5 s: a new publisher of the namespace, to see the subscription kept",
+    );
+    let p2 = Publisher::start(&env, &["t"]).await?;
+    let resumed = p2.ep.wait_served(T, |v| !v.is_empty()).await;
+    if resumed {
+        super::harness::write_group(&env, p2.track(), 1, 0..2).await;
+    }
+    let kept = resumed && sub.wait(T, |g| g.iter().any(|o| o.group == 1)).await;
+    if let Some(d) = sub.done() {
+        return Ok(done(d, " (later than 5 s after the publisher left)"));
+    }
+    if kept {
+        return Ok(
+            "no PUBLISH_DONE; the relay kept the subscription: a new publisher of the namespace \
+             got a SUBSCRIBE and its group 1 reached the subscriber"
+                .into(),
+        );
+    }
+    Err(Failure::new(
+        "PUBLISH_DONE once the publisher's session ended, or the subscription kept for a new \
+         publisher",
+        format!(
+            "no PUBLISH_DONE within 5 s; a new publisher of the namespace {}; subscriber session {}",
+            if resumed {
+                "got a SUBSCRIBE but its objects did not arrive"
+            } else {
+                "got no SUBSCRIBE"
+            },
+            match s.session.close_reason() {
+                Some(c) => c.to_string(),
+                None => "open".into(),
+            }
+        ),
+        "a subscriber remains subscribed until the upstream publisher terminates the \
+         subscription (§8.3); a sender MUST NOT destroy subscription state until it sends \
+         PUBLISH_DONE (§9.12)",
+    )
+    .into())
 }

@@ -140,6 +140,8 @@ pub struct PeerIds {
     window: u64,
     /// Peer requests still open.
     open: u64,
+    /// Subtracted from every limit advertised ([`PeerIds::advertise_one_lower`]).
+    lower: u64,
 }
 
 impl PeerIds {
@@ -153,7 +155,19 @@ impl PeerIds {
             granted: first + 2 * window,
             window,
             open: 0,
+            lower: 0,
         }
+    }
+
+    /// Advertises every limit one lower: the same Request IDs stay allowed (they have the other
+    /// parity), but the peer sees a MAX_REQUEST_ID of its own IDs' parity plus one (odd for a
+    /// client). For testing how a peer reads such a limit.
+    pub fn advertise_one_lower(mut self) -> Self {
+        if self.lower == 0 && self.granted > 0 {
+            self.lower = 1;
+            self.granted -= 1;
+        }
+        self
     }
 
     /// The limit advertised so far.
@@ -199,7 +213,7 @@ impl PeerIds {
     /// window can be granted again.
     pub fn on_finished(&mut self) -> Option<u64> {
         self.open = self.open.saturating_sub(1);
-        let target = self.expected + 2 * self.window.saturating_sub(self.open);
+        let target = (self.expected + 2 * self.window.saturating_sub(self.open)) - self.lower;
         if target >= self.granted + self.window.max(2) {
             self.granted = target;
             Some(target)
@@ -271,6 +285,20 @@ mod tests {
             peer.on_request(4).unwrap_err().code,
             SessionErrorCode::TooManyRequests
         );
+    }
+
+    #[test]
+    fn a_limit_one_lower_allows_the_same_ids() {
+        let mut peer = PeerIds::new(Role::Client, 2).advertise_one_lower();
+        assert_eq!(peer.granted(), 3);
+        peer.on_request(0).unwrap();
+        peer.on_request(2).unwrap();
+        assert_eq!(
+            peer.on_request(4).unwrap_err().code,
+            SessionErrorCode::TooManyRequests
+        );
+        assert_eq!(peer.on_finished(), Some(5));
+        peer.on_request(4).unwrap();
     }
 
     #[test]

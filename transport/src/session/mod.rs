@@ -55,6 +55,9 @@ pub struct SessionConfig {
     /// What a served subscription may hold for a subscriber that does not read (streams,
     /// queued bytes); also used by moq-lite sessions. Default: [`SendLimits::default`].
     pub send_limits: SendLimits,
+    /// Advertise every MAX_REQUEST_ID one lower than `request_window` gives, allowing the same
+    /// Request IDs: a client peer then sees an odd limit (tests of peers). Default false.
+    pub max_request_id_one_lower: bool,
 }
 
 impl Default for SessionConfig {
@@ -68,6 +71,7 @@ impl Default for SessionConfig {
             incoming_queue: 256,
             auth_tokens: Vec::new(),
             send_limits: SendLimits::default(),
+            max_request_id_one_lower: false,
         }
     }
 }
@@ -311,7 +315,10 @@ impl<C: Connection> Session<C> {
 
     /// Accepts a client over `conn` whichever profile SETUP chooses: draft-14 or moq-lite.
     pub async fn accept_any(conn: C, cfg: SessionConfig) -> Result<Accepted<C>, SessionError> {
-        let peer = PeerIds::new(Role::Client, cfg.request_window);
+        let mut peer = PeerIds::new(Role::Client, cfg.request_window);
+        if cfg.max_request_id_one_lower {
+            peer = peer.advertise_one_lower();
+        }
         let (send, recv, mut reader, client, version) =
             setup::server(&conn, &cfg, peer.granted()).await?;
         if version.is_lite() {
@@ -349,7 +356,10 @@ impl<C: Connection> Session<C> {
         cfg: SessionConfig,
         target: ClientTarget,
     ) -> Result<Accepted<C>, SessionError> {
-        let peer = PeerIds::new(Role::Server, cfg.request_window);
+        let mut peer = PeerIds::new(Role::Server, cfg.request_window);
+        if cfg.max_request_id_one_lower {
+            peer = peer.advertise_one_lower();
+        }
         let (send, recv, mut reader, server) =
             setup::client(&conn, &cfg, &target, peer.granted()).await?;
         if server.version.is_lite() {
