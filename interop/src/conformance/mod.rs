@@ -465,7 +465,7 @@ pub static CHECKS: &[CheckInfo] = &[
         "objects sent as datagrams arrive as datagrams with their group, ID, priority and payload",
         Must, "When in response to a SUBSCRIBE, an Object MUST be sent according to its Object Forwarding Preference, described below."),
     check!("datagram-status-and-extensions", "data", "§10.3.1, §10.2.1.2", 8000, data::datagram_status_extensions,
-        "datagrams with extension headers and a status datagram are relayed byte-exact",
+        "datagrams with extension headers and status datagrams keep their properties (a dropped datagram is allowed, §10.3)",
         Must, "If unsupported by the relay, Extension Headers MUST NOT be modified, MUST be cached as part of the Object and MUST be forwarded by relays."),
     check!("priority-subscriber", "data", "§7.2, §7.3", 20000, priority::subscriber_priority,
         "under contention the subscription with the better Subscriber Priority is sent first (this suite's bar: the other has at most 50% when it completes)",
