@@ -161,7 +161,7 @@ pub async fn publish_forward_with_subscribers(env: Env) -> CheckOutput {
     .await?;
     env.step("PUBLISH_OK for the track with an active Forward=1 subscriber");
     let reply = loop {
-        match raw.next(T).await {
+        match raw.next(Duration::from_secs(5)).await {
             Event::Message(
                 m @ (ControlMessage::PublishOk(_) | ControlMessage::PublishError(_)),
             ) => break m,
