@@ -26,6 +26,7 @@ pub mod robustness;
 mod session;
 mod subscribe;
 mod subscription;
+mod timeouts;
 pub mod trace;
 
 use crate::cases::{connection_id, describe_error, Ctx, Failure, Record};
@@ -387,6 +388,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("publish-done-stream-count", "subscribe", "§9.12", 15000, requests::publish_done_stream_count,
         "PUBLISH_DONE's Stream Count is the number of subgroup streams the relay opened, or 2^62-1",
         Must, "If the publisher is unable to set Stream Count to the exact number of streams opened for the subscription, it MUST set Stream Count to 2^62 - 1."),
+    check!("delivery-timeout-reset", "subscribe", "§9.2.1.2, §10.4.3", 15000, timeouts::delivery_timeout_reset,
+        "with DELIVERY TIMEOUT 300 ms and the subscriber reading nothing for 2 s, the subgroup stream is reset, not finished",
+        Must, "If an object in a subgroup exceeds the delivery timeout, the publisher MUST reset the underlying transport stream (see Section 10.4.3)."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",
