@@ -440,6 +440,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("fetch-joining-no-content", "fetch", "§9.16.2", 8000, requests::fetch_joining_no_content,
         "a Joining FETCH for a subscription whose SUBSCRIBE_OK had Content Exists 0 gets FETCH_ERROR INVALID_RANGE",
         Must, "If no Objects have been published for the track, and the SUBSCRIBE_OK has a Content Exists value of 0, the publisher MUST respond with a FETCH_ERROR with error code INVALID_RANGE."),
+    check!("max-cache-duration", "fetch", "§9.2.1.3", 15000, timeouts::max_cache_duration,
+        "objects PUBLISHed with MAX_CACHE_DURATION 200 ms are not served from the cache to a FETCH 1.5 s later",
+        MustNot, "If present, the relay MUST NOT start forwarding any individual Object received through this subscription or fetch after the specified number of milliseconds has elapsed since the beginning of the Object was received."),
     // data
     check!("subgroup-header-0x10", "data", "§10.4.2, §8.5", 8000, data::header_0x10,
         "SUBGROUP_HEADER type 0x10 (Subgroup ID 0) is relayed as 0x10",
