@@ -1,15 +1,19 @@
-//! Parameter rules (§1.4.2, §9.2.1.1): a key-value Length over its maximum, a Token that does
-//! not decode, and token aliases (unknown, registered twice, past MAX_AUTH_TOKEN_CACHE_SIZE).
+//! Parameter rules (§1.4.2, §9.2.1.1): a key-value Length over its maximum (in a control
+//! message and in an object's extension headers), a Token that does not decode, and token
+//! aliases (unknown, registered twice, past MAX_AUTH_TOKEN_CACHE_SIZE).
 //! The parameters are written byte by byte in PUBLISH_NAMESPACE on a [`Raw`] connection; the
 //! helpers here also serve [`super::requests`].
 
+use super::harness::{listing, within, DirectSub, Endpoint, SubOpts};
 use super::raw::{describe as describe_event, frame, tuple, varint, Event, Raw};
 use super::{refused, CheckOutput, Env, Verdict};
 use crate::cases::{request_error_name, Failure};
 use bytes::{BufMut, Bytes, BytesMut};
 use moqlink_model::control::*;
-use moqlink_model::{SessionErrorCode, TrackNamespace};
+use moqlink_model::params::VersionParameters;
+use moqlink_model::{GroupOrder, SessionErrorCode, TrackNamespace};
 use moqlink_transport::session::SessionError;
+use moqlink_transport::{Connection, SendStream};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
@@ -110,7 +114,9 @@ pub(super) async fn announced(raw: &mut Raw, id: u64) -> Result<(), Verdict> {
     }
 }
 
-/// `key-value-length-exceeded`: a PUBLISH_NAMESPACE parameter whose Length is 2^16.
+/// `key-value-length-exceeded`: a PUBLISH_NAMESPACE parameter whose Length is 2^16 (which a
+/// control message cannot hold either), then an object extension header of Length 2^16 with
+/// all its bytes on a publisher's subgroup stream (where nothing else is wrong).
 pub async fn key_value_length_exceeded(env: Env) -> CheckOutput {
     let mut raw = Raw::setup(&env, "connection_id", None).await?;
     let param = RawParam {
@@ -118,17 +124,128 @@ pub async fn key_value_length_exceeded(env: Env) -> CheckOutput {
         len: 1 << 16,
         value: vec![0x61; 64],
     };
-    raw.send_bytes(announce_raw(0, &env.namespace(), &[param]))
+    raw.send_bytes(announce_raw(0, &env.namespace_with(&["control"]), &[param]))
         .await?;
-    Ok(raw
+    let control = raw
         .expect_close(
             &env,
             SessionErrorCode::ProtocolViolation,
             T,
-            "PUBLISH_NAMESPACE with a parameter (type 0x3b) of Length 65,536 (the maximum is \
-             65,535; a control message cannot carry that many bytes either)",
+            "PUBLISH_NAMESPACE with a parameter (type 0x3b) of Length 65,536",
         )
-        .await?)
+        .await?;
+    let data = extension_too_long(&env).await?;
+    Ok(format!("{control}; {data}"))
+}
+
+/// One subgroup stream: SUBGROUP_HEADER 0x11 (Subgroup ID 0, extensions) for `group`, object
+/// 0 with the extension block `ext` and payload `body`, then FIN.
+fn subgroup_stream(alias: u64, group: u64, ext: &[u8], body: &[u8]) -> Bytes {
+    let mut b = BytesMut::new();
+    for v in [0x11, alias, group] {
+        varint(&mut b, v);
+    }
+    b.put_u8(128);
+    varint(&mut b, 0); // Object ID Delta
+    varint(&mut b, ext.len() as u64);
+    b.put_slice(ext);
+    varint(&mut b, body.len() as u64);
+    b.put_slice(body);
+    b.freeze()
+}
+
+/// Writes `bytes` on a new uni stream and finishes it.
+async fn send_stream(p: &Raw, bytes: Bytes) -> Result<(), Failure> {
+    let mut stream = p.conn.open_uni().await.map_err(|e| {
+        Failure::new(
+            "a data stream to the relay",
+            e.to_string(),
+            "could not open a subgroup stream",
+        )
+    })?;
+    let _ = stream.write_chunk(bytes).await;
+    let _ = stream.finish();
+    Ok(())
+}
+
+/// A publisher answers the relay's SUBSCRIBE, sends object 0.0 (to see the relay forwards its
+/// objects), then object 1.0 with an extension header (type 0x3b) of Length 65,536 and as many
+/// bytes; the relay must close the publisher's session.
+async fn extension_too_long(env: &Env) -> Result<String, Verdict> {
+    let mut p = Raw::setup(env, "publisher_connection_id", Some(10)).await?;
+    p.send_bytes(announce_raw(0, &env.namespace(), &[])).await?;
+    env.step("PUBLISH_NAMESPACE_OK");
+    announced(&mut p, 0).await?;
+    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
+    let session = s.session.clone();
+    let name = env.track("t");
+    let pending =
+        tokio::spawn(
+            async move { DirectSub::subscribe(&session, &name, SubOpts::default()).await },
+        );
+    env.step("the relay's SUBSCRIBE at the publisher");
+    let id = loop {
+        match p.next(T).await {
+            Event::Message(ControlMessage::Subscribe(m)) => break m.request_id,
+            Event::Message(_) => {}
+            other => {
+                pending.abort();
+                return Err(Failure::new(
+                    "the relay's SUBSCRIBE at the publisher",
+                    describe_event(&other),
+                    "the relay did not forward the SUBSCRIBE this check answers",
+                )
+                .into());
+            }
+        }
+    };
+    const ALIAS: u64 = 3;
+    p.send(&ControlMessage::SubscribeOk(SubscribeOk {
+        request_id: id,
+        track_alias: ALIAS,
+        expires: 0,
+        group_order: GroupOrder::Ascending,
+        largest_location: None,
+        parameters: VersionParameters::new(),
+    }))
+    .await?;
+    env.step("SUBSCRIBE_OK at the subscriber");
+    let sub = within(T, "SUBSCRIBE_OK", pending)
+        .await?
+        .map_err(|e| Failure::new("the subscribe task", e.to_string(), "local"))?
+        .map_err(|e| refused(e, "SUBSCRIBE_OK", "the relay refused the SUBSCRIBE"))?;
+    send_stream(&p, subgroup_stream(ALIAS, 0, &[], b"valid")).await?;
+    env.step("object 0.0 at the subscriber");
+    if !sub.wait_count(1, T).await {
+        return Err(Failure::new(
+            "object 0.0 relayed",
+            listing(&sub.objects()),
+            "the relay did not forward the valid object this check sends first",
+        )
+        .into());
+    }
+    let value_len = 1u64 << 16;
+    let mut ext = BytesMut::new();
+    varint(&mut ext, 0x3b);
+    varint(&mut ext, value_len);
+    ext.put_bytes(b'e', value_len as usize);
+    send_stream(&p, subgroup_stream(ALIAS, 1, &ext, b"x")).await?;
+    let r = p
+        .expect_close(
+            env,
+            SessionErrorCode::ProtocolViolation,
+            T,
+            "object 0.0 relayed, then object 1.0 with an extension header (type 0x3b) of \
+             Length 65,536 on a subgroup stream",
+        )
+        .await;
+    r.map_err(|mut f| {
+        let late = sub.objects().iter().filter(|o| o.group == 1).count();
+        f.received.push_str(&format!(
+            "; the subscriber received {late} object(s) of group 1"
+        ));
+        f.into()
+    })
 }
 
 /// `key-value-formatting`: an AUTHORIZATION TOKEN whose Token ends inside its fields.

@@ -169,7 +169,10 @@ pub async fn publish_forward_with_subscribers(env: Env) -> CheckOutput {
             other => {
                 return Err(Failure::new(
                     "PUBLISH_OK with Forward 1",
-                    describe_event(&other),
+                    match other {
+                        Event::Quiet => "no answer to PUBLISH within 5000 ms".to_string(),
+                        other => describe_event(&other),
+                    },
                     "a PUBLISH for a track with active subscribers MUST get PUBLISH_OK (§8.4)",
                 )
                 .into())
