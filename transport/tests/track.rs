@@ -443,3 +443,32 @@ async fn a_datagram_two_merged_publishers_send_is_held_and_read_once() {
     assert_eq!(got, [0, 1]);
     assert_eq!(t.retained_objects(), 2);
 }
+
+#[tokio::test]
+async fn a_publishers_max_cache_duration_expires_cached_objects() {
+    let t = track(8);
+    t.set_complete_from(Location::new(0, 0));
+    let mut sg = t.create_subgroup(SubgroupInfo::new(0, 0, 1));
+    sg.write(Object::new(0, Bytes::from_static(b"a"))).unwrap();
+    sg.finish();
+    let whole = FetchEnd {
+        group: 0,
+        object: None,
+    };
+    t.limit_max_age(Duration::from_secs(60));
+    assert_eq!(
+        t.fetch(Location::new(0, 0), whole, GroupOrder::Ascending)
+            .len(),
+        1
+    );
+    assert!(t.retains_from(Location::new(0, 0)));
+    // A stricter duration wins; a laxer one later does not undo it.
+    t.limit_max_age(Duration::from_millis(20));
+    t.limit_max_age(Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(t
+        .fetch(Location::new(0, 0), whole, GroupOrder::Ascending)
+        .is_empty());
+    assert!(!t.retains_from(Location::new(0, 0)));
+    assert!(t.gap_from(Location::new(0, 0)));
+}

@@ -19,13 +19,16 @@ mod fetch;
 pub mod harness;
 mod level;
 mod namespace;
+mod params;
 mod priority;
 pub mod raw;
+mod requests;
 pub mod robustness;
 mod session;
 mod streams;
 mod subscribe;
 mod subscription;
+mod timeouts;
 pub mod trace;
 
 use crate::cases::{connection_id, describe_error, Ctx, Failure, Record};
@@ -259,6 +262,27 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("track-status-unknown", "control", "§9.20, §9.22, §4", 6000, control::track_status_unknown,
         "TRACK_STATUS for a track nobody publishes gets TRACK_STATUS_ERROR",
         Must, "Relays MUST implement all MOQT messages defined in this document, as well as processing rules described in Section 8."),
+    check!("subscribe-forward-invalid", "control", "§9.7, §3.4", 4000, requests::subscribe_forward_invalid,
+        "a SUBSCRIBE with Forward 2 is closed with PROTOCOL_VIOLATION",
+        Must, "Any other value is a protocol error and MUST terminate the session with a PROTOCOL_VIOLATION (Section 3.4)."),
+    check!("key-value-length-exceeded", "control", "§1.4.2", 12000, params::key_value_length_exceeded,
+        "a key-value Length of 65,536 (above 2^16-1) closes the session with PROTOCOL_VIOLATION: in a PUBLISH_NAMESPACE parameter and in an object's extension header",
+        Must, "If an endpoint receives a length larger than the maximum, it MUST close the session with a Protocol Violation."),
+    check!("key-value-formatting", "control", "§9.2.1.1, §1.4.2", 4000, params::key_value_formatting,
+        "an AUTHORIZATION TOKEN whose Token structure does not decode is closed with KEY_VALUE_FORMATTING_ERROR",
+        Must, "If the Token structure cannot be decoded, the receiver MUST close the Session with Key-Value Formatting error."),
+    check!("reason-phrase-too-long", "control", "§1.4.3", 8000, requests::reason_phrase_too_long,
+        "a SUBSCRIBE_ERROR with a 1,025-byte Reason Phrase is closed with PROTOCOL_VIOLATION",
+        Must, "If an endpoint receives a length exceeding the maximum, it MUST close the session with a PROTOCOL_VIOLATION"),
+    check!("auth-token-alias-unknown", "control", "§9.2.1.1", 8000, params::auth_token_alias_unknown,
+        "a message with USE_ALIAS or DELETE of an unregistered token alias is rejected (UNKNOWN_AUTH_TOKEN_ALIAS)",
+        Must, "The receiver of a message referencing an Alias that is not currently registered MUST reject the message with UNKNOWN_AUTH_TOKEN_ALIAS."),
+    check!("auth-token-alias-duplicate", "control", "§9.2.1.1", 6000, params::auth_token_alias_duplicate,
+        "REGISTER of a token alias already registered is closed with DUPLICATE_AUTH_TOKEN_ALIAS",
+        Must, "The receiver of a message attempting to register an Alias which is already registered MUST close the Session with DUPLICATE_AUTH_TOKEN_ALIAS."),
+    check!("auth-token-cache-overflow", "control", "§9.2.1.1, §9.3.2.4", 4000, params::auth_token_cache_overflow,
+        "REGISTER of a token one byte past the relay's MAX_AUTH_TOKEN_CACHE_SIZE is closed with AUTH_TOKEN_CACHE_OVERFLOW",
+        Must, "If a registration is attempted which would cause this limit to be exceeded, the receiver MUST termiate the Session with a AUTH_TOKEN_CACHE_OVERFLOW error."),
     // namespace
     check!("subscribe-after-publish-namespace-done", "namespace", "§9.26, §6.2, §5.1", 8000, namespace::subscribe_after_done,
         "a SUBSCRIBE after the namespace's PUBLISH_NAMESPACE_DONE gets one answer (routing it to the withdrawn publisher is allowed, §6.2)",
@@ -357,6 +381,18 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("publisher-gone-publish-done", "subscribe", "§8.3, §9.12", 25000, subscription::publisher_gone,
         "when the publisher's session ends, subscribers get PUBLISH_DONE, or the subscription is kept for a new publisher",
         MustNot, "A sender MUST NOT destroy subscription state until it sends PUBLISH_DONE, though it can choose to stop sending objects (and thus send PUBLISH_DONE) for any reason."),
+    check!("publish-forward-with-subscribers", "subscribe", "§8.4", 10000, requests::publish_forward_with_subscribers,
+        "PUBLISH (Forward 0) of a track a Forward=1 subscriber receives gets PUBLISH_OK with Forward 1",
+        Must, "If at least one downstream subscriber for the Track has Forward State=1, the Relay MUST use Forward State=1 in the reply."),
+    check!("subscribe-update-end-group-increased", "subscribe", "§9.10", 6000, requests::update_end_group_increased,
+        "SUBSCRIBE_UPDATE raising End Group (2 to 5) is closed with PROTOCOL_VIOLATION",
+        Must, "A publisher MUST terminate the session with a PROTOCOL_VIOLATION if the SUBSCRIBE_UPDATE violates these rules"),
+    check!("publish-done-stream-count", "subscribe", "§9.12", 15000, requests::publish_done_stream_count,
+        "PUBLISH_DONE's Stream Count is the number of subgroup streams the relay opened, or 2^62-1",
+        Must, "If the publisher is unable to set Stream Count to the exact number of streams opened for the subscription, it MUST set Stream Count to 2^62 - 1."),
+    check!("delivery-timeout-reset", "subscribe", "§9.2.1.2, §10.4.3", 15000, timeouts::delivery_timeout_reset,
+        "with DELIVERY TIMEOUT 300 ms and the subscriber reading nothing for 2 s, the subgroup stream is reset, not finished",
+        Must, "If an object in a subgroup exceeds the delivery timeout, the publisher MUST reset the underlying transport stream (see Section 10.4.3)."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",
@@ -400,6 +436,15 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("fetch-cancel", "fetch", "§9.19, §5.1", 15000, fetch::cancel,
         "FETCH_CANCEL ends the fetch stream before the remaining objects are sent",
         Must, "It MUST reset any open streams associated with the SUBSCRIBE or FETCH."),
+    check!("fetch-type-invalid", "fetch", "§9.16", 4000, requests::fetch_type_invalid,
+        "a FETCH with Fetch Type 0x4 is closed with PROTOCOL_VIOLATION",
+        Must, "An endpoint that receives a Fetch Type other than 0x1, 0x2 or 0x3 MUST be close the session with a PROTOCOL_VIOLATION."),
+    check!("fetch-joining-no-content", "fetch", "§9.16.2", 8000, requests::fetch_joining_no_content,
+        "a Joining FETCH for a subscription whose SUBSCRIBE_OK had Content Exists 0 gets FETCH_ERROR INVALID_RANGE",
+        Must, "If no Objects have been published for the track, and the SUBSCRIBE_OK has a Content Exists value of 0, the publisher MUST respond with a FETCH_ERROR with error code INVALID_RANGE."),
+    check!("max-cache-duration", "fetch", "§9.2.1.3", 15000, timeouts::max_cache_duration,
+        "objects PUBLISHed with MAX_CACHE_DURATION 200 ms are not served from the cache to a FETCH 1.5 s later",
+        MustNot, "If present, the relay MUST NOT start forwarding any individual Object received through this subscription or fetch after the specified number of milliseconds has elapsed since the beginning of the Object was received."),
     // data
     check!("subgroup-header-0x10", "data", "§10.4.2, §8.5", 8000, data::header_0x10,
         "a subgroup sent with SUBGROUP_HEADER 0x10 (Subgroup ID 0) keeps its properties: group, Subgroup ID, Object IDs, payloads, priority, extension pairs",

@@ -255,6 +255,7 @@ impl<C: Connection> Session<C> {
             ok.track_alias,
             ok.largest_location,
             ok.group_order,
+            ok.parameters.max_cache_duration(),
         )
     }
 
@@ -268,6 +269,7 @@ impl<C: Connection> Session<C> {
         alias: u64,
         largest: Option<Location>,
         group_order: GroupOrder,
+        max_cache_ms: Option<u64>,
     ) -> Result<Subscription<C>, SessionError> {
         let data = match self.data().register_track(alias) {
             Ok(d) => d,
@@ -286,6 +288,9 @@ impl<C: Connection> Session<C> {
         let owned = into.is_none();
         let track = into.unwrap_or_else(|| TrackProducer::new(name, config));
         track.set_group_order(group_order);
+        if let Some(ms) = max_cache_ms {
+            track.limit_max_age(std::time::Duration::from_millis(ms));
+        }
         // A track shared with other publishers (a relay's) takes a publisher's claimed Largest
         // Location only as its first word on the track (§9.8: the relay reports it to its first
         // subscriber); after that, from what arrives — a later publisher's claim could put it
@@ -336,6 +341,7 @@ impl<C: Connection> Session<C> {
         };
         let group_order = accept.group_order.or_publisher(p.group_order);
         let (alias, largest, request_id) = (p.track_alias, p.largest_location, p.request_id);
+        let max_cache_ms = p.parameters.max_cache_duration();
         let sub = self.start_receiving(
             name,
             accept.track,
@@ -344,6 +350,7 @@ impl<C: Connection> Session<C> {
             alias,
             largest,
             group_order,
+            max_cache_ms,
         )?;
         req.responder
             .accept(ControlMessage::PublishOk(PublishOk {

@@ -313,6 +313,9 @@ pub(crate) struct TrackState {
     pub(crate) max_dropped: Option<Location>,
     /// From here on the track received every object its source sent (see `set_complete_from`).
     pub(crate) complete_from: Option<Location>,
+    /// Objects older than this are not served from the cache: the config's `max_age`, or a
+    /// publisher's stricter MAX_CACHE_DURATION (`limit_max_age`).
+    pub(crate) max_age: Option<Duration>,
 }
 
 pub(crate) struct TrackShared {

@@ -39,6 +39,7 @@ impl fmt::Debug for TrackProducer {
 impl TrackProducer {
     /// A new, empty track.
     pub fn new(name: TrackName, config: TrackConfig) -> Self {
+        let max_age = config.max_age;
         let shared = Arc::new(TrackShared {
             name,
             config,
@@ -54,6 +55,7 @@ impl TrackProducer {
                 trimmed_objects: 0,
                 max_dropped: None,
                 complete_from: None,
+                max_age,
             }),
             changed: tokio::sync::watch::channel(0).0,
             accounted: std::sync::atomic::AtomicUsize::new(0),
@@ -120,7 +122,17 @@ impl TrackProducer {
         };
         // Eviction follows arrival order, not group order: anything dropped at or after
         // `start` leaves a gap.
-        start >= from && st.max_dropped.is_none_or(|m| start > m)
+        if start < from || st.max_dropped.is_some_and(|m| start <= m) {
+            return false;
+        }
+        !expired_from(&st, start)
+    }
+
+    /// Serves nothing older than `age` from the cache from now on, if that is stricter than
+    /// the limit so far: the publisher's MAX_CACHE_DURATION (§9.2.1.3).
+    pub fn limit_max_age(&self, age: Duration) {
+        let mut st = self.shared.lock();
+        st.max_age = Some(st.max_age.map_or(age, |a| a.min(age)));
     }
 
     /// Whether a FETCH from `start` would meet objects of unknown status here: something at or
@@ -129,7 +141,9 @@ impl TrackProducer {
     /// own) holds every object it was given, less what was dropped.
     pub fn gap_from(&self, start: Location) -> bool {
         let st = self.shared.lock();
-        st.complete_from.is_some_and(|c| start < c) || st.max_dropped.is_some_and(|m| start <= m)
+        st.complete_from.is_some_and(|c| start < c)
+            || st.max_dropped.is_some_and(|m| start <= m)
+            || expired_from(&st, start)
     }
 
     /// Groups dropped from history so far.
@@ -287,12 +301,8 @@ impl TrackProducer {
     /// leave gaps).
     pub fn fetch(&self, start: Location, end: FetchEnd, order: GroupOrder) -> Vec<FetchedObject> {
         let st = self.shared.lock();
-        let fresh = |t: &Instant| {
-            self.shared
-                .config
-                .max_age
-                .is_none_or(|age| t.elapsed() <= age)
-        };
+        let max_age = st.max_age;
+        let fresh = |t: &Instant| max_age.is_none_or(|age| t.elapsed() <= age);
         let mut groups: Vec<&GroupEntry> = st
             .groups
             .iter()
@@ -546,4 +556,19 @@ impl Drop for SubgroupProducer {
     fn drop(&mut self) {
         self.end(self.dropped);
     }
+}
+
+/// Whether a retained object in group `start.group` or later is past the track's max age: its
+/// status is unknown again (§9.2.1.3: expired objects are re-requested).
+fn expired_from(st: &TrackState, start: Location) -> bool {
+    let Some(age) = st.max_age else {
+        return false;
+    };
+    let stale = |t: &Instant| t.elapsed() > age;
+    st.groups.iter().filter(|g| g.id >= start.group).any(|g| {
+        g.datagrams.iter().any(|(_, _, _, t)| stale(t))
+            || g.subgroups
+                .iter()
+                .any(|sub| sub.lock().objects.iter().any(|(_, t)| stale(t)))
+    })
 }
