@@ -70,6 +70,9 @@ def main():
     ap.add_argument("--port", type=int, default=47400)
     ap.add_argument("--timeout", type=int, default=1500)
     ap.add_argument("--checks", help="comma-separated check ids (default: all)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="start from the JSON runs already in --json-dir; this run's results replace "
+                         "theirs check by check (e.g. to add new checks with --checks)")
     ap.add_argument("--only", help="comma-separated relay short names (moqlink,cloudflare,moq-dev,aiomoqt)")
     args = ap.parse_args()
     cert, key = f"{args.peers}/certs/cert.pem", f"{args.peers}/certs/priv.key"
@@ -95,6 +98,15 @@ def main():
                 runs[column] = None
             else:
                 doc = run_suite(bin_dir, f"{t}://127.0.0.1:{port}", args.timeout, args.checks)
+                path = f"{args.json_dir}/{short}-{t}.json"
+                if doc and args.reuse and os.path.exists(path):
+                    with open(path) as f:
+                        old = json.load(f)
+                    new = {r["id"]: r for r in doc["results"]}
+                    merged = [new.pop(r["id"], r) for r in old["results"]] + list(new.values())
+                    doc = {"meta": doc["meta"], "results": merged,
+                           "summary": {k: sum(1 for r in merged if r["outcome"] == k)
+                                       for k in ("pass", "fail", "todo", "skip")}}
                 runs[column] = doc
                 if doc:
                     with open(f"{args.json_dir}/{short}-{t}.json", "w") as f:
