@@ -56,7 +56,11 @@ def previous_cells(path):
                 check = cols[0].strip("`")
                 for name, value in zip(header, cols):
                     if " " in name and name.split(" ")[-1] in TRANSPORTS:
-                        cells[(check, name)] = value.replace("*", "").lower()
+                        # Older files wrote pass / warn (a robustness warning, now a missed
+                        # SHOULD) and notes in parentheses; the first table naming a cell wins.
+                        v = value.replace("*", "").lower().split(" (")[0].strip()
+                        v = {"pass": "ok", "warn": "todo"}.get(v, v)
+                        cells.setdefault((check, name), v)
     return cells
 
 
@@ -67,6 +71,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "CONFORMANCE-RESULTS.md"))
     ap.add_argument("--json-dir", default="/tmp/moqlink-conformance")
     ap.add_argument("--previous")
+    ap.add_argument("--notes", help="a Markdown file inserted after the introduction (what varied, why)")
     ap.add_argument("--port", type=int, default=47400)
     ap.add_argument("--timeout", type=int, default=1500)
     ap.add_argument("--checks", help="comma-separated check ids (default: all)")
@@ -146,6 +151,11 @@ def render(args, runs, versions):
         "`--strict`); skip is `peer does not support` (the relay answered NOT_SUPPORTED) or a check that "
         "does not apply. `interop/TRACEABILITY.md` maps every normative sentence to its checks.",
         "",
+    ]
+    if getattr(args, "notes", None):
+        with open(args.notes) as f:
+            out += [f.read().strip(), ""]
+    out += [
         "| relay | version | transport | pass | MUST failed | SHOULD missed | skip |",
         "|---|---|---|---|---|---|---|",
     ]
