@@ -10,18 +10,23 @@ use bytes::Bytes;
 use moqlink_model::control::*;
 use moqlink_model::data::ObjectStatus;
 use moqlink_model::params::VersionParameters;
-use moqlink_model::{SessionErrorCode, TrackNamespace};
+use moqlink_model::{GroupOrder, Location, SessionErrorCode, TrackNamespace};
 use moqlink_transport::client::{connect, AnySession};
-use moqlink_transport::connection::any::AnyConnection;
+use moqlink_transport::connection::any::{AnyConnection, AnySend};
 use moqlink_transport::session::{
     IncomingEvent, IncomingRequest, NamespacePublication, SessionClose, SessionConfig,
     SessionError, TRACK_DOES_NOT_EXIST,
 };
 use moqlink_transport::track::{Object, SubgroupInfo, TrackConfig, TrackName, TrackProducer};
+use moqlink_transport::{Connection, SendStream};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// How long a check waits for an answer.
+const ANSWER: Duration = Duration::from_secs(3);
 
 /// PUBLISH_ERROR code UNINTERESTED (§9.15).
 const UNINTERESTED: u64 = 0x4;
@@ -135,6 +140,62 @@ impl Endpoint {
             shared,
             task,
         })
+    }
+
+    /// Connects through a client whose connection-level receive window is `window` bytes, so
+    /// the relay is held back by flow control while the check reads nothing.
+    pub async fn connect_windowed(
+        env: &Env,
+        key: &'static str,
+        window: u32,
+    ) -> Result<Endpoint, Failure> {
+        let client = env.ctx.client.with_receive_window(window);
+        Self::connect_via(env, key, &client, env.ctx.session.clone()).await
+    }
+
+    /// Subscribes to `name` (default options) in a task of its own, for checks that must answer
+    /// the relay's upstream SUBSCRIBE before the subscriber's SUBSCRIBE_OK can arrive.
+    pub fn subscribe_later(&self, name: TrackName) -> JoinHandle<Result<DirectSub, SessionError>> {
+        let session = self.session.clone();
+        tokio::spawn(async move { DirectSub::subscribe(&session, &name, SubOpts::default()).await })
+    }
+
+    /// SUBSCRIBEs to `name` with `params` (Largest Object, Forward 1) and requires SUBSCRIBE_OK;
+    /// a refusal fails with `why`.
+    pub async fn subscribe_with(
+        &self,
+        env: &Env,
+        name: &TrackName,
+        params: VersionParameters,
+        why: &str,
+    ) -> Result<SubscribeOk, Verdict> {
+        env.step("SUBSCRIBE_OK");
+        let mut req = self
+            .session
+            .request(|request_id| {
+                ControlMessage::Subscribe(Subscribe {
+                    request_id,
+                    namespace: name.namespace.clone(),
+                    name: name.name.clone(),
+                    subscriber_priority: 128,
+                    group_order: GroupOrder::Original,
+                    forward: true,
+                    filter: Filter::LargestObject,
+                    parameters: params,
+                })
+            })
+            .await
+            .map_err(|e| Failure::new("SUBSCRIBE sent", describe(&e), "local session"))?;
+        match within(ANSWER, "SUBSCRIBE_OK", req.reply()).await? {
+            Ok(ControlMessage::SubscribeOk(ok)) => Ok(ok),
+            Ok(other) => Err(Failure::new(
+                "SUBSCRIBE_OK",
+                other.message_type().name(),
+                "unexpected reply",
+            )
+            .into()),
+            Err(e) => Err(refused(e, "SUBSCRIBE_OK", why)),
+        }
     }
 
     /// Serves SUBSCRIBE, TRACK_STATUS and standalone FETCH for `track`'s name from `track`.
@@ -425,6 +486,126 @@ impl Publisher {
     }
 }
 
+/// SUBSCRIBE_OK for `request_id` with Track Alias `alias`: no expiry, ascending, no content.
+pub fn subscribe_ok(request_id: u64, alias: u64) -> ControlMessage {
+    ControlMessage::SubscribeOk(SubscribeOk {
+        request_id,
+        track_alias: alias,
+        expires: 0,
+        group_order: GroupOrder::Ascending,
+        largest_location: None,
+        parameters: VersionParameters::new(),
+    })
+}
+
+/// Waits for the relay's SUBSCRIBE at a publisher that intercepts them.
+pub async fn upstream_subscribe(
+    env: &Env,
+    upstream: &mut mpsc::UnboundedReceiver<IncomingRequest>,
+) -> Result<IncomingRequest, Failure> {
+    env.step("the relay's SUBSCRIBE at the publisher");
+    within(ANSWER, "the relay's SUBSCRIBE", upstream.recv())
+        .await?
+        .ok_or_else(|| {
+            Failure::new(
+                "the relay's SUBSCRIBE",
+                "nothing",
+                "publisher session ended",
+            )
+        })
+}
+
+/// A publisher that answered the relay's SUBSCRIBE itself (with the Track Alias it was given)
+/// and writes its data by hand, and a subscriber of its track `t` through the relay.
+pub struct RawPublisher {
+    /// The publisher's connection.
+    pub p: Endpoint,
+    /// The subscriber's connection.
+    pub s: Endpoint,
+    /// The subscription, read straight off its streams and datagrams.
+    pub sub: DirectSub,
+    _ns: NamespacePublication<AnyConnection>,
+    _followups: Mutex<Box<dyn std::any::Any + Send>>,
+}
+
+impl RawPublisher {
+    /// Announces the check's namespace, subscribes to track `t` through the relay (connection
+    /// ID under `key`) and answers the relay's SUBSCRIBE with SUBSCRIBE_OK, Track Alias `alias`;
+    /// further upstream SUBSCRIBEs (a relay that does not aggregate) are refused.
+    pub async fn start(env: &Env, alias: u64, key: &'static str) -> Result<RawPublisher, Verdict> {
+        let p = Endpoint::connect(env, "publisher_connection_id").await?;
+        let mut upstream = p.intercept(MessageType::Subscribe);
+        let ns = p.announce(env, env.namespace()).await?;
+        let s = Endpoint::connect(env, key).await?;
+        let name = env.track("t");
+        let pending = s.subscribe_later(name.clone());
+        let req = upstream_subscribe(env, &mut upstream).await?;
+        let ControlMessage::Subscribe(up) = req.message else {
+            return Err(Failure::new(
+                "SUBSCRIBE",
+                req.message.message_type().name(),
+                "unexpected request at the publisher",
+            )
+            .into());
+        };
+        req.responder
+            .accept(subscribe_ok(up.request_id, alias))
+            .await
+            .map_err(|e| Failure::new("SUBSCRIBE_OK sent", describe(&e), "local session"))?;
+        tokio::spawn(async move {
+            while let Some(r) = upstream.recv().await {
+                let _ = r.responder.reject(0x0, "one upstream subscription").await;
+            }
+        });
+        env.step(format!("SUBSCRIBE_OK for {name}"));
+        let role = key.trim_end_matches("_connection_id");
+        let sub = within(ANSWER, &format!("SUBSCRIBE_OK at the {role}"), pending)
+            .await?
+            .map_err(|e| Failure::new("subscribe task", e.to_string(), "local"))?
+            .map_err(|e| refused(e, "SUBSCRIBE_OK", &format!("the {role} was refused")))?;
+        Ok(RawPublisher {
+            p,
+            s,
+            sub,
+            _ns: ns,
+            _followups: Mutex::new(Box::new(req.followups)),
+        })
+    }
+
+    /// Opens a data stream on the publisher's connection and writes `bytes`.
+    pub async fn stream(&self, bytes: Bytes) -> Result<AnySend, Failure> {
+        let mut st = self
+            .p
+            .session
+            .connection()
+            .open_uni()
+            .await
+            .map_err(|e| Failure::new("a data stream", e.to_string(), "could not open"))?;
+        write_data(&mut st, bytes).await?;
+        Ok(st)
+    }
+
+    /// Sends one datagram on the publisher's connection.
+    pub fn datagram(&self, bytes: Bytes) -> Result<(), Failure> {
+        self.p
+            .session
+            .connection()
+            .send_datagram(bytes)
+            .map_err(|e| Failure::new("a datagram sent", e.to_string(), "local connection"))
+    }
+}
+
+/// Writes `bytes` on a data stream the check opened.
+pub async fn write_data(st: &mut AnySend, bytes: Bytes) -> Result<(), Failure> {
+    st.write_chunk(bytes).await.map_err(|e| {
+        Failure::new(
+            "data written",
+            e.to_string(),
+            "the relay stopped the stream",
+        )
+    })
+}
+
 /// A run-unique payload for object `g`.`o`.
 pub fn payload(env: &Env, g: u64, o: u64) -> Bytes {
     Bytes::from(format!("{} {} g{g} o{o}", env.run, env.check))
@@ -533,6 +714,45 @@ pub async fn expect_close(
             format!("{after}: the relay did not close the session"),
         )),
     }
+}
+
+/// [`expect_close`], with `rule` (the draft's requirement) added to a failure's message.
+pub async fn expect_close_citing(
+    env: &Env,
+    session: &AnySession,
+    code: SessionErrorCode,
+    after: &str,
+    rule: &str,
+) -> Result<String, Failure> {
+    expect_close(env, session, code, ANSWER, after)
+        .await
+        .map_err(|f| Failure {
+            message: format!("{}; {rule}", f.message),
+            ..f
+        })
+}
+
+/// Sends SUBSCRIBE_UPDATE for `sub` (Start `start`, End Group `end_group`, priority 128,
+/// Forward 1), which breaks a rule: the relay must close `s`'s session with PROTOCOL_VIOLATION.
+pub async fn update_must_close(
+    env: &Env,
+    s: &Endpoint,
+    sub: &DirectSub,
+    start: Location,
+    end_group: Option<u64>,
+    after: &str,
+) -> Result<String, Failure> {
+    sub.update(start, end_group, 128, true)
+        .await
+        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
+    expect_close(
+        env,
+        &s.session,
+        SessionErrorCode::ProtocolViolation,
+        ANSWER,
+        after,
+    )
+    .await
 }
 
 /// How a session end reads: the relay's close code, or how the session ended without one.

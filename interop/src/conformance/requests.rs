@@ -4,10 +4,10 @@
 //! content (§9.16.2). The malformed messages are written byte by byte on a [`Raw`] connection.
 
 use super::harness::{
-    describe, listing, subscribe, within, write_group, DirectSub, Endpoint, Publisher, SubOpts,
+    listing, subscribe, update_must_close, within, write_group, DirectSub, Endpoint, Publisher,
+    SubOpts,
 };
-use super::params::{announced, fields};
-use super::raw::{describe as describe_event, frame, tuple, varint, Event, Raw};
+use super::raw::{describe as describe_event, fields, frame, tuple, varint, Event, Raw};
 use super::{refused, CheckOutput, Env, Verdict};
 use crate::cases::{publish_done_name, request_error_name, Failure};
 use bytes::{BufMut, BytesMut};
@@ -81,37 +81,13 @@ const MAX_REASON: usize = 1024;
 /// reason.
 pub async fn reason_phrase_too_long(env: Env) -> CheckOutput {
     let mut raw = Raw::setup(&env, "publisher_connection_id", Some(10)).await?;
-    raw.send(&ControlMessage::PublishNamespace(PublishNamespace {
-        request_id: 0,
-        namespace: env.namespace(),
-        parameters: VersionParameters::new(),
-    }))
-    .await?;
-    env.step("PUBLISH_NAMESPACE_OK");
-    announced(&mut raw, 0).await?;
+    raw.announce(&env, 0, env.namespace()).await?;
     let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
-    let session = s.session.clone();
-    let name = env.track("t");
-    let pending =
-        tokio::spawn(
-            async move { DirectSub::subscribe(&session, &name, SubOpts::default()).await },
-        );
-    env.step("the relay's SUBSCRIBE at the publisher");
-    let id = loop {
-        match raw.next(T).await {
-            Event::Message(ControlMessage::Subscribe(m)) => break m.request_id,
-            Event::Message(_) => {}
-            other => {
-                pending.abort();
-                return Err(Failure::new(
-                    "the relay's SUBSCRIBE at the publisher",
-                    describe_event(&other),
-                    "the relay did not forward the SUBSCRIBE this check answers",
-                )
-                .into());
-            }
-        }
-    };
+    let pending = s.subscribe_later(env.track("t"));
+    let id = raw
+        .relay_subscribe(&env)
+        .await
+        .inspect_err(|_| pending.abort())?;
     let mut b = BytesMut::new();
     varint(&mut b, id);
     varint(&mut b, 0x4); // TRACK_DOES_NOT_EXIST
@@ -218,14 +194,12 @@ pub async fn update_end_group_increased(env: Env) -> CheckOutput {
     };
     let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
     p.upstream(&env, 1).await?;
-    sub.update(Location::new(0, 0), Some(5), 128, true)
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
-    Ok(super::harness::expect_close(
+    Ok(update_must_close(
         &env,
-        &s.session,
-        SessionErrorCode::ProtocolViolation,
-        T,
+        &s,
+        &sub,
+        Location::new(0, 0),
+        Some(5),
         "SUBSCRIBE_UPDATE raising End Group from 2 to 5",
     )
     .await?)
