@@ -2,8 +2,8 @@
 //! duplicate Track Aliases (§9.8, §9.13) and TRACK_STATUS (§9.20-§9.22).
 
 use super::harness::{
-    describe, expect_close, subscribe, subscribe_ok, within, write_group, DirectSub, Endpoint,
-    Publisher, SubOpts,
+    describe, expect_close, objects_relayed, relayed, subscribe_ok, within, write_group, DirectSub,
+    Endpoint, Publisher, SubOpts,
 };
 use super::raw::{describe as describe_event, frame, Event, Raw};
 use super::{refused, CheckOutput, Env, Verdict};
@@ -588,20 +588,16 @@ pub async fn duplicate_alias_subscribe_ok(env: Env) -> CheckOutput {
 
 /// A relayed track with group 0 objects 0-3 forwarded to a subscriber.
 async fn relayed_track(env: &Env) -> Result<(Publisher, Endpoint, DirectSub), Verdict> {
-    let p = Publisher::start(env, &["t"]).await?;
-    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
-    let sub = subscribe(env, &s, &env.track("t"), SubOpts::default()).await?;
-    p.upstream(env, 1).await?;
+    let (p, s, sub) = relayed(env).await?;
     write_group(env, p.track(), 0, 0..4).await;
-    env.step("objects 0.0-0.3 at the subscriber");
-    if !sub.wait_count(4, T).await {
-        return Err(Failure::new(
-            "objects 0.0-0.3 relayed",
-            super::harness::listing(&sub.objects()),
-            "the relay did not forward the objects this check builds on",
-        )
-        .into());
-    }
+    objects_relayed(
+        env,
+        &sub,
+        4,
+        "objects 0.0-0.3",
+        "the relay did not forward the objects this check builds on",
+    )
+    .await?;
     Ok((p, s, sub))
 }
 

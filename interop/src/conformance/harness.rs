@@ -1,7 +1,8 @@
 //! What the checks share: an [`Endpoint`] (one connection to the relay that answers every
 //! request the relay sends and logs what arrived), a [`DirectSub`] (a subscription read straight
 //! off the data streams, so header types, extension bytes and statuses are seen as they arrived),
-//! publishing helpers and the close-code expectations.
+//! publishing helpers (a [`RawPublisher`] answering the relay's SUBSCRIBE itself lives in
+//! `harness/upstream.rs`) and the close-code expectations.
 
 pub use super::directsub::{subscribe, DirectSub, Got, StreamEnd, SubOpts};
 use super::{refused, Env, Verdict};
@@ -12,18 +13,20 @@ use moqlink_model::data::ObjectStatus;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{GroupOrder, Location, SessionErrorCode, TrackNamespace};
 use moqlink_transport::client::{connect, AnySession};
-use moqlink_transport::connection::any::{AnyConnection, AnySend};
+use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{
     IncomingEvent, IncomingRequest, NamespacePublication, SessionClose, SessionConfig,
     SessionError, TRACK_DOES_NOT_EXIST,
 };
 use moqlink_transport::track::{Object, SubgroupInfo, TrackConfig, TrackName, TrackProducer};
-use moqlink_transport::{Connection, SendStream};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+pub use upstream::{subscribe_ok, upstream_subscribe, write_data, RawPublisher};
+
+mod upstream;
 
 /// How long a check waits for an answer.
 const ANSWER: Duration = Duration::from_secs(3);
@@ -486,124 +489,22 @@ impl Publisher {
     }
 }
 
-/// SUBSCRIBE_OK for `request_id` with Track Alias `alias`: no expiry, ascending, no content.
-pub fn subscribe_ok(request_id: u64, alias: u64) -> ControlMessage {
-    ControlMessage::SubscribeOk(SubscribeOk {
-        request_id,
-        track_alias: alias,
-        expires: 0,
-        group_order: GroupOrder::Ascending,
-        largest_location: None,
-        parameters: VersionParameters::new(),
-    })
+/// A publisher of track `t` and a subscriber already subscribed through the relay, the
+/// relay's upstream SUBSCRIBE answered.
+pub async fn relayed(env: &Env) -> Result<(Publisher, Endpoint, DirectSub), Verdict> {
+    relayed_with(env, SubOpts::default()).await
 }
 
-/// Waits for the relay's SUBSCRIBE at a publisher that intercepts them.
-pub async fn upstream_subscribe(
+/// [`relayed`], the subscriber's SUBSCRIBE made with `opts`.
+pub async fn relayed_with(
     env: &Env,
-    upstream: &mut mpsc::UnboundedReceiver<IncomingRequest>,
-) -> Result<IncomingRequest, Failure> {
-    env.step("the relay's SUBSCRIBE at the publisher");
-    within(ANSWER, "the relay's SUBSCRIBE", upstream.recv())
-        .await?
-        .ok_or_else(|| {
-            Failure::new(
-                "the relay's SUBSCRIBE",
-                "nothing",
-                "publisher session ended",
-            )
-        })
-}
-
-/// A publisher that answered the relay's SUBSCRIBE itself (with the Track Alias it was given)
-/// and writes its data by hand, and a subscriber of its track `t` through the relay.
-pub struct RawPublisher {
-    /// The publisher's connection.
-    pub p: Endpoint,
-    /// The subscriber's connection.
-    pub s: Endpoint,
-    /// The subscription, read straight off its streams and datagrams.
-    pub sub: DirectSub,
-    _ns: NamespacePublication<AnyConnection>,
-    _followups: Mutex<Box<dyn std::any::Any + Send>>,
-}
-
-impl RawPublisher {
-    /// Announces the check's namespace, subscribes to track `t` through the relay (connection
-    /// ID under `key`) and answers the relay's SUBSCRIBE with SUBSCRIBE_OK, Track Alias `alias`;
-    /// further upstream SUBSCRIBEs (a relay that does not aggregate) are refused.
-    pub async fn start(env: &Env, alias: u64, key: &'static str) -> Result<RawPublisher, Verdict> {
-        let p = Endpoint::connect(env, "publisher_connection_id").await?;
-        let mut upstream = p.intercept(MessageType::Subscribe);
-        let ns = p.announce(env, env.namespace()).await?;
-        let s = Endpoint::connect(env, key).await?;
-        let name = env.track("t");
-        let pending = s.subscribe_later(name.clone());
-        let req = upstream_subscribe(env, &mut upstream).await?;
-        let ControlMessage::Subscribe(up) = req.message else {
-            return Err(Failure::new(
-                "SUBSCRIBE",
-                req.message.message_type().name(),
-                "unexpected request at the publisher",
-            )
-            .into());
-        };
-        req.responder
-            .accept(subscribe_ok(up.request_id, alias))
-            .await
-            .map_err(|e| Failure::new("SUBSCRIBE_OK sent", describe(&e), "local session"))?;
-        tokio::spawn(async move {
-            while let Some(r) = upstream.recv().await {
-                let _ = r.responder.reject(0x0, "one upstream subscription").await;
-            }
-        });
-        env.step(format!("SUBSCRIBE_OK for {name}"));
-        let role = key.trim_end_matches("_connection_id");
-        let sub = within(ANSWER, &format!("SUBSCRIBE_OK at the {role}"), pending)
-            .await?
-            .map_err(|e| Failure::new("subscribe task", e.to_string(), "local"))?
-            .map_err(|e| refused(e, "SUBSCRIBE_OK", &format!("the {role} was refused")))?;
-        Ok(RawPublisher {
-            p,
-            s,
-            sub,
-            _ns: ns,
-            _followups: Mutex::new(Box::new(req.followups)),
-        })
-    }
-
-    /// Opens a data stream on the publisher's connection and writes `bytes`.
-    pub async fn stream(&self, bytes: Bytes) -> Result<AnySend, Failure> {
-        let mut st = self
-            .p
-            .session
-            .connection()
-            .open_uni()
-            .await
-            .map_err(|e| Failure::new("a data stream", e.to_string(), "could not open"))?;
-        write_data(&mut st, bytes).await?;
-        Ok(st)
-    }
-
-    /// Sends one datagram on the publisher's connection.
-    pub fn datagram(&self, bytes: Bytes) -> Result<(), Failure> {
-        self.p
-            .session
-            .connection()
-            .send_datagram(bytes)
-            .map_err(|e| Failure::new("a datagram sent", e.to_string(), "local connection"))
-    }
-}
-
-/// Writes `bytes` on a data stream the check opened.
-pub async fn write_data(st: &mut AnySend, bytes: Bytes) -> Result<(), Failure> {
-    st.write_chunk(bytes).await.map_err(|e| {
-        Failure::new(
-            "data written",
-            e.to_string(),
-            "the relay stopped the stream",
-        )
-    })
+    opts: SubOpts,
+) -> Result<(Publisher, Endpoint, DirectSub), Verdict> {
+    let p = Publisher::start(env, &["t"]).await?;
+    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
+    let sub = subscribe(env, &s, &env.track("t"), opts).await?;
+    p.upstream(env, 1).await?;
+    Ok((p, s, sub))
 }
 
 /// A run-unique payload for object `g`.`o`.
@@ -682,6 +583,26 @@ pub fn listing(got: &[Got]) -> String {
         .map(|o| format!("{}.{}", o.group, o.id))
         .collect();
     format!("objects {}", items.join(" "))
+}
+
+/// Waits until the subscriber's `sub` has `n` objects, `what` (e.g. "objects 0.0 and 0.1"),
+/// which the check builds on; fails with what arrived and `why`.
+pub async fn objects_relayed(
+    env: &Env,
+    sub: &DirectSub,
+    n: usize,
+    what: &str,
+    why: &str,
+) -> Result<(), Failure> {
+    env.step(format!("{what} at the subscriber"));
+    if sub.wait_count(n, ANSWER).await {
+        return Ok(());
+    }
+    Err(Failure::new(
+        format!("{what} relayed"),
+        listing(&sub.objects()),
+        why,
+    ))
 }
 
 /// Waits for `session` to be closed by the relay with `code`; passes with what arrived.

@@ -3,7 +3,7 @@
 //! aliases (unknown, registered twice, past MAX_AUTH_TOKEN_CACHE_SIZE).
 //! The parameters are written byte by byte in PUBLISH_NAMESPACE on a [`Raw`] connection.
 
-use super::harness::{listing, subscribe_ok, within, Endpoint};
+use super::harness::{objects_relayed, subscribe_ok, within, Endpoint};
 use super::raw::{
     describe as describe_event, fields, frame, subgroup_header, subgroup_object, tuple, varint,
     Event, Raw,
@@ -139,15 +139,14 @@ async fn extension_too_long(env: &Env) -> Result<String, Verdict> {
         .map_err(|e| Failure::new("the subscribe task", e.to_string(), "local"))?
         .map_err(|e| refused(e, "SUBSCRIBE_OK", "the relay refused the SUBSCRIBE"))?;
     send_stream(&p, subgroup_stream(ALIAS, 0, &[], b"valid")).await?;
-    env.step("object 0.0 at the subscriber");
-    if !sub.wait_count(1, T).await {
-        return Err(Failure::new(
-            "object 0.0 relayed",
-            listing(&sub.objects()),
-            "the relay did not forward the valid object this check sends first",
-        )
-        .into());
-    }
+    objects_relayed(
+        env,
+        &sub,
+        1,
+        "object 0.0",
+        "the relay did not forward the valid object this check sends first",
+    )
+    .await?;
     let value_len = 1u64 << 16;
     let mut ext = BytesMut::new();
     varint(&mut ext, 0x3b);

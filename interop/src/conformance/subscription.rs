@@ -3,8 +3,8 @@
 //! leaves (§9.12).
 
 use super::harness::{
-    describe, listing, subscribe, update_must_close, upstream_subscribe, within, DirectSub,
-    Endpoint, Got, Publisher, SubOpts,
+    describe, listing, relayed_with, subscribe, update_must_close, upstream_subscribe, within,
+    DirectSub, Endpoint, Got, Publisher, SubOpts,
 };
 use super::subscribe::{arrived, exactly, more, open_group, two};
 use super::{refused, CheckOutput, Env};
@@ -177,12 +177,10 @@ pub async fn update_unknown(env: Env) -> CheckOutput {
 
 /// `subscribe-update-widens`: Start moves back from {2, 0} to {1, 0}.
 pub async fn update_widens(env: Env) -> CheckOutput {
-    let (p, s) = two(&env).await?;
     let filter = Filter::AbsoluteStart {
         start: Location::new(2, 0),
     };
-    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
-    p.upstream(&env, 1).await?;
+    let (_p, s, sub) = relayed_with(&env, SubOpts::filter(filter)).await?;
     Ok(update_must_close(
         &env,
         &s,

@@ -11,7 +11,8 @@
 //! returns came from the cache.
 
 use super::harness::{
-    describe, listing, payload, subscribe, within, write_group, Endpoint, Publisher, SubOpts,
+    describe, objects_relayed, payload, subscribe, within, write_group, Endpoint, Publisher,
+    SubOpts,
 };
 use super::{refused, CheckOutput, Env};
 use crate::cases::Failure;
@@ -168,15 +169,14 @@ pub async fn max_cache_duration(env: Env) -> CheckOutput {
     let sub = subscribe(&env, &w, &env.track("t"), SubOpts::default()).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     write_group(&env, &track, 0, 0..3).await;
-    env.step("objects 0.0-0.2 at the subscriber");
-    if !sub.wait_count(3, T).await {
-        return Err(Failure::new(
-            "objects 0.0-0.2 relayed",
-            listing(&sub.objects()),
-            "the relay did not forward the objects this check fetches",
-        )
-        .into());
-    }
+    objects_relayed(
+        &env,
+        &sub,
+        3,
+        "objects 0.0-0.2",
+        "the relay did not forward the objects this check fetches",
+    )
+    .await?;
     tokio::time::sleep(AGED).await;
     let f = Endpoint::connect(&env, "fetcher_connection_id").await?;
     let t = env.track("t");
