@@ -27,37 +27,6 @@ fn announce_msg(id: u64, ns: TrackNamespace) -> ControlMessage {
     })
 }
 
-/// Reads until PUBLISH_NAMESPACE_OK (or its error) for request `id`.
-async fn announce_answer(raw: &mut Raw, id: u64) -> Result<(), Verdict> {
-    loop {
-        match raw.next(T).await {
-            Event::Message(ControlMessage::PublishNamespaceOk(r)) if r.request_id == id => {
-                return Ok(())
-            }
-            Event::Message(ControlMessage::PublishNamespaceError(e)) if e.request_id == id => {
-                return Err(refused(
-                    SessionError::Rejected {
-                        kind: "PUBLISH_NAMESPACE_ERROR",
-                        code: e.error_code,
-                        reason: e.reason.to_string(),
-                    },
-                    "PUBLISH_NAMESPACE_OK",
-                    "the relay refused PUBLISH_NAMESPACE",
-                ))
-            }
-            Event::Message(_) => {}
-            other => {
-                return Err(Failure::new(
-                    "PUBLISH_NAMESPACE_OK",
-                    describe_event(&other),
-                    "the relay did not answer PUBLISH_NAMESPACE",
-                )
-                .into())
-            }
-        }
-    }
-}
-
 /// `request-id-parity`: a client request with an odd ID.
 pub async fn request_id_parity(env: Env) -> CheckOutput {
     let mut raw = Raw::setup(&env, "connection_id", None).await?;
@@ -75,9 +44,7 @@ pub async fn request_id_parity(env: Env) -> CheckOutput {
 /// `request-id-reused`: Request ID 0 twice.
 pub async fn request_id_reused(env: Env) -> CheckOutput {
     let mut raw = Raw::setup(&env, "connection_id", None).await?;
-    raw.send(&announce_msg(0, env.namespace_with(&["a"])))
-        .await?;
-    announce_answer(&mut raw, 0).await?;
+    raw.announce(&env, 0, env.namespace_with(&["a"])).await?;
     raw.send(&announce_msg(0, env.namespace_with(&["b"])))
         .await?;
     Ok(raw
@@ -99,9 +66,7 @@ pub async fn request_id_skipped(env: Env) -> CheckOutput {
             raw.max_request_id
         )));
     }
-    raw.send(&announce_msg(0, env.namespace_with(&["a"])))
-        .await?;
-    announce_answer(&mut raw, 0).await?;
+    raw.announce(&env, 0, env.namespace_with(&["a"])).await?;
     raw.send(&announce_msg(4, env.namespace_with(&["b"])))
         .await?;
     Ok(raw
