@@ -245,13 +245,19 @@ async fn a_shared_budget_bounds_several_tracks() {
     assert_eq!(budget.used(), 0);
 }
 
+/// A track, a consumer from its start, and two writers joined to subgroup `info` (two
+/// publishers of the same subgroup, merged).
+fn two_writers(info: SubgroupInfo) -> (TrackProducer, TrackConsumer, [SubgroupProducer; 2]) {
+    let t = track(4);
+    let c = t.consume(Location::new(0, 0), None);
+    let writers = [t.join_subgroup(info), t.join_subgroup(info)];
+    (t, c, writers)
+}
+
 #[tokio::test]
 async fn joined_subgroups_merge_two_writers_each_object_once() {
-    let t = track(4);
-    let mut c = t.consume(Location::new(0, 0), None);
     // Two publishers send subgroup 0 of group 0; the second lags one object behind.
-    let mut a = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
-    let mut b = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
+    let (t, mut c, [mut a, mut b]) = two_writers(SubgroupInfo::new(0, 0, 1));
     a.write(Object::new(0, "x")).unwrap();
     a.write(Object::new(1, "y")).unwrap();
     b.write(Object::new(0, "x")).unwrap();
@@ -276,10 +282,7 @@ async fn joined_subgroups_merge_two_writers_each_object_once() {
 /// or its writer's own previous object was that one; otherwise a sender needs a new stream.
 #[tokio::test]
 async fn an_object_after_a_gap_from_another_writer_is_not_known_next() {
-    let t = track(4);
-    let mut c = t.consume(Location::new(0, 0), None);
-    let mut a = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
-    let mut b = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
+    let (_t, mut c, [mut a, mut b]) = two_writers(SubgroupInfo::new(0, 0, 1));
     a.write(Object::new(0, "x")).unwrap();
     a.write(Object::new(1, "y")).unwrap();
     b.write(Object::new(3, "w")).unwrap();
@@ -294,10 +297,7 @@ async fn an_object_after_a_gap_from_another_writer_is_not_known_next() {
 
 #[tokio::test]
 async fn a_joined_subgroup_resets_when_every_writer_reset() {
-    let t = track(4);
-    let mut c = t.consume(Location::new(0, 0), None);
-    let a = t.join_subgroup(SubgroupInfo::new(3, 1, 1));
-    let mut b = t.join_subgroup(SubgroupInfo::new(3, 1, 1));
+    let (_t, mut c, [a, mut b]) = two_writers(SubgroupInfo::new(3, 1, 1));
     b.write(Object::new(5, "x")).unwrap();
     a.reset(0x1);
     b.reset(0x2);
@@ -309,10 +309,7 @@ async fn a_joined_subgroup_resets_when_every_writer_reset() {
 /// subgroup to the other writer; the last one dropped finishes it.
 #[tokio::test]
 async fn a_dropped_joined_writer_leaves_the_subgroup_to_the_other() {
-    let t = track(4);
-    let mut c = t.consume(Location::new(0, 0), None);
-    let mut a = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
-    let mut b = t.join_subgroup(SubgroupInfo::new(0, 0, 1));
+    let (_t, mut c, [mut a, mut b]) = two_writers(SubgroupInfo::new(0, 0, 1));
     a.write(Object::new(0, "x")).unwrap();
     drop(a);
     b.write(Object::new(1, "y")).unwrap();

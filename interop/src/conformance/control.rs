@@ -2,7 +2,8 @@
 //! duplicate Track Aliases (§9.8, §9.13) and TRACK_STATUS (§9.20-§9.22).
 
 use super::harness::{
-    describe, expect_close, subscribe, within, write_group, DirectSub, Endpoint, Publisher, SubOpts,
+    describe, expect_close, objects_relayed, relayed, subscribe_ok, within, write_group, DirectSub,
+    Endpoint, Publisher, SubOpts,
 };
 use super::raw::{describe as describe_event, frame, Event, Raw};
 use super::{refused, CheckOutput, Env, Verdict};
@@ -26,37 +27,6 @@ fn announce_msg(id: u64, ns: TrackNamespace) -> ControlMessage {
     })
 }
 
-/// Reads until PUBLISH_NAMESPACE_OK (or its error) for request `id`.
-async fn announce_answer(raw: &mut Raw, id: u64) -> Result<(), Verdict> {
-    loop {
-        match raw.next(T).await {
-            Event::Message(ControlMessage::PublishNamespaceOk(r)) if r.request_id == id => {
-                return Ok(())
-            }
-            Event::Message(ControlMessage::PublishNamespaceError(e)) if e.request_id == id => {
-                return Err(refused(
-                    SessionError::Rejected {
-                        kind: "PUBLISH_NAMESPACE_ERROR",
-                        code: e.error_code,
-                        reason: e.reason.to_string(),
-                    },
-                    "PUBLISH_NAMESPACE_OK",
-                    "the relay refused PUBLISH_NAMESPACE",
-                ))
-            }
-            Event::Message(_) => {}
-            other => {
-                return Err(Failure::new(
-                    "PUBLISH_NAMESPACE_OK",
-                    describe_event(&other),
-                    "the relay did not answer PUBLISH_NAMESPACE",
-                )
-                .into())
-            }
-        }
-    }
-}
-
 /// `request-id-parity`: a client request with an odd ID.
 pub async fn request_id_parity(env: Env) -> CheckOutput {
     let mut raw = Raw::setup(&env, "connection_id", None).await?;
@@ -74,9 +44,7 @@ pub async fn request_id_parity(env: Env) -> CheckOutput {
 /// `request-id-reused`: Request ID 0 twice.
 pub async fn request_id_reused(env: Env) -> CheckOutput {
     let mut raw = Raw::setup(&env, "connection_id", None).await?;
-    raw.send(&announce_msg(0, env.namespace_with(&["a"])))
-        .await?;
-    announce_answer(&mut raw, 0).await?;
+    raw.announce(&env, 0, env.namespace_with(&["a"])).await?;
     raw.send(&announce_msg(0, env.namespace_with(&["b"])))
         .await?;
     Ok(raw
@@ -98,9 +66,7 @@ pub async fn request_id_skipped(env: Env) -> CheckOutput {
             raw.max_request_id
         )));
     }
-    raw.send(&announce_msg(0, env.namespace_with(&["a"])))
-        .await?;
-    announce_answer(&mut raw, 0).await?;
+    raw.announce(&env, 0, env.namespace_with(&["a"])).await?;
     raw.send(&announce_msg(4, env.namespace_with(&["b"])))
         .await?;
     Ok(raw
@@ -230,14 +196,7 @@ fn answer_for(m: &ControlMessage) -> Option<ControlMessage> {
         reason: Blob::from("conformance check"),
     };
     Some(match m {
-        M::Subscribe(_) => M::SubscribeOk(SubscribeOk {
-            request_id: id,
-            track_alias: id,
-            expires: 0,
-            group_order: GroupOrder::Ascending,
-            largest_location: None,
-            parameters: VersionParameters::new(),
-        }),
+        M::Subscribe(_) => subscribe_ok(id, id),
         M::SubscribeNamespace(_) => M::SubscribeNamespaceOk(RequestRef { request_id: id }),
         M::PublishNamespace(_) => M::PublishNamespaceOk(RequestRef { request_id: id }),
         M::TrackStatus(_) => M::TrackStatusError(error(0x4)),
@@ -406,28 +365,14 @@ pub async fn requests_blocked_accepted(env: Env) -> CheckOutput {
 pub async fn unknown_message_type(env: Env) -> CheckOutput {
     let mut raw = Raw::setup(&env, "connection_id", None).await?;
     raw.send_bytes(frame(0x37, &[0x01, 0x02])).await?;
-    env.step("the relay closing the session");
-    let (ev, _) = raw.wait_close(T).await;
-    match ev {
-        Event::Closed {
-            code,
-            by_peer: true,
-            reason,
-        } => {
-            let name = SessionErrorCode::from_code(code)
-                .map(SessionErrorCode::name)
-                .unwrap_or("UNKNOWN");
-            Ok(format!(
-                "control message type 0x37: relay closed with {name} (0x{code:x}) {reason:?}"
-            ))
-        }
-        other => Err(Failure::new(
+    Ok(raw
+        .expect_any_close(
+            &env,
+            "control message type 0x37",
             "the session closed (PROTOCOL_VIOLATION)",
-            describe_event(&other),
             "an endpoint that receives an unknown message type MUST close the session (§9)",
         )
-        .into()),
-    }
+        .await?)
 }
 
 /// `message-length-mismatch`: PUBLISH_NAMESPACE whose Length covers two extra bytes.
@@ -492,43 +437,13 @@ pub async fn unknown_parameter(env: Env) -> CheckOutput {
         )
     })?;
     let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
-    env.step("SUBSCRIBE_OK");
-    let name = env.track("t");
-    let mut req = s
-        .session
-        .request(|request_id| {
-            ControlMessage::Subscribe(Subscribe {
-                request_id,
-                namespace: name.namespace.clone(),
-                name: name.name.clone(),
-                subscriber_priority: 128,
-                group_order: GroupOrder::Original,
-                forward: true,
-                filter: Filter::LargestObject,
-                parameters: unknown_params(),
-            })
-        })
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE sent", describe(&e), "local session"))?;
-    let reply = within(T, "SUBSCRIBE_OK", req.reply()).await?;
-    match reply {
-        Ok(ControlMessage::SubscribeOk(_)) => {}
-        Ok(other) => {
-            return Err(Failure::new(
-                "SUBSCRIBE_OK",
-                other.message_type().name(),
-                "unexpected reply",
-            )
-            .into())
-        }
-        Err(e) => {
-            return Err(refused(
-                e,
-                "SUBSCRIBE_OK",
-                "unknown parameters in SUBSCRIBE must be ignored (§9.2)",
-            ))
-        }
-    }
+    s.subscribe_with(
+        &env,
+        &env.track("t"),
+        unknown_params(),
+        "unknown parameters in SUBSCRIBE must be ignored (§9.2)",
+    )
+    .await?;
     p.still_open("publisher")?;
     s.still_open("subscriber")?;
     Ok("PUBLISH_NAMESPACE_OK and SUBSCRIBE_OK with unknown parameters 0x3a, 0x3b, 0x3b".into())
@@ -618,16 +533,7 @@ pub async fn duplicate_alias_subscribe_ok(env: Env) -> CheckOutput {
             followups,
             ..
         } = req;
-        let _ = responder
-            .accept(ControlMessage::SubscribeOk(SubscribeOk {
-                request_id: id,
-                track_alias: 9,
-                expires: 0,
-                group_order: GroupOrder::Ascending,
-                largest_location: None,
-                parameters: VersionParameters::new(),
-            }))
-            .await;
+        let _ = responder.accept(subscribe_ok(id, 9)).await;
         kept.push(followups);
     }
     let r = expect_close(
@@ -647,20 +553,16 @@ pub async fn duplicate_alias_subscribe_ok(env: Env) -> CheckOutput {
 
 /// A relayed track with group 0 objects 0-3 forwarded to a subscriber.
 async fn relayed_track(env: &Env) -> Result<(Publisher, Endpoint, DirectSub), Verdict> {
-    let p = Publisher::start(env, &["t"]).await?;
-    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
-    let sub = subscribe(env, &s, &env.track("t"), SubOpts::default()).await?;
-    p.upstream(env, 1).await?;
+    let (p, s, sub) = relayed(env).await?;
     write_group(env, p.track(), 0, 0..4).await;
-    env.step("objects 0.0-0.3 at the subscriber");
-    if !sub.wait_count(4, T).await {
-        return Err(Failure::new(
-            "objects 0.0-0.3 relayed",
-            super::harness::listing(&sub.objects()),
-            "the relay did not forward the objects this check builds on",
-        )
-        .into());
-    }
+    objects_relayed(
+        env,
+        &sub,
+        4,
+        "objects 0.0-0.3",
+        "the relay did not forward the objects this check builds on",
+    )
+    .await?;
     Ok((p, s, sub))
 }
 

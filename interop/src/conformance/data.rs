@@ -4,7 +4,7 @@
 //! subgroups and priorities, opaque payloads (§8.5) and datagrams (§10.3).
 
 use super::harness::{
-    hex, listing, payload, subscribe, DirectSub, Endpoint, Got, Publisher, StreamEnd, SubOpts,
+    hex, listing, payload, relayed, DirectSub, Endpoint, Got, Publisher, StreamEnd,
 };
 use super::{CheckOutput, Env, Verdict};
 use crate::cases::Failure;
@@ -15,15 +15,6 @@ use moqlink_transport::track::{Object, SubgroupInfo};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
-
-/// A publisher of track `t` and a subscriber already subscribed through the relay.
-async fn relayed(env: &Env) -> Result<(Publisher, Endpoint, DirectSub), Verdict> {
-    let p = Publisher::start(env, &["t"]).await?;
-    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
-    let sub = subscribe(env, &s, &env.track("t"), SubOpts::default()).await?;
-    p.upstream(env, 1).await?;
-    Ok((p, s, sub))
-}
 
 /// Waits for `n` objects (and a short settle), failing with what arrived.
 async fn receive(env: &Env, sub: &DirectSub, n: usize, what: &str) -> Result<Vec<Got>, Failure> {

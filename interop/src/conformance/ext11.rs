@@ -3,7 +3,7 @@
 //! adds none of them to objects that came without. Pairs are compared decoded: re-encoding a
 //! block minimally changes no pair.
 
-use super::harness::{hex, listing, payload, subscribe, DirectSub, Endpoint, Got, Publisher};
+use super::harness::{hex, listing, payload, relayed, Got};
 use super::raw::varint;
 use super::{CheckOutput, Env, Verdict};
 use crate::cases::Failure;
@@ -27,15 +27,6 @@ struct Sent {
     group: u64,
     id: u64,
     pairs: Vec<KeyValuePair>,
-}
-
-/// A publisher of track `t` and a subscriber already subscribed through the relay.
-async fn relayed(env: &Env) -> Result<(Publisher, Endpoint, DirectSub), Verdict> {
-    let p = Publisher::start(env, &["t"]).await?;
-    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
-    let sub = subscribe(env, &s, &env.track("t"), Default::default()).await?;
-    p.upstream(env, 1).await?;
-    Ok((p, s, sub))
 }
 
 /// Publishes `objects` (one subgroup per group, in order), waits for them all, and compares

@@ -1,7 +1,8 @@
 //! What the checks share: an [`Endpoint`] (one connection to the relay that answers every
 //! request the relay sends and logs what arrived), a [`DirectSub`] (a subscription read straight
 //! off the data streams, so header types, extension bytes and statuses are seen as they arrived),
-//! publishing helpers and the close-code expectations.
+//! publishing helpers (a [`RawPublisher`] answering the relay's SUBSCRIBE itself lives in
+//! `harness/upstream.rs`) and the close-code expectations.
 
 pub use super::directsub::{subscribe, DirectSub, Got, StreamEnd, SubOpts};
 use super::{refused, Env, Verdict};
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use moqlink_model::control::*;
 use moqlink_model::data::ObjectStatus;
 use moqlink_model::params::VersionParameters;
-use moqlink_model::{SessionErrorCode, TrackNamespace};
+use moqlink_model::{GroupOrder, Location, SessionErrorCode, TrackNamespace};
 use moqlink_transport::client::{connect, AnySession};
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{
@@ -22,6 +23,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+pub use upstream::{subscribe_ok, upstream_subscribe, write_data, RawPublisher};
+
+mod upstream;
+
+/// How long a check waits for an answer.
+const ANSWER: Duration = Duration::from_secs(3);
 
 /// PUBLISH_ERROR code UNINTERESTED (§9.15).
 const UNINTERESTED: u64 = 0x4;
@@ -135,6 +143,62 @@ impl Endpoint {
             shared,
             task,
         })
+    }
+
+    /// Connects through a client whose connection-level receive window is `window` bytes, so
+    /// the relay is held back by flow control while the check reads nothing.
+    pub async fn connect_windowed(
+        env: &Env,
+        key: &'static str,
+        window: u32,
+    ) -> Result<Endpoint, Failure> {
+        let client = env.ctx.client.with_receive_window(window);
+        Self::connect_via(env, key, &client, env.ctx.session.clone()).await
+    }
+
+    /// Subscribes to `name` (default options) in a task of its own, for checks that must answer
+    /// the relay's upstream SUBSCRIBE before the subscriber's SUBSCRIBE_OK can arrive.
+    pub fn subscribe_later(&self, name: TrackName) -> JoinHandle<Result<DirectSub, SessionError>> {
+        let session = self.session.clone();
+        tokio::spawn(async move { DirectSub::subscribe(&session, &name, SubOpts::default()).await })
+    }
+
+    /// SUBSCRIBEs to `name` with `params` (Largest Object, Forward 1) and requires SUBSCRIBE_OK;
+    /// a refusal fails with `why`.
+    pub async fn subscribe_with(
+        &self,
+        env: &Env,
+        name: &TrackName,
+        params: VersionParameters,
+        why: &str,
+    ) -> Result<SubscribeOk, Verdict> {
+        env.step("SUBSCRIBE_OK");
+        let mut req = self
+            .session
+            .request(|request_id| {
+                ControlMessage::Subscribe(Subscribe {
+                    request_id,
+                    namespace: name.namespace.clone(),
+                    name: name.name.clone(),
+                    subscriber_priority: 128,
+                    group_order: GroupOrder::Original,
+                    forward: true,
+                    filter: Filter::LargestObject,
+                    parameters: params,
+                })
+            })
+            .await
+            .map_err(|e| Failure::new("SUBSCRIBE sent", describe(&e), "local session"))?;
+        match within(ANSWER, "SUBSCRIBE_OK", req.reply()).await? {
+            Ok(ControlMessage::SubscribeOk(ok)) => Ok(ok),
+            Ok(other) => Err(Failure::new(
+                "SUBSCRIBE_OK",
+                other.message_type().name(),
+                "unexpected reply",
+            )
+            .into()),
+            Err(e) => Err(refused(e, "SUBSCRIBE_OK", why)),
+        }
     }
 
     /// Serves SUBSCRIBE, TRACK_STATUS and standalone FETCH for `track`'s name from `track`.
@@ -425,6 +489,24 @@ impl Publisher {
     }
 }
 
+/// A publisher of track `t` and a subscriber already subscribed through the relay, the
+/// relay's upstream SUBSCRIBE answered.
+pub async fn relayed(env: &Env) -> Result<(Publisher, Endpoint, DirectSub), Verdict> {
+    relayed_with(env, SubOpts::default()).await
+}
+
+/// [`relayed`], the subscriber's SUBSCRIBE made with `opts`.
+pub async fn relayed_with(
+    env: &Env,
+    opts: SubOpts,
+) -> Result<(Publisher, Endpoint, DirectSub), Verdict> {
+    let p = Publisher::start(env, &["t"]).await?;
+    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
+    let sub = subscribe(env, &s, &env.track("t"), opts).await?;
+    p.upstream(env, 1).await?;
+    Ok((p, s, sub))
+}
+
 /// A run-unique payload for object `g`.`o`.
 pub fn payload(env: &Env, g: u64, o: u64) -> Bytes {
     Bytes::from(format!("{} {} g{g} o{o}", env.run, env.check))
@@ -503,6 +585,26 @@ pub fn listing(got: &[Got]) -> String {
     format!("objects {}", items.join(" "))
 }
 
+/// Waits until the subscriber's `sub` has `n` objects, `what` (e.g. "objects 0.0 and 0.1"),
+/// which the check builds on; fails with what arrived and `why`.
+pub async fn objects_relayed(
+    env: &Env,
+    sub: &DirectSub,
+    n: usize,
+    what: &str,
+    why: &str,
+) -> Result<(), Failure> {
+    env.step(format!("{what} at the subscriber"));
+    if sub.wait_count(n, ANSWER).await {
+        return Ok(());
+    }
+    Err(Failure::new(
+        format!("{what} relayed"),
+        listing(&sub.objects()),
+        why,
+    ))
+}
+
 /// Waits for `session` to be closed by the relay with `code`; passes with what arrived.
 pub async fn expect_close(
     env: &Env,
@@ -533,6 +635,45 @@ pub async fn expect_close(
             format!("{after}: the relay did not close the session"),
         )),
     }
+}
+
+/// [`expect_close`], with `rule` (the draft's requirement) added to a failure's message.
+pub async fn expect_close_citing(
+    env: &Env,
+    session: &AnySession,
+    code: SessionErrorCode,
+    after: &str,
+    rule: &str,
+) -> Result<String, Failure> {
+    expect_close(env, session, code, ANSWER, after)
+        .await
+        .map_err(|f| Failure {
+            message: format!("{}; {rule}", f.message),
+            ..f
+        })
+}
+
+/// Sends SUBSCRIBE_UPDATE for `sub` (Start `start`, End Group `end_group`, priority 128,
+/// Forward 1), which breaks a rule: the relay must close `s`'s session with PROTOCOL_VIOLATION.
+pub async fn update_must_close(
+    env: &Env,
+    s: &Endpoint,
+    sub: &DirectSub,
+    start: Location,
+    end_group: Option<u64>,
+    after: &str,
+) -> Result<String, Failure> {
+    sub.update(start, end_group, 128, true)
+        .await
+        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
+    expect_close(
+        env,
+        &s.session,
+        SessionErrorCode::ProtocolViolation,
+        ANSWER,
+        after,
+    )
+    .await
 }
 
 /// How a session end reads: the relay's close code, or how the session ended without one.

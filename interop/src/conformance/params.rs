@@ -1,27 +1,22 @@
 //! Parameter rules (§1.4.2, §9.2.1.1): a key-value Length over its maximum (in a control
 //! message and in an object's extension headers), a Token that does not decode, and token
 //! aliases (unknown, registered twice, past MAX_AUTH_TOKEN_CACHE_SIZE).
-//! The parameters are written byte by byte in PUBLISH_NAMESPACE on a [`Raw`] connection; the
-//! helpers here also serve [`super::requests`].
+//! The parameters are written byte by byte in PUBLISH_NAMESPACE on a [`Raw`] connection.
 
-use super::harness::{listing, within, DirectSub, Endpoint, SubOpts};
-use super::raw::{describe as describe_event, frame, tuple, varint, Event, Raw};
+use super::harness::{objects_relayed, subscribe_ok, within, Endpoint};
+use super::raw::{
+    describe as describe_event, fields, frame, subgroup_header, subgroup_object, tuple, varint,
+    Event, Raw,
+};
 use super::{refused, CheckOutput, Env, Verdict};
 use crate::cases::{request_error_name, Failure};
 use bytes::{BufMut, Bytes, BytesMut};
 use moqlink_model::control::*;
-use moqlink_model::params::VersionParameters;
-use moqlink_model::{GroupOrder, SessionErrorCode, TrackNamespace};
-use moqlink_transport::session::SessionError;
+use moqlink_model::{SessionErrorCode, TrackNamespace};
 use moqlink_transport::{Connection, SendStream};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
-
-/// The namespace's fields as byte slices.
-pub(super) fn fields(ns: &TrackNamespace) -> Vec<&[u8]> {
-    ns.0.iter().map(|f| f.as_ref()).collect()
-}
 
 /// One version-specific parameter, as written: `ty`, then (odd types) a Length and the bytes.
 struct RawParam {
@@ -78,42 +73,6 @@ fn announce_raw(id: u64, ns: &TrackNamespace, params: &[RawParam]) -> Bytes {
     frame(0x6, &b)
 }
 
-/// Reads until the relay answers PUBLISH_NAMESPACE `id`, or ends the session.
-async fn announce_reply(raw: &mut Raw, id: u64) -> Event {
-    loop {
-        match raw.next(T).await {
-            Event::Message(
-                m @ (ControlMessage::PublishNamespaceOk(_)
-                | ControlMessage::PublishNamespaceError(_)),
-            ) if m.request_id() == Some(id) => return Event::Message(m),
-            Event::Message(_) => {}
-            other => return other,
-        }
-    }
-}
-
-/// Requires PUBLISH_NAMESPACE_OK for `id` on a raw connection.
-pub(super) async fn announced(raw: &mut Raw, id: u64) -> Result<(), Verdict> {
-    match announce_reply(raw, id).await {
-        Event::Message(ControlMessage::PublishNamespaceOk(_)) => Ok(()),
-        Event::Message(ControlMessage::PublishNamespaceError(e)) => Err(refused(
-            SessionError::Rejected {
-                kind: "PUBLISH_NAMESPACE_ERROR",
-                code: e.error_code,
-                reason: e.reason.to_string(),
-            },
-            "PUBLISH_NAMESPACE_OK",
-            "the relay refused the PUBLISH_NAMESPACE this check builds on",
-        )),
-        other => Err(Failure::new(
-            "PUBLISH_NAMESPACE_OK",
-            describe_event(&other),
-            "the relay did not answer the PUBLISH_NAMESPACE this check builds on",
-        )
-        .into()),
-    }
-}
-
 /// `key-value-length-exceeded`: a PUBLISH_NAMESPACE parameter whose Length is 2^16 (which a
 /// control message cannot hold either), then an object extension header of Length 2^16 with
 /// all its bytes on a publisher's subgroup stream (where nothing else is wrong).
@@ -141,16 +100,8 @@ pub async fn key_value_length_exceeded(env: Env) -> CheckOutput {
 /// One subgroup stream: SUBGROUP_HEADER 0x11 (Subgroup ID 0, extensions) for `group`, object
 /// 0 with the extension block `ext` and payload `body`, then FIN.
 fn subgroup_stream(alias: u64, group: u64, ext: &[u8], body: &[u8]) -> Bytes {
-    let mut b = BytesMut::new();
-    for v in [0x11, alias, group] {
-        varint(&mut b, v);
-    }
-    b.put_u8(128);
-    varint(&mut b, 0); // Object ID Delta
-    varint(&mut b, ext.len() as u64);
-    b.put_slice(ext);
-    varint(&mut b, body.len() as u64);
-    b.put_slice(body);
+    let mut b = subgroup_header(0x11, alias, group);
+    subgroup_object(&mut b, 0, Some(ext), body);
     b.freeze()
 }
 
@@ -173,57 +124,29 @@ async fn send_stream(p: &Raw, bytes: Bytes) -> Result<(), Failure> {
 /// bytes; the relay must close the publisher's session.
 async fn extension_too_long(env: &Env) -> Result<String, Verdict> {
     let mut p = Raw::setup(env, "publisher_connection_id", Some(10)).await?;
-    p.send_bytes(announce_raw(0, &env.namespace(), &[])).await?;
-    env.step("PUBLISH_NAMESPACE_OK");
-    announced(&mut p, 0).await?;
+    p.announce(env, 0, env.namespace()).await?;
     let s = Endpoint::connect(env, "subscriber_connection_id").await?;
-    let session = s.session.clone();
-    let name = env.track("t");
-    let pending =
-        tokio::spawn(
-            async move { DirectSub::subscribe(&session, &name, SubOpts::default()).await },
-        );
-    env.step("the relay's SUBSCRIBE at the publisher");
-    let id = loop {
-        match p.next(T).await {
-            Event::Message(ControlMessage::Subscribe(m)) => break m.request_id,
-            Event::Message(_) => {}
-            other => {
-                pending.abort();
-                return Err(Failure::new(
-                    "the relay's SUBSCRIBE at the publisher",
-                    describe_event(&other),
-                    "the relay did not forward the SUBSCRIBE this check answers",
-                )
-                .into());
-            }
-        }
-    };
+    let pending = s.subscribe_later(env.track("t"));
+    let id = p
+        .relay_subscribe(env)
+        .await
+        .inspect_err(|_| pending.abort())?;
     const ALIAS: u64 = 3;
-    p.send(&ControlMessage::SubscribeOk(SubscribeOk {
-        request_id: id,
-        track_alias: ALIAS,
-        expires: 0,
-        group_order: GroupOrder::Ascending,
-        largest_location: None,
-        parameters: VersionParameters::new(),
-    }))
-    .await?;
+    p.send(&subscribe_ok(id, ALIAS)).await?;
     env.step("SUBSCRIBE_OK at the subscriber");
     let sub = within(T, "SUBSCRIBE_OK", pending)
         .await?
         .map_err(|e| Failure::new("the subscribe task", e.to_string(), "local"))?
         .map_err(|e| refused(e, "SUBSCRIBE_OK", "the relay refused the SUBSCRIBE"))?;
     send_stream(&p, subgroup_stream(ALIAS, 0, &[], b"valid")).await?;
-    env.step("object 0.0 at the subscriber");
-    if !sub.wait_count(1, T).await {
-        return Err(Failure::new(
-            "object 0.0 relayed",
-            listing(&sub.objects()),
-            "the relay did not forward the valid object this check sends first",
-        )
-        .into());
-    }
+    objects_relayed(
+        env,
+        &sub,
+        1,
+        "object 0.0",
+        "the relay did not forward the valid object this check sends first",
+    )
+    .await?;
     let value_len = 1u64 << 16;
     let mut ext = BytesMut::new();
     varint(&mut ext, 0x3b);
@@ -273,7 +196,7 @@ async fn unknown_alias_answer(
     id: u64,
     what: &str,
 ) -> Result<(String, bool), Verdict> {
-    match announce_reply(raw, id).await {
+    match raw.announce_reply(id).await {
         Event::Message(ControlMessage::PublishNamespaceError(e)) => Ok((
             format!(
                 "{what}: PUBLISH_NAMESPACE_ERROR 0x{:x} ({}) {:?}",
@@ -355,7 +278,7 @@ pub async fn auth_token_alias_duplicate(env: Env) -> CheckOutput {
     raw.send_bytes(announce_raw(0, &env.namespace_with(&["a"]), &[register()]))
         .await?;
     env.step("the answer to REGISTER alias 1");
-    let first = match announce_reply(&mut raw, 0).await {
+    let first = match raw.announce_reply(0).await {
         Event::Message(m) => describe_event(&Event::Message(m)),
         other => {
             return Err(Failure::new(

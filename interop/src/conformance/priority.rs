@@ -120,14 +120,7 @@ async fn judge(
 /// `priority-subscriber`: two tracks, Subscriber Priority 10 and 200, one session.
 pub async fn subscriber_priority(env: Env) -> CheckOutput {
     let p = Publisher::start(&env, &["high", "low"]).await?;
-    let client = env.ctx.client.with_receive_window(WINDOW);
-    let s = Endpoint::connect_via(
-        &env,
-        "subscriber_connection_id",
-        &client,
-        env.ctx.session.clone(),
-    )
-    .await?;
+    let s = Endpoint::connect_windowed(&env, "subscriber_connection_id", WINDOW).await?;
     let low = subscribe(
         &env,
         &s,
@@ -176,14 +169,7 @@ pub async fn subscriber_priority(env: Env) -> CheckOutput {
 /// `priority-publisher`: one track, two subgroups with Publisher Priority 10 and 200.
 pub async fn publisher_priority(env: Env) -> CheckOutput {
     let p = Publisher::start(&env, &["t"]).await?;
-    let client = env.ctx.client.with_receive_window(WINDOW);
-    let s = Endpoint::connect_via(
-        &env,
-        "subscriber_connection_id",
-        &client,
-        env.ctx.session.clone(),
-    )
-    .await?;
+    let s = Endpoint::connect_windowed(&env, "subscriber_connection_id", WINDOW).await?;
     let sub = subscribe(
         &env,
         &s,

@@ -2,16 +2,20 @@
 //! layer would never send (wrong Request IDs, unknown types, bad lengths and filter types) and
 //! for reading exactly what the relay answers.
 
-use super::Env;
+use super::{refused, Env, Verdict};
 use crate::cases::Failure;
 use bytes::{BufMut, Bytes, BytesMut};
 use moqlink_model::control::*;
-use moqlink_model::params::{SetupParameter, SetupParameters};
-use moqlink_model::{Blob, Encoding, SessionErrorCode, Version};
+use moqlink_model::params::{SetupParameter, SetupParameters, VersionParameters};
+use moqlink_model::{Blob, Encoding, SessionErrorCode, TrackNamespace, Version};
 use moqlink_transport::connection::any::{AnyConnection, AnyRecv, AnySend};
 use moqlink_transport::endpoint::SetupTarget;
+use moqlink_transport::session::SessionError;
 use moqlink_transport::{Connection, ConnectionError, RecvStream, SendStream, StreamError};
 use std::time::Duration;
+
+/// How long a check waits for an answer.
+const ANSWER: Duration = Duration::from_secs(3);
 
 /// What the next read from the control stream produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +239,106 @@ impl Raw {
         }
     }
 
+    /// Requires the relay to close the session, with any code, within three seconds; passes
+    /// with the code, fails with `expected` and `message`.
+    pub async fn expect_any_close(
+        &mut self,
+        env: &Env,
+        what: &str,
+        expected: &str,
+        message: &str,
+    ) -> Result<String, Failure> {
+        env.step("the relay closing the session");
+        let (ev, _) = self.wait_close(ANSWER).await;
+        match ev {
+            Event::Closed {
+                code,
+                by_peer: true,
+                reason,
+            } => {
+                let name = SessionErrorCode::from_code(code)
+                    .map(SessionErrorCode::name)
+                    .unwrap_or("UNKNOWN");
+                Ok(format!(
+                    "{what}: relay closed with {name} (0x{code:x}) {reason:?}"
+                ))
+            }
+            other => Err(Failure::new(expected, describe(&other), message)),
+        }
+    }
+
+    /// Sends PUBLISH_NAMESPACE `id` for `ns` (no parameters) and requires PUBLISH_NAMESPACE_OK.
+    pub async fn announce(
+        &mut self,
+        env: &Env,
+        id: u64,
+        ns: TrackNamespace,
+    ) -> Result<(), Verdict> {
+        self.send(&ControlMessage::PublishNamespace(PublishNamespace {
+            request_id: id,
+            namespace: ns,
+            parameters: VersionParameters::new(),
+        }))
+        .await?;
+        env.step("PUBLISH_NAMESPACE_OK");
+        self.announced(id).await
+    }
+
+    /// Reads until the relay answers PUBLISH_NAMESPACE `id`, or ends the session.
+    pub async fn announce_reply(&mut self, id: u64) -> Event {
+        loop {
+            match self.next(ANSWER).await {
+                Event::Message(
+                    m @ (ControlMessage::PublishNamespaceOk(_)
+                    | ControlMessage::PublishNamespaceError(_)),
+                ) if m.request_id() == Some(id) => return Event::Message(m),
+                Event::Message(_) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Requires PUBLISH_NAMESPACE_OK for `id`.
+    pub async fn announced(&mut self, id: u64) -> Result<(), Verdict> {
+        match self.announce_reply(id).await {
+            Event::Message(ControlMessage::PublishNamespaceOk(_)) => Ok(()),
+            Event::Message(ControlMessage::PublishNamespaceError(e)) => Err(refused(
+                SessionError::Rejected {
+                    kind: "PUBLISH_NAMESPACE_ERROR",
+                    code: e.error_code,
+                    reason: e.reason.to_string(),
+                },
+                "PUBLISH_NAMESPACE_OK",
+                "the relay refused the PUBLISH_NAMESPACE this check builds on",
+            )),
+            other => Err(Failure::new(
+                "PUBLISH_NAMESPACE_OK",
+                describe(&other),
+                "the relay did not answer the PUBLISH_NAMESPACE this check builds on",
+            )
+            .into()),
+        }
+    }
+
+    /// Reads until the relay's SUBSCRIBE arrives at this (publisher's) connection; its Request
+    /// ID.
+    pub async fn relay_subscribe(&mut self, env: &Env) -> Result<u64, Failure> {
+        env.step("the relay's SUBSCRIBE at the publisher");
+        loop {
+            match self.next(ANSWER).await {
+                Event::Message(ControlMessage::Subscribe(m)) => return Ok(m.request_id),
+                Event::Message(_) => {}
+                other => {
+                    return Err(Failure::new(
+                        "the relay's SUBSCRIBE at the publisher",
+                        describe(&other),
+                        "the relay did not forward the SUBSCRIBE this check answers",
+                    ))
+                }
+            }
+        }
+    }
+
     /// Ends the control stream (FIN) while the session is active.
     pub fn finish(&mut self) -> Result<(), Failure> {
         self.send.finish().map_err(|e| {
@@ -343,6 +447,45 @@ pub fn frame(ty: u64, payload: &[u8]) -> Bytes {
     b.put_u16(payload.len() as u16);
     b.put_slice(payload);
     b.freeze()
+}
+
+/// SUBGROUP_HEADER of type `ty` (one without a Subgroup ID field) for Track Alias `alias`,
+/// group `group`, Publisher Priority 128.
+pub fn subgroup_header(ty: u64, alias: u64, group: u64) -> BytesMut {
+    let mut b = BytesMut::new();
+    varint(&mut b, ty);
+    varint(&mut b, alias);
+    varint(&mut b, group);
+    b.put_u8(128);
+    b
+}
+
+/// Appends subgroup object fields: Object ID Delta, extensions (when the header has them),
+/// payload.
+pub fn subgroup_object(b: &mut BytesMut, delta: u64, ext: Option<&[u8]>, body: &[u8]) {
+    varint(b, delta);
+    if let Some(e) = ext {
+        varint(b, e.len() as u64);
+        b.put_slice(e);
+    }
+    varint(b, body.len() as u64);
+    b.put_slice(body);
+}
+
+/// The start of an OBJECT_DATAGRAM or OBJECT_DATAGRAM_STATUS of type `ty` (one with an Object
+/// ID field): Track Alias `alias`, group `group`, object `object`, Publisher Priority 128.
+pub fn datagram_head(ty: u64, alias: u64, group: u64, object: u64) -> BytesMut {
+    let mut b = BytesMut::new();
+    for v in [ty, alias, group, object] {
+        varint(&mut b, v);
+    }
+    b.put_u8(128);
+    b
+}
+
+/// The namespace's fields as byte slices, for [`tuple`].
+pub fn fields(ns: &TrackNamespace) -> Vec<&[u8]> {
+    ns.0.iter().map(|f| f.as_ref()).collect()
 }
 
 /// Appends a namespace tuple of `fields`.

@@ -4,10 +4,10 @@
 //! content (§9.16.2). The malformed messages are written byte by byte on a [`Raw`] connection.
 
 use super::harness::{
-    describe, listing, subscribe, within, write_group, DirectSub, Endpoint, Publisher, SubOpts,
+    listing, objects_relayed, relayed, relayed_with, subscribe, update_must_close, within,
+    write_group, DirectSub, Endpoint, Publisher, SubOpts,
 };
-use super::params::{announced, fields};
-use super::raw::{describe as describe_event, frame, tuple, varint, Event, Raw};
+use super::raw::{describe as describe_event, fields, frame, tuple, varint, Event, Raw};
 use super::{refused, CheckOutput, Env, Verdict};
 use crate::cases::{publish_done_name, request_error_name, Failure};
 use bytes::{BufMut, BytesMut};
@@ -18,6 +18,9 @@ use moqlink_transport::session::SessionError;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
+
+/// Why a check fails when the objects it builds on do not arrive.
+const BUILDS_ON: &str = "the relay did not forward the objects this check builds on";
 
 /// Stream Count when the publisher cannot count its streams (§9.12).
 const UNKNOWN_STREAM_COUNT: u64 = (1 << 62) - 1;
@@ -81,37 +84,13 @@ const MAX_REASON: usize = 1024;
 /// reason.
 pub async fn reason_phrase_too_long(env: Env) -> CheckOutput {
     let mut raw = Raw::setup(&env, "publisher_connection_id", Some(10)).await?;
-    raw.send(&ControlMessage::PublishNamespace(PublishNamespace {
-        request_id: 0,
-        namespace: env.namespace(),
-        parameters: VersionParameters::new(),
-    }))
-    .await?;
-    env.step("PUBLISH_NAMESPACE_OK");
-    announced(&mut raw, 0).await?;
+    raw.announce(&env, 0, env.namespace()).await?;
     let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
-    let session = s.session.clone();
-    let name = env.track("t");
-    let pending =
-        tokio::spawn(
-            async move { DirectSub::subscribe(&session, &name, SubOpts::default()).await },
-        );
-    env.step("the relay's SUBSCRIBE at the publisher");
-    let id = loop {
-        match raw.next(T).await {
-            Event::Message(ControlMessage::Subscribe(m)) => break m.request_id,
-            Event::Message(_) => {}
-            other => {
-                pending.abort();
-                return Err(Failure::new(
-                    "the relay's SUBSCRIBE at the publisher",
-                    describe_event(&other),
-                    "the relay did not forward the SUBSCRIBE this check answers",
-                )
-                .into());
-            }
-        }
-    };
+    let pending = s.subscribe_later(env.track("t"));
+    let id = raw
+        .relay_subscribe(&env)
+        .await
+        .inspect_err(|_| pending.abort())?;
     let mut b = BytesMut::new();
     varint(&mut b, id);
     varint(&mut b, 0x4); // TRACK_DOES_NOT_EXIST
@@ -133,20 +112,9 @@ pub async fn reason_phrase_too_long(env: Env) -> CheckOutput {
 /// `publish-forward-with-subscribers`: a second publisher's PUBLISH of a track a Forward=1
 /// subscriber already receives.
 pub async fn publish_forward_with_subscribers(env: Env) -> CheckOutput {
-    let p = Publisher::start(&env, &["t"]).await?;
-    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
-    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
-    p.upstream(&env, 1).await?;
+    let (p, _s, sub) = relayed(&env).await?;
     write_group(&env, p.track(), 0, 0..2).await;
-    env.step("objects 0.0 and 0.1 at the subscriber");
-    if !sub.wait_count(2, T).await {
-        return Err(Failure::new(
-            "objects 0.0 and 0.1 relayed",
-            listing(&sub.objects()),
-            "the relay did not forward the objects this check builds on",
-        )
-        .into());
-    }
+    objects_relayed(&env, &sub, 2, "objects 0.0 and 0.1", BUILDS_ON).await?;
     let mut raw = Raw::setup(&env, "second_publisher_connection_id", None).await?;
     raw.send(&ControlMessage::Publish(Publish {
         request_id: 0,
@@ -210,22 +178,17 @@ pub async fn publish_forward_with_subscribers(env: Env) -> CheckOutput {
 
 /// `subscribe-update-end-group-increased`: AbsoluteRange to group 2, updated to end at 5.
 pub async fn update_end_group_increased(env: Env) -> CheckOutput {
-    let p = Publisher::start(&env, &["t"]).await?;
-    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
     let filter = Filter::AbsoluteRange {
         start: Location::new(0, 0),
         end_group: 2,
     };
-    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
-    p.upstream(&env, 1).await?;
-    sub.update(Location::new(0, 0), Some(5), 128, true)
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
-    Ok(super::harness::expect_close(
+    let (_p, s, sub) = relayed_with(&env, SubOpts::filter(filter)).await?;
+    Ok(update_must_close(
         &env,
-        &s.session,
-        SessionErrorCode::ProtocolViolation,
-        T,
+        &s,
+        &sub,
+        Location::new(0, 0),
+        Some(5),
         "SUBSCRIBE_UPDATE raising End Group from 2 to 5",
     )
     .await?)
@@ -233,22 +196,11 @@ pub async fn update_end_group_increased(env: Env) -> CheckOutput {
 
 /// `publish-done-stream-count`: three groups on three streams, then the publisher leaves.
 pub async fn publish_done_stream_count(env: Env) -> CheckOutput {
-    let p = Publisher::start(&env, &["t"]).await?;
-    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
-    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::default()).await?;
-    p.upstream(&env, 1).await?;
+    let (p, _s, sub) = relayed(&env).await?;
     for g in 0..3 {
         write_group(&env, p.track(), g, 0..2).await;
     }
-    env.step("objects of groups 0-2 at the subscriber");
-    if !sub.wait_count(6, T).await {
-        return Err(Failure::new(
-            "objects 0.0-2.1 relayed",
-            listing(&sub.objects()),
-            "the relay did not forward the objects this check builds on",
-        )
-        .into());
-    }
+    objects_relayed(&env, &sub, 6, "objects 0.0-2.1", BUILDS_ON).await?;
     let Publisher { ep, ns, .. } = p;
     drop(ns);
     ep.close().await;

@@ -4,19 +4,16 @@
 //! publisher's session and are not propagated to the subscriber (§8.4); a relay forwards on a
 //! subgroup stream only the next object of the subgroup (§10.4.3).
 //!
-//! The publisher here writes its data streams and datagrams byte by byte on an [`Endpoint`]'s
-//! connection, after answering the relay's SUBSCRIBE itself ([`RawPublisher`]).
+//! The publisher here writes its data streams and datagrams byte by byte on an
+//! [`super::harness::Endpoint`]'s connection, after answering the relay's SUBSCRIBE itself
+//! ([`RawPublisher`]).
 
-use super::harness::{expect_close, listing, payload, within, DirectSub, Endpoint, SubOpts};
-use super::raw::{describe as describe_event, varint, Event, Raw};
-use super::{refused, CheckOutput, Env, Verdict};
+use super::harness::{expect_close_citing, listing, payload, DirectSub, RawPublisher};
+use super::raw::{datagram_head, subgroup_header, subgroup_object, varint, Raw};
+use super::{CheckOutput, Env, Verdict};
 use crate::cases::Failure;
-use bytes::{BufMut, Bytes, BytesMut};
-use moqlink_model::control::*;
-use moqlink_model::params::VersionParameters;
-use moqlink_model::{GroupOrder, SessionErrorCode};
-use moqlink_transport::connection::any::{AnyConnection, AnySend};
-use moqlink_transport::session::NamespacePublication;
+use bytes::{BufMut, BytesMut};
+use moqlink_model::SessionErrorCode;
 use moqlink_transport::{Connection, SendStream};
 use std::time::Duration;
 
@@ -25,141 +22,9 @@ const T: Duration = Duration::from_secs(3);
 /// The Track Alias the raw publisher assigns in its SUBSCRIBE_OK.
 const ALIAS: u64 = 5;
 
-/// A publisher that answered the relay's SUBSCRIBE itself (Track Alias [`ALIAS`]) and writes
-/// its data by hand, and a subscriber of its track `t` through the relay.
-pub struct RawPublisher {
-    /// The publisher's connection.
-    pub p: Endpoint,
-    /// The subscriber's connection.
-    pub s: Endpoint,
-    /// The subscription, read straight off its streams and datagrams.
-    pub sub: DirectSub,
-    _ns: NamespacePublication<AnyConnection>,
-    _followups: std::sync::Mutex<Box<dyn std::any::Any + Send>>,
-}
-
-impl RawPublisher {
-    /// Announces the check's namespace, subscribes to track `t` through the relay and answers
-    /// the relay's SUBSCRIBE with SUBSCRIBE_OK.
-    pub async fn start(env: &Env) -> Result<RawPublisher, Verdict> {
-        let p = Endpoint::connect(env, "publisher_connection_id").await?;
-        let mut upstream = p.intercept(MessageType::Subscribe);
-        let ns = p.announce(env, env.namespace()).await?;
-        let s = Endpoint::connect(env, "subscriber_connection_id").await?;
-        let session = s.session.clone();
-        let name = env.track("t");
-        let n = name.clone();
-        let pending =
-            tokio::spawn(
-                async move { DirectSub::subscribe(&session, &n, SubOpts::default()).await },
-            );
-        env.step("the relay's SUBSCRIBE at the publisher");
-        let req = within(T, "the relay's SUBSCRIBE", upstream.recv())
-            .await?
-            .ok_or_else(|| {
-                Failure::new(
-                    "the relay's SUBSCRIBE",
-                    "nothing",
-                    "publisher session ended",
-                )
-            })?;
-        let ControlMessage::Subscribe(up) = req.message else {
-            return Err(Failure::new(
-                "SUBSCRIBE",
-                req.message.message_type().name(),
-                "unexpected request at the publisher",
-            )
-            .into());
-        };
-        req.responder
-            .accept(ControlMessage::SubscribeOk(SubscribeOk {
-                request_id: up.request_id,
-                track_alias: ALIAS,
-                expires: 0,
-                group_order: GroupOrder::Ascending,
-                largest_location: None,
-                parameters: VersionParameters::new(),
-            }))
-            .await
-            .map_err(|e| Failure::new("SUBSCRIBE_OK sent", e.to_string(), "local session"))?;
-        // Further upstream SUBSCRIBEs (a relay that does not aggregate) are refused.
-        tokio::spawn(async move {
-            while let Some(r) = upstream.recv().await {
-                let _ = r.responder.reject(0x0, "one upstream subscription").await;
-            }
-        });
-        env.step(format!("SUBSCRIBE_OK for {name}"));
-        let sub = within(T, "SUBSCRIBE_OK at the subscriber", pending)
-            .await?
-            .map_err(|e| Failure::new("subscribe task", e.to_string(), "local"))?
-            .map_err(|e| refused(e, "SUBSCRIBE_OK", "the subscriber was refused"))?;
-        Ok(RawPublisher {
-            p,
-            s,
-            sub,
-            _ns: ns,
-            _followups: std::sync::Mutex::new(Box::new(req.followups)),
-        })
-    }
-
-    /// Opens a data stream on the publisher's connection and writes `bytes`.
-    pub async fn stream(&self, bytes: Bytes) -> Result<AnySend, Failure> {
-        let mut st = self
-            .p
-            .session
-            .connection()
-            .open_uni()
-            .await
-            .map_err(|e| Failure::new("a data stream", e.to_string(), "could not open"))?;
-        write(&mut st, bytes).await?;
-        Ok(st)
-    }
-
-    /// Sends one datagram on the publisher's connection.
-    pub fn datagram(&self, bytes: Bytes) -> Result<(), Failure> {
-        self.p
-            .session
-            .connection()
-            .send_datagram(bytes)
-            .map_err(|e| Failure::new("a datagram sent", e.to_string(), "local connection"))
-    }
-
-    /// Fails if the relay closed the subscriber's session (the invalid object reached it).
-    fn subscriber_open(&self) -> Result<(), Failure> {
-        self.s.still_open("subscriber")
-    }
-}
-
-/// Writes `bytes` on a data stream.
-async fn write(st: &mut AnySend, bytes: Bytes) -> Result<(), Failure> {
-    st.write_chunk(bytes).await.map_err(|e| {
-        Failure::new(
-            "data written",
-            e.to_string(),
-            "the relay stopped the stream",
-        )
-    })
-}
-
-/// SUBGROUP_HEADER of type `ty` (no Subgroup ID field) for [`ALIAS`], group `group`.
-fn subgroup_header(ty: u64, group: u64) -> BytesMut {
-    let mut b = BytesMut::new();
-    varint(&mut b, ty);
-    varint(&mut b, ALIAS);
-    varint(&mut b, group);
-    b.put_u8(128);
-    b
-}
-
-/// Subgroup object fields: Object ID Delta, extensions (when the header has them), payload.
-fn subgroup_object(b: &mut BytesMut, delta: u64, ext: Option<&[u8]>, body: &[u8]) {
-    varint(b, delta);
-    if let Some(e) = ext {
-        varint(b, e.len() as u64);
-        b.put_slice(e);
-    }
-    varint(b, body.len() as u64);
-    b.put_slice(body);
+/// A raw publisher of track `t` (alias [`ALIAS`]) and its subscriber through the relay.
+async fn start(env: &Env) -> Result<RawPublisher, Verdict> {
+    RawPublisher::start(env, ALIAS, "subscriber_connection_id").await
 }
 
 /// Waits until the subscriber has object `g`.`o`.
@@ -184,33 +49,33 @@ async fn not_propagated(env: &Env, rp: &RawPublisher, g: u64, o: u64) -> Result<
              object to another session (§8.4)",
         ));
     }
-    rp.subscriber_open()
+    rp.s.still_open("subscriber")
 }
 
-/// Requires the relay to close `raw`'s session, any code; passes with the code.
-async fn closed_any(raw: &mut Raw, env: &Env, what: &str, rule: &str) -> CheckOutput {
-    env.step("the relay closing the session");
-    let (ev, _) = raw.wait_close(T).await;
-    match ev {
-        Event::Closed {
-            code,
-            by_peer: true,
-            reason,
-        } => {
-            let name = SessionErrorCode::from_code(code)
-                .map(SessionErrorCode::name)
-                .unwrap_or("UNKNOWN");
-            Ok(format!(
-                "{what}: relay closed with {name} (0x{code:x}) {reason:?}"
-            ))
-        }
-        other => Err(Failure::new(
-            "the session closed",
-            describe_event(&other),
-            format!("{what}: {rule}"),
-        )
-        .into()),
-    }
+/// Requires the relay to close the publisher's session with PROTOCOL_VIOLATION after `after`
+/// (a failure cites `rule`, its received text ends with `flowing`), and object 0.1 not to
+/// reach the subscriber.
+async fn rejected(
+    env: &Env,
+    rp: &RawPublisher,
+    after: &str,
+    rule: &str,
+    flowing: &str,
+) -> Result<String, Failure> {
+    let closed = expect_close_citing(
+        env,
+        &rp.p.session,
+        SessionErrorCode::ProtocolViolation,
+        after,
+        rule,
+    )
+    .await
+    .map_err(|f| Failure {
+        received: format!("{}{flowing}", f.received),
+        ..f
+    })?;
+    not_propagated(env, rp, 0, 1).await?;
+    Ok(closed)
 }
 
 /// An undefined stream type (0x3b is neither FETCH_HEADER nor a SUBGROUP_HEADER).
@@ -231,29 +96,27 @@ pub async fn unknown_stream_type(env: Env) -> CheckOutput {
     b.put_slice(&[0x00, 0x00, 0x80, 0x00]);
     // A relay may stop the stream at once; the session's close is what is judged.
     let _ = st.write_chunk(b.freeze()).await;
-    let out = closed_any(
-        &mut raw,
-        &env,
-        &format!("a uni stream of type 0x{UNKNOWN_STREAM_TYPE:x}"),
-        "an endpoint that receives an unknown stream type MUST close the session (§10)",
-    )
-    .await;
+    let what = format!("a uni stream of type 0x{UNKNOWN_STREAM_TYPE:x}");
+    let rule = "an endpoint that receives an unknown stream type MUST close the session (§10)";
+    let out = raw
+        .expect_any_close(
+            &env,
+            &what,
+            "the session closed",
+            &format!("{what}: {rule}"),
+        )
+        .await;
     drop(st);
-    out
+    Ok(out?)
 }
 
 /// `unknown-datagram-type`: a datagram of type 0x2a, once the relay carries a subscription
 /// for the sender (so datagrams are not dropped for want of one).
 pub async fn unknown_datagram_type(env: Env) -> CheckOutput {
-    let rp = RawPublisher::start(&env).await?;
+    let rp = start(&env).await?;
     // A valid datagram first shows the relay reads this publisher's datagrams.
     let flowing = valid_datagram(&env, &rp).await?;
-    let mut b = BytesMut::new();
-    varint(&mut b, UNKNOWN_DATAGRAM_TYPE);
-    varint(&mut b, ALIAS);
-    varint(&mut b, 0);
-    varint(&mut b, 1);
-    b.put_u8(128);
+    let mut b = datagram_head(UNKNOWN_DATAGRAM_TYPE, ALIAS, 0, 1);
     b.put_slice(&payload(&env, 0, 1));
     rp.datagram(b.freeze())?;
     env.step("the relay closing the publisher's session");
@@ -279,12 +142,7 @@ pub async fn unknown_datagram_type(env: Env) -> CheckOutput {
 /// it arrived (datagrams may be lost, and a relay need not forward them: the check goes on).
 async fn valid_datagram(env: &Env, rp: &RawPublisher) -> Result<&'static str, Failure> {
     env.step("a valid datagram at the subscriber");
-    let mut b = BytesMut::new();
-    varint(&mut b, 0x00);
-    varint(&mut b, ALIAS);
-    varint(&mut b, 0);
-    varint(&mut b, 0);
-    b.put_u8(128);
+    let mut b = datagram_head(0x00, ALIAS, 0, 0);
     b.put_slice(&payload(env, 0, 0));
     let d = b.freeze();
     for _ in 0..10 {
@@ -300,11 +158,16 @@ async fn valid_datagram(env: &Env, rp: &RawPublisher) -> Result<&'static str, Fa
     Ok(" (a valid datagram 0.0 sent first was not relayed)")
 }
 
+/// The rule the Object Does Not Exist checks cite.
+const NOT_EXIST_RULE: &str = "if an endpoint receives a non-existent Object containing extension \
+                              headers it MUST close the session with a PROTOCOL_VIOLATION \
+                              (§10.2.1.2)";
+
 /// `object-does-not-exist-extensions`: on a 0x11 stream, object 0.0, then 0.1 with status
 /// Object Does Not Exist and a 2-byte extension block.
 pub async fn does_not_exist_extensions(env: Env) -> CheckOutput {
-    let rp = RawPublisher::start(&env).await?;
-    let mut b = subgroup_header(0x11, 0);
+    let rp = start(&env).await?;
+    let mut b = subgroup_header(0x11, ALIAS, 0);
     subgroup_object(&mut b, 0, Some(&[]), &payload(&env, 0, 0));
     let mut st = rp.stream(b.split().freeze()).await?;
     let first = arrived(&env, &rp.sub, 0, 0).await;
@@ -313,23 +176,14 @@ pub async fn does_not_exist_extensions(env: Env) -> CheckOutput {
     varint(&mut b, 0x1);
     // A relay may stop the stream at once; the session's close is what is judged.
     let _ = st.write_chunk(b.freeze()).await;
-    let closed = expect_close(
+    let closed = rejected(
         &env,
-        &rp.p.session,
-        SessionErrorCode::ProtocolViolation,
-        T,
+        &rp,
         "an Object Does Not Exist with extension headers",
+        NOT_EXIST_RULE,
+        "",
     )
-    .await
-    .map_err(|f| Failure {
-        message: format!(
-            "{}; if an endpoint receives a non-existent Object containing extension headers \
-             it MUST close the session with a PROTOCOL_VIOLATION (§10.2.1.2)",
-            f.message
-        ),
-        ..f
-    })?;
-    not_propagated(&env, &rp, 0, 1).await?;
+    .await?;
     Ok(format!(
         "{closed}; the subscriber got {} and not 0.1{}",
         listing(&rp.sub.objects()),
@@ -344,71 +198,41 @@ pub async fn does_not_exist_extensions(env: Env) -> CheckOutput {
 /// `object-does-not-exist-extensions-datagram`: after datagram 0.0, a 0x21 status datagram
 /// 0.1 with status Object Does Not Exist and a 2-byte extension block.
 pub async fn does_not_exist_extensions_datagram(env: Env) -> CheckOutput {
-    let rp = RawPublisher::start(&env).await?;
+    let rp = start(&env).await?;
     let flowing = valid_datagram(&env, &rp).await?;
-    let mut b = BytesMut::new();
-    varint(&mut b, 0x21);
-    varint(&mut b, ALIAS);
-    varint(&mut b, 0);
-    varint(&mut b, 1);
-    b.put_u8(128);
+    let mut b = datagram_head(0x21, ALIAS, 0, 1);
     varint(&mut b, 2);
     b.put_slice(&[0x04, 0x01]);
     varint(&mut b, 0x1);
     rp.datagram(b.freeze())?;
-    let closed = expect_close(
+    let closed = rejected(
         &env,
-        &rp.p.session,
-        SessionErrorCode::ProtocolViolation,
-        T,
+        &rp,
         "a 0x21 datagram: Object Does Not Exist with extension headers",
+        NOT_EXIST_RULE,
+        flowing,
     )
-    .await
-    .map_err(|f| Failure {
-        received: format!("{}{flowing}", f.received),
-        message: format!(
-            "{}; if an endpoint receives a non-existent Object containing extension headers \
-             it MUST close the session with a PROTOCOL_VIOLATION (§10.2.1.2)",
-            f.message
-        ),
-        ..f
-    })?;
-    not_propagated(&env, &rp, 0, 1).await?;
+    .await?;
     Ok(format!("{closed}{flowing}; datagram 0.1 not relayed"))
 }
 
 /// `datagram-extensions-empty`: datagram 0.1 of type 0x01 with Extension Headers Length 0.
 pub async fn datagram_extensions_empty(env: Env) -> CheckOutput {
-    let rp = RawPublisher::start(&env).await?;
+    let rp = start(&env).await?;
     let flowing = valid_datagram(&env, &rp).await?;
-    let mut b = BytesMut::new();
-    varint(&mut b, 0x01);
-    varint(&mut b, ALIAS);
-    varint(&mut b, 0);
-    varint(&mut b, 1);
-    b.put_u8(128);
+    let mut b = datagram_head(0x01, ALIAS, 0, 1);
     varint(&mut b, 0);
     b.put_slice(&payload(&env, 0, 1));
     rp.datagram(b.freeze())?;
-    let closed = expect_close(
+    let closed = rejected(
         &env,
-        &rp.p.session,
-        SessionErrorCode::ProtocolViolation,
-        T,
+        &rp,
         "a 0x01 datagram with Extension Headers Length 0",
+        "if an endpoint receives a datagram with Extensions Present as \"Yes\" and a Extension \
+         Headers Length of 0, it MUST close the session with PROTOCOL_VIOLATION (§10.3.1)",
+        flowing,
     )
-    .await
-    .map_err(|f| Failure {
-        received: format!("{}{flowing}", f.received),
-        message: format!(
-            "{}; if an endpoint receives a datagram with Extensions Present as \"Yes\" and a \
-             Extension Headers Length of 0, it MUST close the session with PROTOCOL_VIOLATION \
-             (§10.3.1)",
-            f.message
-        ),
-        ..f
-    })?;
-    not_propagated(&env, &rp, 0, 1).await?;
+    .await?;
     Ok(format!("{closed}{flowing}; datagram 0.1 not relayed"))
 }
 
@@ -417,8 +241,8 @@ pub async fn datagram_extensions_empty(env: Env) -> CheckOutput {
 /// cannot know that 3 is the next object after 1 (2 may exist), so 3 must not follow 1 on the
 /// downstream stream; that stream must end with a reset, not a FIN, once it is closed.
 pub async fn subgroup_next_object(env: Env) -> CheckOutput {
-    let rp = RawPublisher::start(&env).await?;
-    let mut b = subgroup_header(0x10, 0);
+    let rp = start(&env).await?;
+    let mut b = subgroup_header(0x10, ALIAS, 0);
     subgroup_object(&mut b, 0, None, &payload(&env, 0, 0));
     subgroup_object(&mut b, 0, None, &payload(&env, 0, 1));
     let mut a = rp.stream(b.split().freeze()).await?;
@@ -431,7 +255,7 @@ pub async fn subgroup_next_object(env: Env) -> CheckOutput {
         .into());
     }
     // The second stream: its first object's ID is its delta.
-    let mut b = subgroup_header(0x10, 0);
+    let mut b = subgroup_header(0x10, ALIAS, 0);
     subgroup_object(&mut b, 3, None, &payload(&env, 0, 3));
     subgroup_object(&mut b, 0, None, &payload(&env, 0, 4));
     let mut second = rp.stream(b.freeze()).await?;

@@ -2,22 +2,21 @@
 //! AbsoluteStart and AbsoluteRange, and the filter errors. The helpers serve subscription.rs too.
 
 use super::harness::{
-    describe, listing, locations, payload, problems, subscribe, verdict, within, DirectSub,
-    Endpoint, Got, Publisher, SubOpts,
+    describe, listing, locations, payload, problems, subscribe, verdict, within, write_data,
+    DirectSub, Endpoint, Got, Publisher, RawPublisher, SubOpts,
 };
 use super::raw::{frame, tuple, varint, Raw};
-use super::{refused, CheckOutput, Env, Verdict};
+use super::{CheckOutput, Env, Verdict};
 use crate::cases::{publish_done_name, request_error_name, Failure};
 use bytes::{Bytes, BytesMut};
 use moqlink_model::control::*;
 use moqlink_model::data::{
     Extensions, ObjectStatus, SubgroupHeader, SubgroupIdMode, SubgroupObject,
 };
-use moqlink_model::params::VersionParameters;
-use moqlink_model::{Blob, Encoding, GroupOrder, Location, SessionErrorCode, Version};
-use moqlink_transport::session::{IncomingRequest, SessionError};
+use moqlink_model::{Blob, Encoding, Location, SessionErrorCode, Version};
+use moqlink_transport::session::SessionError;
 use moqlink_transport::track::{Object, SubgroupInfo, SubgroupProducer, TrackProducer};
-use moqlink_transport::{Connection, SendStream};
+use moqlink_transport::SendStream;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
@@ -115,59 +114,10 @@ pub(super) fn largest_text(l: Option<Location>) -> String {
 
 /// `filter-largest-object`: the in-flight object is the Largest Object and is skipped.
 pub async fn largest_object(env: Env) -> CheckOutput {
-    let p = Endpoint::connect(&env, "publisher_connection_id").await?;
-    let mut upstream = p.intercept(MessageType::Subscribe);
-    let _ns = p.announce(&env, env.namespace()).await?;
-    let w = Endpoint::connect(&env, "watcher_connection_id").await?;
-    let name = env.track("t");
-    let session = w.session.clone();
-    let n = name.clone();
-    let first =
-        tokio::spawn(async move { DirectSub::subscribe(&session, &n, SubOpts::default()).await });
-    env.step("the relay's SUBSCRIBE at the publisher");
-    let req = within(T, "the relay's SUBSCRIBE", upstream.recv())
-        .await?
-        .ok_or_else(|| {
-            Failure::new(
-                "the relay's SUBSCRIBE",
-                "nothing",
-                "publisher session ended",
-            )
-        })?;
-    let IncomingRequest {
-        message,
-        responder,
-        followups,
-        ..
-    } = req;
-    let ControlMessage::Subscribe(up) = message else {
-        return Err(Failure::new("SUBSCRIBE", message.message_type().name(), "unexpected").into());
-    };
     const ALIAS: u64 = 1;
-    responder
-        .accept(ControlMessage::SubscribeOk(SubscribeOk {
-            request_id: up.request_id,
-            track_alias: ALIAS,
-            expires: 0,
-            group_order: GroupOrder::Ascending,
-            largest_location: None,
-            parameters: VersionParameters::new(),
-        }))
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE_OK sent", describe(&e), "local session"))?;
-    // Further upstream SUBSCRIBEs (a relay that does not aggregate) are refused.
-    tokio::spawn(async move {
-        while let Some(r) = upstream.recv().await {
-            let _ = r
-                .responder
-                .reject(0x0, "one upstream subscription only")
-                .await;
-        }
-    });
-    let wsub = within(T, "SUBSCRIBE_OK for the first subscriber", first)
-        .await?
-        .map_err(|e| Failure::new("subscribe task", e.to_string(), "local"))?
-        .map_err(|e| refused(e, "SUBSCRIBE_OK", "the first subscriber was refused"))?;
+    let rp = RawPublisher::start(&env, ALIAS, "watcher_connection_id").await?;
+    let wsub = &rp.sub;
+    let name = env.track("t");
     // Objects 0.0 and 0.1 whole, then the first half of 0.2: in flight.
     let header = SubgroupHeader {
         track_alias: ALIAS,
@@ -189,12 +139,6 @@ pub async fn largest_object(env: Env) -> CheckOutput {
         status: ObjectStatus::Normal,
         payload: Blob(body),
     };
-    let mut stream = p
-        .session
-        .connection()
-        .open_uni()
-        .await
-        .map_err(|e| Failure::new("a data stream", e.to_string(), "could not open"))?;
     let mut b = BytesMut::new();
     let _ = header.encode(&mut b, enc);
     for id in 0..2 {
@@ -203,17 +147,7 @@ pub async fn largest_object(env: Env) -> CheckOutput {
     let two = big(2);
     let _ = object(2, two.clone()).encode_head(&mut b, &header, Some(1), enc);
     b.extend_from_slice(&two[..600]);
-    let w_err = |e: moqlink_transport::StreamError| {
-        Failure::new(
-            "data written",
-            e.to_string(),
-            "the relay stopped the stream",
-        )
-    };
-    stream
-        .write_chunk(b.split().freeze())
-        .await
-        .map_err(w_err)?;
+    let mut stream = rp.stream(b.split().freeze()).await?;
     env.step("objects 0.0 and 0.1 at the first subscriber");
     if !wsub.wait_count(2, T).await {
         return Err(Failure::new(
@@ -239,33 +173,23 @@ pub async fn largest_object(env: Env) -> CheckOutput {
     for id in 3..5 {
         let _ = object(id, big(id)).encode(&mut b, &header, Some(id - 1), enc);
     }
-    stream
-        .write_chunk(b.split().freeze())
-        .await
-        .map_err(w_err)?;
+    write_data(&mut stream, b.split().freeze()).await?;
     let _ = stream.finish();
     let h1 = SubgroupHeader {
         group_id: 1,
         ..header
     };
-    let mut s1 = p
-        .session
-        .connection()
-        .open_uni()
-        .await
-        .map_err(|e| Failure::new("a data stream", e.to_string(), "could not open"))?;
     let _ = h1.encode(&mut b, enc);
     for id in 0..2 {
         let mut v = payload(&env, 1, id).to_vec();
         v.resize(1200, b'.');
         let _ = object(id, Bytes::from(v)).encode(&mut b, &h1, id.checked_sub(1), enc);
     }
-    s1.write_chunk(b.split().freeze()).await.map_err(w_err)?;
+    let mut s1 = rp.stream(b.split().freeze()).await?;
     let _ = s1.finish();
     env.step("every object at the first subscriber");
     wsub.wait_count(7, T).await;
     sub.settle(Duration::from_millis(300), T).await;
-    drop(followups);
     let largest = sub.largest();
     let got = sub.objects();
     let start = largest.map_or(Location::new(0, 0), |l| {

@@ -3,7 +3,8 @@
 //! leaves (§9.12).
 
 use super::harness::{
-    describe, listing, subscribe, within, DirectSub, Endpoint, Got, Publisher, SubOpts,
+    describe, listing, relayed_with, subscribe, update_must_close, upstream_subscribe, within,
+    DirectSub, Endpoint, Got, Publisher, SubOpts,
 };
 use super::subscribe::{arrived, exactly, more, open_group, two};
 use super::{refused, CheckOutput, Env};
@@ -176,20 +177,16 @@ pub async fn update_unknown(env: Env) -> CheckOutput {
 
 /// `subscribe-update-widens`: Start moves back from {2, 0} to {1, 0}.
 pub async fn update_widens(env: Env) -> CheckOutput {
-    let (p, s) = two(&env).await?;
     let filter = Filter::AbsoluteStart {
         start: Location::new(2, 0),
     };
-    let sub = subscribe(&env, &s, &env.track("t"), SubOpts::filter(filter)).await?;
-    p.upstream(&env, 1).await?;
-    sub.update(Location::new(1, 0), None, 128, true)
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE_UPDATE sent", describe(&e), "local session"))?;
-    Ok(super::harness::expect_close(
+    let (_p, s, sub) = relayed_with(&env, SubOpts::filter(filter)).await?;
+    Ok(update_must_close(
         &env,
-        &s.session,
-        SessionErrorCode::ProtocolViolation,
-        T,
+        &s,
+        &sub,
+        Location::new(1, 0),
+        None,
         "SUBSCRIBE_UPDATE moving Start from {2, 0} back to {1, 0}",
     )
     .await?)
@@ -206,16 +203,7 @@ pub async fn waits_for_upstream(env: Env) -> CheckOutput {
         let r = DirectSub::subscribe(&session, &name, SubOpts::default()).await;
         (r, Instant::now())
     });
-    env.step("the relay's SUBSCRIBE at the publisher");
-    let req = within(T, "the relay's SUBSCRIBE", upstream.recv())
-        .await?
-        .ok_or_else(|| {
-            Failure::new(
-                "the relay's SUBSCRIBE",
-                "nothing",
-                "publisher session ended",
-            )
-        })?;
+    let req = upstream_subscribe(&env, &mut upstream).await?;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let early = pending.is_finished();
     let answered = Instant::now();

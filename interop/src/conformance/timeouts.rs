@@ -11,7 +11,8 @@
 //! returns came from the cache.
 
 use super::harness::{
-    describe, listing, payload, subscribe, within, write_group, Endpoint, Publisher, SubOpts,
+    describe, objects_relayed, payload, subscribe, within, write_group, Endpoint, Publisher,
+    SubOpts,
 };
 use super::{refused, CheckOutput, Env};
 use crate::cases::Failure;
@@ -51,52 +52,17 @@ const DELIVERY_TIMEOUT: u64 = 0x2;
 /// for 2 s.
 pub async fn delivery_timeout_reset(env: Env) -> CheckOutput {
     let p = Publisher::start(&env, &["t"]).await?;
-    let client = env.ctx.client.with_receive_window(WINDOW);
-    let s = Endpoint::connect_via(
-        &env,
-        "subscriber_connection_id",
-        &client,
-        env.ctx.session.clone(),
-    )
-    .await?;
-    let name = env.track("t");
+    let s = Endpoint::connect_windowed(&env, "subscriber_connection_id", WINDOW).await?;
     let mut params = VersionParameters::new();
     params.push(Parameter::DeliveryTimeout { value: TIMEOUT_MS });
-    env.step("SUBSCRIBE_OK");
-    let mut req = s
-        .session
-        .request(|request_id| {
-            ControlMessage::Subscribe(Subscribe {
-                request_id,
-                namespace: name.namespace.clone(),
-                name: name.name.clone(),
-                subscriber_priority: 128,
-                group_order: GroupOrder::Original,
-                forward: true,
-                filter: Filter::LargestObject,
-                parameters: params,
-            })
-        })
-        .await
-        .map_err(|e| Failure::new("SUBSCRIBE sent", e.to_string(), "local session"))?;
-    let ok = match within(T, "SUBSCRIBE_OK", req.reply()).await? {
-        Ok(ControlMessage::SubscribeOk(ok)) => ok,
-        Ok(other) => {
-            return Err(Failure::new(
-                "SUBSCRIBE_OK",
-                other.message_type().name(),
-                "unexpected reply",
-            )
-            .into())
-        }
-        Err(e) => {
-            return Err(refused(
-                e,
-                "SUBSCRIBE_OK",
-                "the relay refused a SUBSCRIBE with DELIVERY TIMEOUT",
-            ))
-        }
-    };
+    let ok = s
+        .subscribe_with(
+            &env,
+            &env.track("t"),
+            params,
+            "the relay refused a SUBSCRIBE with DELIVERY TIMEOUT",
+        )
+        .await?;
     let mut data = s
         .session
         .data()
@@ -203,15 +169,14 @@ pub async fn max_cache_duration(env: Env) -> CheckOutput {
     let sub = subscribe(&env, &w, &env.track("t"), SubOpts::default()).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     write_group(&env, &track, 0, 0..3).await;
-    env.step("objects 0.0-0.2 at the subscriber");
-    if !sub.wait_count(3, T).await {
-        return Err(Failure::new(
-            "objects 0.0-0.2 relayed",
-            listing(&sub.objects()),
-            "the relay did not forward the objects this check fetches",
-        )
-        .into());
-    }
+    objects_relayed(
+        &env,
+        &sub,
+        3,
+        "objects 0.0-0.2",
+        "the relay did not forward the objects this check fetches",
+    )
+    .await?;
     tokio::time::sleep(AGED).await;
     let f = Endpoint::connect(&env, "fetcher_connection_id").await?;
     let t = env.track("t");
