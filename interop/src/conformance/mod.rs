@@ -11,6 +11,7 @@
 //! (0x3). A MUST check may also find that the peer missed a SHOULD the same exchange shows (e.g.
 //! the exact error code of §9.18): that is [`Verdict::Should`].
 
+mod answers;
 mod control;
 mod data;
 mod directsub;
@@ -294,6 +295,12 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("publishers-merged-once", "namespace", "§8.4, §8.4.1", 8000, namespace::merged_once,
         "objects of one track from two publishers reach the subscriber merged, each once",
         Must, ""),
+    check!("subscribe-namespace-one-answer", "namespace", "§6.1, §9.28", 8000, answers::subscribe_namespace_one_answer,
+        "SUBSCRIBE_NAMESPACE accepted and refused for overlap: exactly one OK or ERROR each",
+        Must, "A publisher MUST send exactly one SUBSCRIBE_NAMESPACE_OK or SUBSCRIBE_NAMESPACE_ERROR in response to a SUBSCRIBE_NAMESPACE."),
+    check!("publish-namespace-one-answer", "namespace", "§6.2", 8000, answers::publish_namespace_one_answer,
+        "PUBLISH_NAMESPACE for two namespaces and one of them again: exactly one OK or ERROR each",
+        Must, "A subscriber MUST send exactly one PUBLISH_NAMESPACE_OK or PUBLISH_NAMESPACE_ERROR in response to a PUBLISH_NAMESPACE."),
     // subscribe
     check!("filter-largest-object", "subscribe", "§9.7, §9.8", 10000, subscribe::largest_object,
         "Largest Object skips the in-flight object: Largest is the object whose first byte arrived",
@@ -355,6 +362,15 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("publisher-gone-publish-done", "subscribe", "§8.3, §9.12", 10000, subscription::publisher_gone,
         "when the publisher's session ends, subscribers get PUBLISH_DONE",
         Must, ""),
+    check!("subscribe-one-answer", "subscribe", "§5.1", 10000, answers::subscribe_one_answer,
+        "SUBSCRIBEs accepted, refused upstream and refused by the relay: exactly one OK or ERROR each",
+        Must, "A publisher MUST send exactly one SUBSCRIBE_OK or SUBSCRIBE_ERROR in response to a SUBSCRIBE."),
+    check!("publish-one-answer", "subscribe", "§5.1", 8000, answers::publish_one_answer,
+        "PUBLISHes with Forward 1 and 0: exactly one PUBLISH_OK or PUBLISH_ERROR each",
+        Must, "A subscriber MUST send exactly one PUBLISH_OK or PUBLISH_ERROR in response to a PUBLISH."),
+    check!("objects-not-sent-after-error", "subscribe", "§5.1", 15000, answers::no_objects_after_error,
+        "refused SUBSCRIBE and FETCHes get no data stream or datagram while the track's objects flow to another subscriber",
+        MustNot, "Objects MUST NOT be sent for requests that end with an error."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",
@@ -398,6 +414,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("fetch-cancel", "fetch", "§9.19, §5.1", 15000, fetch::cancel,
         "FETCH_CANCEL ends the fetch stream before the remaining objects are sent",
         Must, "It MUST reset any open streams associated with the SUBSCRIBE or FETCH."),
+    check!("fetch-one-answer", "fetch", "§5.1", 10000, answers::fetch_one_answer,
+        "FETCHes of cached objects, of a track nobody publishes and of an inverted range: exactly one OK or ERROR each",
+        Must, "It MUST send exactly one FETCH_OK or FETCH_ERROR in response to a FETCH."),
     // data
     check!("subgroup-header-0x10", "data", "§10.4.2, §8.5", 8000, data::header_0x10,
         "SUBGROUP_HEADER type 0x10 (Subgroup ID 0) is relayed as 0x10",
