@@ -16,6 +16,7 @@ mod control;
 mod data;
 mod directsub;
 mod fetch;
+mod fields;
 pub mod harness;
 mod level;
 mod namespace;
@@ -258,6 +259,21 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("track-status-unknown", "control", "§9.20, §9.22, §4", 6000, control::track_status_unknown,
         "TRACK_STATUS for a track nobody publishes gets TRACK_STATUS_ERROR",
         Must, "Relays MUST implement all MOQT messages defined in this document, as well as processing rules described in Section 8."),
+    check!("subscribe-ok-content-exists-invalid", "control", "§9.8", 8000, fields::subscribe_ok_content_exists,
+        "an upstream SUBSCRIBE_OK with Content Exists 2 closes the publisher's session with PROTOCOL_VIOLATION",
+        Must, "Any other value is a protocol error and MUST terminate the session with a PROTOCOL_VIOLATION (Section 3.4)."),
+    check!("publish-content-exists-invalid", "control", "§9.13", 4000, fields::publish_content_exists,
+        "PUBLISH with Content Exists 2 is closed with PROTOCOL_VIOLATION",
+        Must, "Any other value is a protocol error and MUST terminate the session with a PROTOCOL_VIOLATION (Section 3.4)."),
+    check!("track-alias-distinct", "control", "§9.8", 10000, fields::track_alias_distinct,
+        "one session subscribing to three tracks through the relay gets three distinct Track Aliases",
+        MustNot, "The same Track Alias MUST NOT be used to refer to two different Tracks simultaneously."),
+    check!("parameter-wrong-message-ignored", "control", "§9.2.1", 8000, fields::parameter_wrong_message,
+        "an undecodable AUTHORIZATION TOKEN in an upstream SUBSCRIBE_OK, where it is not defined, is ignored",
+        Must, "If it appears in some other type of message, it MUST be ignored."),
+    check!("duplicate-parameter", "control", "§9.2", 6000, fields::duplicate_parameter,
+        "SUBSCRIBE with DELIVERY_TIMEOUT twice is closed with PROTOCOL_VIOLATION",
+        Should, "Receivers SHOULD check that there are no unauthorized duplicate parameters and close the session as a PROTOCOL_VIOLATION if found."),
     // namespace
     check!("publish-namespace-done-removes-routing", "namespace", "§9.26, §8.4, §4", 8000, namespace::done_removes_routing,
         "after PUBLISH_NAMESPACE_DONE no new SUBSCRIBE is routed to that publisher",
@@ -371,6 +387,12 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("objects-not-sent-after-error", "subscribe", "§5.1", 15000, answers::no_objects_after_error,
         "refused SUBSCRIBE and FETCHes get no data stream or datagram while the track's objects flow to another subscriber",
         MustNot, "Objects MUST NOT be sent for requests that end with an error."),
+    check!("subscribe-update-end-before-start", "subscribe", "§9.10", 8000, fields::update_end_before_start,
+        "SUBSCRIBE_UPDATE with End Group 1 below Start group 5 is closed with PROTOCOL_VIOLATION",
+        Must, "Like SUBSCRIBE, End Group MUST be greater than or equal to the Group specified in Start."),
+    check!("subscribe-update-forward-invalid", "subscribe", "§9.10", 8000, fields::update_forward_invalid,
+        "SUBSCRIBE_UPDATE with Forward 2 is closed with PROTOCOL_VIOLATION",
+        Must, "Any other value is a protocol error and MUST terminate the session with a PROTOCOL_VIOLATION (Section 3.4)."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",
@@ -417,6 +439,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("fetch-one-answer", "fetch", "§5.1", 10000, answers::fetch_one_answer,
         "FETCHes of cached objects, of a track nobody publishes and of an inverted range: exactly one OK or ERROR each",
         Must, "It MUST send exactly one FETCH_OK or FETCH_ERROR in response to a FETCH."),
+    check!("fetch-ok-end-before-start", "fetch", "§9.17", 8000, fields::fetch_ok_end_before_start,
+        "an upstream FETCH_OK whose End Location is below the FETCH's Start closes the publisher's session with PROTOCOL_VIOLATION",
+        Must, "If End Location is smaller than the Start Location in the corresponding FETCH the receiver MUST close the session with PROTOCOL_VIOLATION."),
     // data
     check!("subgroup-header-0x10", "data", "§10.4.2, §8.5", 8000, data::header_0x10,
         "SUBGROUP_HEADER type 0x10 (Subgroup ID 0) is relayed as 0x10",
