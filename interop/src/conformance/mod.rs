@@ -24,6 +24,7 @@ mod priority;
 pub mod raw;
 pub mod robustness;
 mod session;
+mod setup_params;
 mod subscribe;
 mod subscription;
 pub mod trace;
@@ -213,6 +214,18 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("max-request-id-zero-honoured", "session", "§9.3.2.3, §9.5", 8000, session::max_request_id_zero,
         "a relay sends no request to a client that granted none (no MAX_REQUEST_ID)",
         MustNot, "The default value is 0, so if not specified, the peer MUST NOT send requests."),
+    check!("server-setup-no-authority", "session", "§9.3.2.1", 4000, setup_params::no_authority,
+        "SERVER_SETUP carries no AUTHORITY parameter",
+        MustNot, "It MUST NOT be used by the server, or when WebTransport is used."),
+    check!("server-setup-no-path", "session", "§9.3.2.2", 4000, setup_params::no_path,
+        "SERVER_SETUP carries no PATH parameter",
+        MustNot, "It MUST NOT be used by the server, or when WebTransport is used."),
+    check!("setup-path-malformed", "session", "§9.3.2.2, §3.4", 4000, setup_params::path_malformed,
+        "a PATH that is not path-abempty (no leading /) over raw QUIC is closed with MALFORMED_PATH",
+        Must, "If a PATH does not conform to these rules, the session MUST be closed with Malformed Path."),
+    check!("setup-authority-malformed", "session", "§9.3.2.1, §3.4", 4000, setup_params::authority_malformed,
+        "an AUTHORITY that is not RFC 3986 syntax over raw QUIC is closed with MALFORMED_AUTHORITY",
+        Must, "If an AUTHORITY parameter does not conform to these rules, the session MUST be closed with Malformed Authority."),
     // control
     check!("request-id-parity", "control", "§9.1, §3.4", 4000, control::request_id_parity,
         "a client request with an odd Request ID is closed with INVALID_REQUEST_ID",
