@@ -17,7 +17,7 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
 
-fn subscribe_msg(
+pub(super) fn subscribe_msg(
     id: u64,
     ns: TrackNamespace,
     name: &str,
@@ -36,7 +36,11 @@ fn subscribe_msg(
 }
 
 /// Reads until the answer to request `id`: SUBSCRIBE_OK, or a verdict.
-async fn subscribe_ok(raw: &mut Raw, id: u64, what: &str) -> Result<SubscribeOk, Verdict> {
+pub(super) async fn subscribe_ok(
+    raw: &mut Raw,
+    id: u64,
+    what: &str,
+) -> Result<SubscribeOk, Verdict> {
     loop {
         match raw.next(T).await {
             Event::Message(ControlMessage::SubscribeOk(ok)) if ok.request_id == id => {
@@ -133,7 +137,7 @@ pub async fn update_forward_invalid(env: Env) -> CheckOutput {
 }
 
 /// A raw publisher (granting Request IDs) whose namespace the relay accepted.
-async fn raw_publisher(env: &Env) -> Result<Raw, Verdict> {
+pub(super) async fn raw_publisher(env: &Env) -> Result<Raw, Verdict> {
     let mut raw = Raw::setup(env, "publisher_connection_id", Some(64)).await?;
     raw.send(&ControlMessage::PublishNamespace(PublishNamespace {
         request_id: 0,
@@ -173,7 +177,7 @@ async fn raw_publisher(env: &Env) -> Result<Raw, Verdict> {
 
 /// Reads the relay's requests until one matches `pick`; SUBSCRIBEs it does not pick get
 /// SUBSCRIBE_OK (alias = request ID, no content), anything else is left unanswered.
-async fn upstream_request(
+pub(super) async fn upstream_request(
     env: &Env,
     raw: &mut Raw,
     what: &str,

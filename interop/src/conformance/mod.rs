@@ -25,6 +25,7 @@ pub mod raw;
 pub mod robustness;
 mod session;
 mod setup_params;
+mod should_close;
 mod subscribe;
 mod subscription;
 pub mod trace;
@@ -330,6 +331,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("publish-namespace-one-answer", "namespace", "§6.2", 8000, answers::publish_namespace_one_answer,
         "PUBLISH_NAMESPACE for two namespaces and one of them again: exactly one OK or ERROR each",
         Must, "A subscriber MUST send exactly one PUBLISH_NAMESPACE_OK or PUBLISH_NAMESPACE_ERROR in response to a PUBLISH_NAMESPACE."),
+    check!("publish-namespace-answered-twice", "namespace", "§6.2", 8000, should_close::publish_namespace_answered_twice,
+        "a namespace subscriber answering the relay's PUBLISH_NAMESPACE twice is closed with PROTOCOL_VIOLATION",
+        Should, "The publisher SHOULD close the session with a protocol error if it receives more than one."),
     // subscribe
     check!("filter-largest-object", "subscribe", "§9.7, §9.8", 10000, subscribe::largest_object,
         "Largest Object skips the in-flight object: Largest is the object whose first byte arrived",
@@ -406,6 +410,12 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("subscribe-update-forward-invalid", "subscribe", "§9.10", 8000, fields::update_forward_invalid,
         "SUBSCRIBE_UPDATE with Forward 2 is closed with PROTOCOL_VIOLATION",
         Must, "Any other value is a protocol error and MUST terminate the session with a PROTOCOL_VIOLATION (Section 3.4)."),
+    check!("subscribe-answered-twice", "subscribe", "§5.1", 8000, should_close::subscribe_answered_twice,
+        "a publisher answering the relay's SUBSCRIBE with SUBSCRIBE_OK twice is closed with PROTOCOL_VIOLATION",
+        Should, "The peer SHOULD close the session with a protocol error if it receives more than one."),
+    check!("subscribe-duplicate", "subscribe", "§9.7", 8000, should_close::subscribe_duplicate,
+        "a second SUBSCRIBE for the same track on one session is closed with PROTOCOL_VIOLATION",
+        Should, "A subscriber MUST NOT make multiple active subscriptions for a track within a single session and publishers SHOULD treat this as a protocol violation."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",
@@ -528,6 +538,12 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("priority-publisher", "data", "§7.2, §7.3, §8.5", 20000, priority::publisher_priority,
         "under contention the subgroup with the better Publisher Priority is sent first",
         Must, ""),
+    check!("object-status-undefined", "data", "§10.2.1.1", 8000, should_close::status_undefined,
+        "an object with Object Status 0x2 from the publisher closes its session with PROTOCOL_VIOLATION",
+        Should, "Any other value SHOULD be treated as a protocol error and the session SHOULD be terminated with a PROTOCOL_VIOLATION (Section 3.4)."),
+    check!("subgroup-fin-mid-object", "data", "§10.4", 8000, should_close::fin_mid_object,
+        "a publisher's subgroup stream ending with FIN inside an object closes its session with PROTOCOL_VIOLATION",
+        Should, "If a stream ends gracefully (i.e., the stream terminates with a FIN) in the middle of a serialized Object, the session SHOULD be terminated with a PROTOCOL_VIOLATION."),
     // robustness
     check!("zero-field-namespace", "robustness", "§2.4.1, §8.4", 25000, robustness::zero_field_namespace,
         "0-field namespaces in PUBLISH_NAMESPACE and SUBSCRIBE close that session with PROTOCOL_VIOLATION, not a bystander's",

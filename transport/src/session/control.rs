@@ -213,6 +213,21 @@ async fn new_request<C: Connection>(
     let (goaway_sent, tokens) = {
         let mut st = inner.state();
         st.peer.on_request(id)?;
+        if let ControlMessage::Subscribe(m) = &msg {
+            // §9.7: publishers SHOULD treat a second active subscription to one track as a
+            // protocol violation.
+            let name = (m.namespace.clone(), m.name.clone());
+            if st.peer_subscribes.values().any(|n| *n == name) {
+                return Err(violation(
+                    SessionErrorCode::ProtocolViolation,
+                    format!(
+                        "a second SUBSCRIBE for {}/{} on this session (§9.7)",
+                        m.namespace, m.name
+                    ),
+                ));
+            }
+            st.peer_subscribes.insert(id, name);
+        }
         st.routes.insert(id, post);
         let tokens = match request_parameters(&msg) {
             Some(p) => st.tokens.apply(p.auth_tokens())?,
@@ -284,7 +299,7 @@ async fn route_followup<C: Connection>(
             | M::SubscribeNamespaceError(_)
     );
     let route = {
-        let st = inner.state();
+        let mut st = inner.state();
         let ours = st.local.issued(inner.role, id);
         let theirs = st.peer.issued(id);
         if is_reply && !ours {
@@ -301,6 +316,15 @@ async fn route_followup<C: Connection>(
                 SessionErrorCode::InvalidRequestId,
                 format!(
                     "{} for request ID {id}, which never existed",
+                    msg.message_type().name()
+                ),
+            ));
+        }
+        if is_reply && !st.answered.insert(id) {
+            return Err(violation(
+                SessionErrorCode::ProtocolViolation,
+                format!(
+                    "a second answer ({}) to request ID {id} (§5.1, §6.2)",
                     msg.message_type().name()
                 ),
             ));
