@@ -502,3 +502,102 @@ pub async fn duplicate_parameter(env: Env) -> CheckOutput {
         )
         .await?)
 }
+
+/// `publish-track-alias-distinct`: a namespace subscriber accepts the relay's PUBLISHes for
+/// tracks a and b and subscribes to track c: three tracks, three Track Aliases.
+pub async fn publish_track_alias_distinct(env: Env) -> CheckOutput {
+    use moqlink_transport::session::PublishAccept;
+    use moqlink_transport::track::{TrackConfig, TrackProducer};
+    let s = super::harness::Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let mut publishes = s.intercept(MessageType::Publish);
+    env.step("SUBSCRIBE_NAMESPACE_OK");
+    let answer = tokio::time::timeout(
+        T,
+        s.session
+            .subscribe_namespace(env.namespace(), VersionParameters::new()),
+    )
+    .await
+    .map_err(|_| {
+        Verdict::NotApplicable("this check needs SUBSCRIBE_NAMESPACE answered: no answer".into())
+    })?;
+    let _ns_sub = answer.map_err(|e| {
+        refused(
+            e,
+            "SUBSCRIBE_NAMESPACE_OK",
+            "the relay refused the SUBSCRIBE_NAMESPACE this check needs",
+        )
+    })?;
+    let p = Publisher::start(&env, &["c"]).await?;
+    // The relay may hold its PUBLISH_OK until the namespace subscriber answered: publish while
+    // the subscriber accepts.
+    let (session, tracks) = (
+        p.ep.session.clone(),
+        ["a", "b"].map(|n| TrackProducer::new(env.track(n), TrackConfig::default())),
+    );
+    let publishing = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for t in &tracks {
+            held.push(session.publish(t, true, VersionParameters::new()).await?);
+        }
+        Ok::<_, SessionError>(held)
+    });
+    let mut aliases = Vec::new();
+    let mut accepted = Vec::new();
+    for _ in 0..2 {
+        env.step("the relay's PUBLISH at the namespace subscriber");
+        let Ok(Some(req)) = tokio::time::timeout(T, publishes.recv()).await else {
+            break;
+        };
+        let ControlMessage::Publish(m) = &req.message else {
+            continue;
+        };
+        aliases.push((m.name.to_string(), m.track_alias));
+        let sub = s
+            .session
+            .accept_publish(req, PublishAccept::default())
+            .await
+            .map_err(|e| Failure::new("PUBLISH_OK sent", describe(&e), "local session"))?;
+        accepted.push(sub);
+    }
+    env.step("the relay's PUBLISH_OKs at the publisher");
+    let _publications = match tokio::time::timeout(T, publishing).await {
+        Ok(Ok(Ok(held))) => held,
+        Ok(Ok(Err(e))) => {
+            return Err(refused(
+                e,
+                "PUBLISH_OK",
+                "the relay refused the PUBLISH this check needs",
+            ))
+        }
+        _ => {
+            return Err(Verdict::NotApplicable(
+                "this check needs the publisher's PUBLISHes answered: no PUBLISH_OK".into(),
+            ))
+        }
+    };
+    if aliases.len() < 2 {
+        return Err(Verdict::NotApplicable(format!(
+            "this check needs the relay's PUBLISHes at the namespace subscriber: {} arrived",
+            aliases.len()
+        )));
+    }
+    let c = super::harness::subscribe(&env, &s, &env.track("c"), SubOpts::default()).await?;
+    aliases.push(("c (SUBSCRIBE_OK)".into(), c.ok.track_alias));
+    let text: Vec<String> = aliases.iter().map(|(n, a)| format!("{n}={a}")).collect();
+    let text = format!("Track Aliases {}", text.join(", "));
+    s.still_open("subscriber")?;
+    let mut ids: Vec<u64> = aliases.iter().map(|(_, a)| *a).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != aliases.len() {
+        return Err(Failure::new(
+            "a distinct Track Alias for each track",
+            text,
+            "the same Track Alias MUST NOT refer to two different tracks (§9.13)",
+        )
+        .into());
+    }
+    Ok(format!(
+        "{text} on one session (two PUBLISHes accepted, one SUBSCRIBE)"
+    ))
+}

@@ -227,6 +227,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("setup-authority-malformed", "session", "§9.3.2.1, §3.4", 4000, setup_params::authority_malformed,
         "an AUTHORITY that is not RFC 3986 syntax over raw QUIC is closed with MALFORMED_AUTHORITY",
         Must, "If an AUTHORITY parameter does not conform to these rules, the session MUST be closed with Malformed Authority."),
+    check!("server-setup-implementation-utf8", "session", "§9.3.2.6", 4000, setup_params::implementation_utf8,
+        "MOQT_IMPLEMENTATION in SERVER_SETUP, if present, is valid UTF-8",
+        Should, "This SHOULD be a UTF-8 encoded string [RFC3629], though the message does not carry information, such as language tags, that would aid comprehension by any entity other than the one that created the text."),
     // control
     check!("request-id-parity", "control", "§9.1, §3.4", 4000, control::request_id_parity,
         "a client request with an odd Request ID is closed with INVALID_REQUEST_ID",
@@ -288,6 +291,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("duplicate-parameter", "control", "§9.2", 6000, fields::duplicate_parameter,
         "SUBSCRIBE with DELIVERY_TIMEOUT twice is closed with PROTOCOL_VIOLATION",
         Should, "Receivers SHOULD check that there are no unauthorized duplicate parameters and close the session as a PROTOCOL_VIOLATION if found."),
+    check!("publish-track-alias-distinct", "control", "§9.13", 10000, fields::publish_track_alias_distinct,
+        "a namespace subscriber accepting the relay's PUBLISHes for two tracks and subscribing to a third sees three distinct Track Aliases",
+        MustNot, "The same Track Alias MUST NOT be used to refer to two different Tracks simultaneously."),
     // namespace
     check!("publish-namespace-done-removes-routing", "namespace", "§9.26, §8.4, §4", 8000, namespace::done_removes_routing,
         "after PUBLISH_NAMESPACE_DONE no new SUBSCRIBE is routed to that publisher",
@@ -413,9 +419,6 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("subscribe-answered-twice", "subscribe", "§5.1", 8000, should_close::subscribe_answered_twice,
         "a publisher answering the relay's SUBSCRIBE with SUBSCRIBE_OK twice is closed with PROTOCOL_VIOLATION",
         Should, "The peer SHOULD close the session with a protocol error if it receives more than one."),
-    check!("subscribe-duplicate", "subscribe", "§9.7", 8000, should_close::subscribe_duplicate,
-        "a second SUBSCRIBE for the same track on one session is closed with PROTOCOL_VIOLATION",
-        Should, "A subscriber MUST NOT make multiple active subscriptions for a track within a single session and publishers SHOULD treat this as a protocol violation."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",

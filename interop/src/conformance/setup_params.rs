@@ -135,3 +135,20 @@ pub async fn authority_malformed(env: Env) -> CheckOutput {
         )
         .await?)
 }
+
+/// `server-setup-implementation-utf8`: MOQT_IMPLEMENTATION in SERVER_SETUP, if any, is UTF-8.
+pub async fn implementation_utf8(env: Env) -> CheckOutput {
+    let s = server_setup(&env).await?;
+    match s.parameters.implementation() {
+        None => Ok("SERVER_SETUP carries no MOQT_IMPLEMENTATION".into()),
+        Some(v) => match std::str::from_utf8(v) {
+            Ok(text) => Ok(format!("MOQT_IMPLEMENTATION {text:?} is UTF-8")),
+            Err(e) => Err(Failure::new(
+                "MOQT_IMPLEMENTATION as UTF-8",
+                format!("bytes {} ({e})", super::harness::hex(v)),
+                "the value SHOULD be a UTF-8 encoded string (§9.3.2.6)",
+            )
+            .into()),
+        },
+    }
+}

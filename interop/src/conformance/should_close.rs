@@ -1,10 +1,9 @@
 //! Rules a peer breaks on purpose where the draft says the relay SHOULD close the session with
-//! PROTOCOL_VIOLATION: a second answer to one request (§5.1, §6.2), a second subscription to
-//! one track on one session (§9.7), an undefined Object Status (§10.2.1.1) and a subgroup
-//! stream ending inside an object (§10.4). All are graded SHOULD.
+//! PROTOCOL_VIOLATION: a second answer to one request (§5.1, §6.2), an undefined Object Status
+//! (§10.2.1.1) and a subgroup stream ending inside an object (§10.4). All are graded SHOULD.
 
-use super::fields::{raw_publisher, subscribe_msg, subscribe_ok, upstream_request};
-use super::harness::{DirectSub, Endpoint, Publisher, SubOpts};
+use super::fields::{raw_publisher, upstream_request};
+use super::harness::{DirectSub, Endpoint, SubOpts};
 use super::raw::{describe, varint, Event, Raw};
 use super::{CheckOutput, Env, Verdict};
 use crate::cases::Failure;
@@ -139,27 +138,6 @@ pub async fn publish_namespace_answered_twice(env: Env) -> CheckOutput {
         .await;
     pending.abort();
     Ok(r?)
-}
-
-/// `subscribe-duplicate`: two SUBSCRIBEs for one track on one session.
-pub async fn subscribe_duplicate(env: Env) -> CheckOutput {
-    let _p = Publisher::start(&env, &["t"]).await?;
-    let mut raw = Raw::setup(&env, "subscriber_connection_id", None).await?;
-    let params = VersionParameters::new;
-    raw.send(&subscribe_msg(0, env.namespace(), "t", params()))
-        .await?;
-    env.step("SUBSCRIBE_OK");
-    subscribe_ok(&mut raw, 0, "the first SUBSCRIBE").await?;
-    raw.send(&subscribe_msg(2, env.namespace(), "t", params()))
-        .await?;
-    Ok(raw
-        .expect_close(
-            &env,
-            SessionErrorCode::ProtocolViolation,
-            T,
-            "a second SUBSCRIBE for the same track on the same session",
-        )
-        .await?)
 }
 
 /// Opens a subgroup stream for `alias` (type 0x10: Subgroup ID 0, no extensions), group 0,

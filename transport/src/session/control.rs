@@ -213,21 +213,6 @@ async fn new_request<C: Connection>(
     let (goaway_sent, tokens) = {
         let mut st = inner.state();
         st.peer.on_request(id)?;
-        if let ControlMessage::Subscribe(m) = &msg {
-            // §9.7: publishers SHOULD treat a second active subscription to one track as a
-            // protocol violation.
-            let name = (m.namespace.clone(), m.name.clone());
-            if st.peer_subscribes.values().any(|n| *n == name) {
-                return Err(violation(
-                    SessionErrorCode::ProtocolViolation,
-                    format!(
-                        "a second SUBSCRIBE for {}/{} on this session (§9.7)",
-                        m.namespace, m.name
-                    ),
-                ));
-            }
-            st.peer_subscribes.insert(id, name);
-        }
         st.routes.insert(id, post);
         let tokens = match request_parameters(&msg) {
             Some(p) => st.tokens.apply(p.auth_tokens())?,

@@ -32,7 +32,6 @@ impl<C: Connection> RouteOwner for Inner<C> {
             let mut st = self.state();
             st.routes.remove(&id);
             if peer_request {
-                st.peer_subscribes.remove(&id);
                 st.peer.on_finished()
             } else {
                 None

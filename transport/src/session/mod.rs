@@ -28,7 +28,7 @@ use ids::{Issue, LocalIds, PeerIds, Violation};
 use moqlink_model::control::*;
 use moqlink_model::data::{ObjectDatagram, SubgroupHeader};
 use moqlink_model::params::SetupParameters;
-use moqlink_model::{Blob, SessionErrorCode, TrackNamespace, Version};
+use moqlink_model::{Blob, SessionErrorCode, Version};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -174,8 +174,6 @@ pub(crate) struct State {
     pub(crate) routes: HashMap<u64, mailbox::Postbox>,
     /// Our requests the peer has answered (a second answer is a protocol error, §5.1, §6.2).
     pub(crate) answered: std::collections::HashSet<u64>,
-    /// The track each of the peer's active SUBSCRIBEs names (§9.7: one per track).
-    pub(crate) peer_subscribes: HashMap<u64, (TrackNamespace, Blob)>,
     pub(crate) goaway_received: Option<Blob>,
     pub(crate) goaway_sent: bool,
     pub(crate) tokens: tokens::TokenCache,
@@ -424,7 +422,6 @@ impl<C: Connection> Session<C> {
                 peer,
                 routes: HashMap::new(),
                 answered: Default::default(),
-                peer_subscribes: HashMap::new(),
                 goaway_received: None,
                 goaway_sent: false,
                 tokens,
