@@ -29,6 +29,7 @@ mod should_close;
 mod subscribe;
 mod subscription;
 pub mod trace;
+mod upstream;
 
 use crate::cases::{connection_id, describe_error, Ctx, Failure, Record};
 use crate::tap::{CaseResult, Outcome};
@@ -419,6 +420,12 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("subscribe-answered-twice", "subscribe", "§5.1", 8000, should_close::subscribe_answered_twice,
         "a publisher answering the relay's SUBSCRIBE with SUBSCRIBE_OK twice is closed with PROTOCOL_VIOLATION",
         Should, "The peer SHOULD close the session with a protocol error if it receives more than one."),
+    check!("upstream-subscribe-own-priority", "subscribe", "§7.3", 8000, upstream::own_priority,
+        "a downstream SUBSCRIBE with priority 3 and Descending: the relay's upstream SUBSCRIBE carries neither",
+        ShouldNot, "Relays SHOULD NOT directly use Subscriber Priority or Group Order from incoming subscriptions for upstream subscriptions."),
+    check!("unsubscribe-stops-upstream-streams", "subscribe", "§9.12", 10000, upstream::stops_upstream_streams,
+        "after the only subscriber leaves, the relay's UNSUBSCRIBE upstream comes with STOP_SENDING on the publisher's open stream",
+        Should, "The subscriber SHOULD send STOP_SENDING on all streams related to the subscription when it deletes subscription state."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",

@@ -1,0 +1,155 @@
+//! The relay as a subscriber upstream: its SUBSCRIBE does not copy a downstream subscriber's
+//! Subscriber Priority and Group Order (§7.3), and when it drops a subscription it stops the
+//! publisher's streams (§9.12). Both SHOULD-level.
+
+use super::fields::{raw_publisher, upstream_request};
+use super::harness::{subscribe, Endpoint, Publisher, SubOpts};
+use super::raw::{describe, varint, Event};
+use super::{CheckOutput, Env};
+use crate::cases::Failure;
+use bytes::{BufMut, BytesMut};
+use moqlink_model::control::*;
+use moqlink_model::params::VersionParameters;
+use moqlink_model::GroupOrder;
+use moqlink_transport::{Connection, SendStream};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(3);
+
+/// `upstream-subscribe-own-priority`: a subscriber with Subscriber Priority 3 and Group Order
+/// Descending; the relay's upstream SUBSCRIBE should carry neither.
+pub async fn own_priority(env: Env) -> CheckOutput {
+    let p = Publisher::start(&env, &["t"]).await?;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let opts = SubOpts {
+        priority: 3,
+        order: GroupOrder::Descending,
+        ..Default::default()
+    };
+    let _sub = subscribe(&env, &s, &env.track("t"), opts).await?;
+    p.upstream(&env, 1).await?;
+    let up = p.ep.served()[0].subscribe.clone();
+    let got = format!(
+        "upstream SUBSCRIBE with Subscriber Priority {} and Group Order {:?}",
+        up.subscriber_priority, up.group_order
+    );
+    if up.subscriber_priority == 3 || up.group_order == GroupOrder::Descending {
+        return Err(Failure::new(
+            "an upstream SUBSCRIBE with the relay's own Subscriber Priority and Group Order",
+            got,
+            "the downstream subscriber asked for Subscriber Priority 3 and Descending; relays \
+             SHOULD NOT directly use them upstream (§7.3)",
+        )
+        .into());
+    }
+    Ok(format!(
+        "{got}, for a downstream SUBSCRIBE with priority 3 and Descending"
+    ))
+}
+
+/// `unsubscribe-stops-upstream-streams`: the publisher keeps a subgroup stream open; after the
+/// only subscriber's UNSUBSCRIBE the relay's UNSUBSCRIBE reaches the publisher, and the stream
+/// gets STOP_SENDING.
+pub async fn stops_upstream_streams(env: Env) -> CheckOutput {
+    let mut raw = raw_publisher(&env).await?;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let session = s.session.clone();
+    let name = env.track("t");
+    let pending = tokio::spawn(async move {
+        super::harness::DirectSub::subscribe(&session, &name, SubOpts::default()).await
+    });
+    let req = upstream_request(&env, &mut raw, "SUBSCRIBE", |m| {
+        matches!(m, ControlMessage::Subscribe(_))
+    })
+    .await?;
+    let id = req.request_id().unwrap_or_default();
+    raw.send(&ControlMessage::SubscribeOk(SubscribeOk {
+        request_id: id,
+        track_alias: id,
+        expires: 0,
+        group_order: GroupOrder::Ascending,
+        largest_location: None,
+        parameters: VersionParameters::new(),
+    }))
+    .await?;
+    env.step("SUBSCRIBE_OK at the subscriber");
+    let sub = super::harness::within(T, "SUBSCRIBE_OK at the subscriber", pending)
+        .await?
+        .map_err(|e| Failure::new("SUBSCRIBE_OK", e.to_string(), "local task"))?
+        .map_err(|e| {
+            super::refused(
+                e,
+                "SUBSCRIBE_OK",
+                "the relay did not relay the SUBSCRIBE_OK",
+            )
+        })?;
+    // Subgroup stream (type 0x10) for group 0 with object 0.0, left open.
+    let mut b = BytesMut::new();
+    varint(&mut b, 0x10);
+    varint(&mut b, id);
+    varint(&mut b, 0);
+    b.put_u8(128);
+    varint(&mut b, 0);
+    varint(&mut b, 5);
+    b.put_slice(b"first");
+    let mut stream = raw.conn.open_uni().await.map_err(|e| {
+        Failure::new(
+            "a data stream",
+            e.to_string(),
+            "could not open a data stream",
+        )
+    })?;
+    stream
+        .write_chunk(b.freeze())
+        .await
+        .map_err(|e| Failure::new("the data stream written", e.to_string(), "local stream"))?;
+    env.step("object 0.0 at the subscriber");
+    if !sub.wait_count(1, T).await {
+        return Err(Failure::new(
+            "object 0.0 relayed",
+            super::harness::listing(&sub.objects()),
+            "the relay did not forward the object this check builds on",
+        )
+        .into());
+    }
+    sub.unsubscribe()
+        .await
+        .map_err(|e| Failure::new("UNSUBSCRIBE sent", e.to_string(), "local session"))?;
+    env.step("the relay's UNSUBSCRIBE at the publisher");
+    loop {
+        match raw.next(T).await {
+            Event::Message(ControlMessage::Unsubscribe(r)) if r.request_id == id => break,
+            Event::Message(_) => {}
+            Event::Quiet => {
+                return Err(super::Verdict::NotApplicable(
+                    "the relay kept its upstream subscription after its only subscriber left"
+                        .into(),
+                ))
+            }
+            other => {
+                return Err(Failure::new(
+                    "UNSUBSCRIBE at the publisher",
+                    describe(&other),
+                    "the relay ended the publisher's session",
+                )
+                .into())
+            }
+        }
+    }
+    env.step("STOP_SENDING on the publisher's open subgroup stream");
+    match tokio::time::timeout(T, stream.stopped()).await {
+        Ok(Some(code)) => Ok(format!(
+            "UNSUBSCRIBE upstream, then STOP_SENDING (code 0x{code:x}) on the open subgroup stream"
+        )),
+        other => Err(Failure::new(
+            "STOP_SENDING on the open subgroup stream after the relay's UNSUBSCRIBE",
+            match other {
+                Err(_) => format!("nothing within {} ms", T.as_millis()),
+                Ok(_) => "the stream ended without STOP_SENDING".into(),
+            },
+            "the subscriber SHOULD send STOP_SENDING on all streams of a subscription it \
+             deletes (§9.12)",
+        )
+        .into()),
+    }
+}
