@@ -426,6 +426,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("unsubscribe-stops-upstream-streams", "subscribe", "§9.12", 10000, upstream::stops_upstream_streams,
         "after the only subscriber leaves, the relay's UNSUBSCRIBE upstream comes with STOP_SENDING on the publisher's open stream",
         Should, "The subscriber SHOULD send STOP_SENDING on all streams related to the subscription when it deletes subscription state."),
+    check!("subscribe-group-order-original", "subscribe", "§9.7", 8000, upstream::group_order_original,
+        "SUBSCRIBE with Group Order 0 for a track whose publisher answered Descending gets SUBSCRIBE_OK with Descending",
+        Should, "A value of 0x0 indicates the original publisher's Group Order SHOULD be used."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",
@@ -475,6 +478,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("fetch-ok-end-before-start", "fetch", "§9.17", 8000, fields::fetch_ok_end_before_start,
         "an upstream FETCH_OK whose End Location is below the FETCH's Start closes the publisher's session with PROTOCOL_VIOLATION",
         Must, "If End Location is smaller than the Start Location in the corresponding FETCH the receiver MUST close the session with PROTOCOL_VIOLATION."),
+    check!("fetch-group-order-original", "fetch", "§9.16.3", 10000, upstream::fetch_group_order_original,
+        "FETCH with Group Order 0 of a track whose publisher answered Descending gets FETCH_OK with Descending",
+        Should, "A value of 0x0 indicates the original publisher's Group Order SHOULD be used."),
     // data
     check!("subgroup-header-0x10", "data", "§10.4.2, §8.5", 8000, data::header_0x10,
         "SUBGROUP_HEADER type 0x10 (Subgroup ID 0) is relayed as 0x10",

@@ -153,3 +153,140 @@ pub async fn stops_upstream_streams(env: Env) -> CheckOutput {
         .into()),
     }
 }
+
+/// A raw publisher whose SUBSCRIBE_OK for track `t` says Group Order Descending, and a
+/// subscriber that asked for Group Order 0 (the publisher's): the subscriber's SUBSCRIBE_OK.
+async fn descending_track(
+    env: &Env,
+) -> Result<(super::raw::Raw, Endpoint, super::harness::DirectSub, u64), super::Verdict> {
+    let mut raw = raw_publisher(env).await?;
+    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
+    let session = s.session.clone();
+    let name = env.track("t");
+    let pending = tokio::spawn(async move {
+        super::harness::DirectSub::subscribe(&session, &name, SubOpts::default()).await
+    });
+    let req = upstream_request(env, &mut raw, "SUBSCRIBE", |m| {
+        matches!(m, ControlMessage::Subscribe(_))
+    })
+    .await?;
+    let id = req.request_id().unwrap_or_default();
+    raw.send(&ControlMessage::SubscribeOk(SubscribeOk {
+        request_id: id,
+        track_alias: id,
+        expires: 0,
+        group_order: GroupOrder::Descending,
+        largest_location: None,
+        parameters: VersionParameters::new(),
+    }))
+    .await?;
+    env.step("SUBSCRIBE_OK at the subscriber");
+    let sub = super::harness::within(T, "SUBSCRIBE_OK at the subscriber", pending)
+        .await?
+        .map_err(|e| Failure::new("SUBSCRIBE_OK", e.to_string(), "local task"))?
+        .map_err(|e| {
+            super::refused(
+                e,
+                "SUBSCRIBE_OK",
+                "the relay did not relay the SUBSCRIBE_OK",
+            )
+        })?;
+    Ok((raw, s, sub, id))
+}
+
+/// `subscribe-group-order-original`: SUBSCRIBE with Group Order 0 for a track whose publisher
+/// answered Descending: the relay's SUBSCRIBE_OK should say Descending.
+pub async fn group_order_original(env: Env) -> CheckOutput {
+    let (_raw, _s, sub, _) = descending_track(&env).await?;
+    if sub.ok.group_order != GroupOrder::Descending {
+        return Err(Failure::new(
+            "SUBSCRIBE_OK with Group Order Descending (0x2), the original publisher's",
+            format!("SUBSCRIBE_OK with Group Order {:?}", sub.ok.group_order),
+            "Group Order 0 in SUBSCRIBE asks for the original publisher's order (§9.7)",
+        )
+        .into());
+    }
+    Ok("SUBSCRIBE with Group Order 0: SUBSCRIBE_OK says Descending, as the publisher did".into())
+}
+
+/// `fetch-group-order-original`: FETCH with Group Order 0 of groups 0-1 of a track whose
+/// publisher answered Descending: FETCH_OK should say Descending.
+pub async fn fetch_group_order_original(env: Env) -> CheckOutput {
+    let (raw, _s, sub, alias) = descending_track(&env).await?;
+    // Groups 0 and 1, two objects each, on finished subgroup streams (type 0x10).
+    for g in 0..2u64 {
+        let mut b = BytesMut::new();
+        varint(&mut b, 0x10);
+        varint(&mut b, alias);
+        varint(&mut b, g);
+        b.put_u8(128);
+        for o in 0..2u64 {
+            let payload = super::harness::payload(&env, g, o);
+            varint(&mut b, 0); // Object ID delta: objects 0 and 1
+            varint(&mut b, payload.len() as u64);
+            b.put_slice(&payload);
+        }
+        let mut stream = raw.conn.open_uni().await.map_err(|e| {
+            Failure::new(
+                "a data stream",
+                e.to_string(),
+                "could not open a data stream",
+            )
+        })?;
+        stream
+            .write_chunk(b.freeze())
+            .await
+            .map_err(|e| Failure::new("the data stream written", e.to_string(), "local"))?;
+        let _ = stream.finish();
+        // One group at a time, like live media: a relay may skip to the newest group.
+        env.step(format!("group {g} at the subscriber"));
+        if !sub.wait_count(2 * (g as usize + 1), T).await {
+            return Err(super::Verdict::NotApplicable(format!(
+                "this check needs groups 0 and 1 relayed; the subscriber got {}",
+                super::harness::listing(&sub.objects())
+            )));
+        }
+    }
+    let f = Endpoint::connect(&env, "fetcher_connection_id").await?;
+    env.step("FETCH_OK");
+    let answer = tokio::time::timeout(
+        T,
+        f.session.fetch(
+            FetchKind::Standalone {
+                namespace: env.namespace(),
+                name: moqlink_model::Blob::from("t"),
+                start: moqlink_model::Location::new(0, 0),
+                end: FetchEnd {
+                    group: 1,
+                    object: None,
+                },
+            },
+            128,
+            GroupOrder::Original,
+            VersionParameters::new(),
+        ),
+    )
+    .await
+    .map_err(|_| {
+        super::Verdict::NotApplicable(format!(
+            "this check needs the FETCH answered from the relay's cache: nothing within {} ms",
+            T.as_millis()
+        ))
+    })?;
+    let resp = answer.map_err(|e| {
+        super::refused(
+            e,
+            "FETCH_OK",
+            "the relay refused the FETCH this check needs",
+        )
+    })?;
+    if resp.ok.group_order != GroupOrder::Descending {
+        return Err(Failure::new(
+            "FETCH_OK with Group Order Descending (0x2), the original publisher's",
+            format!("FETCH_OK with Group Order {:?}", resp.ok.group_order),
+            "Group Order 0 in FETCH asks for the original publisher's order (§9.16.3)",
+        )
+        .into());
+    }
+    Ok("FETCH with Group Order 0: FETCH_OK says Descending, as the publisher did".into())
+}
