@@ -26,6 +26,7 @@ pub mod robustness;
 mod session;
 mod setup_params;
 mod should_close;
+mod streams;
 mod subscribe;
 mod subscription;
 pub mod trace;
@@ -429,6 +430,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("subscribe-group-order-original", "subscribe", "§9.7", 8000, upstream::group_order_original,
         "SUBSCRIBE with Group Order 0 for a track whose publisher answered Descending gets SUBSCRIBE_OK with Descending",
         Should, "A value of 0x0 indicates the original publisher's Group Order SHOULD be used."),
+    check!("upstream-subscribe-forward-1", "subscribe", "§9.7", 8000, upstream::forward_one_upstream,
+        "a downstream SUBSCRIBE with Forward 0: the relay's new upstream SUBSCRIBE has Forward 1",
+        Should, "Relays SHOULD set the Forward flag to 1 if a new subscription needs to be sent upstream, regardless of the value of the Forward field from the downstream subscription."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",
@@ -560,6 +564,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("subgroup-fin-mid-object", "data", "§10.4", 8000, should_close::fin_mid_object,
         "a publisher's subgroup stream ending with FIN inside an object closes its session with PROTOCOL_VIOLATION",
         Should, "If a stream ends gracefully (i.e., the stream terminates with a FIN) in the middle of a serialized Object, the session SHOULD be terminated with a PROTOCOL_VIOLATION."),
+    check!("subgroup-one-stream", "data", "§2.2, §10.4", 15000, streams::one_stream,
+        "five objects of one subgroup written one at a time arrive on one stream",
+        MustNot, "Objects from the same Subgroup MUST NOT be sent on different streams, unless one of the streams was reset prematurely, or upstream conditions have forced objects from a Subgroup to be sent out of Object ID order."),
     // robustness
     check!("zero-field-namespace", "robustness", "§2.4.1, §8.4", 25000, robustness::zero_field_namespace,
         "0-field namespaces in PUBLISH_NAMESPACE and SUBSCRIBE close that session with PROTOCOL_VIOLATION, not a bystander's",

@@ -290,3 +290,30 @@ pub async fn fetch_group_order_original(env: Env) -> CheckOutput {
     }
     Ok("FETCH with Group Order 0: FETCH_OK says Descending, as the publisher did".into())
 }
+
+/// `upstream-subscribe-forward-1`: a subscriber with Forward 0; the relay's new upstream
+/// SUBSCRIBE should carry Forward 1.
+pub async fn forward_one_upstream(env: Env) -> CheckOutput {
+    let p = Publisher::start(&env, &["t"]).await?;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    let opts = SubOpts {
+        forward: false,
+        ..Default::default()
+    };
+    let _sub = subscribe(&env, &s, &env.track("t"), opts).await?;
+    p.upstream(&env, 1).await?;
+    let up = p.ep.served()[0].subscribe.clone();
+    if !up.forward {
+        return Err(Failure::new(
+            "the relay's upstream SUBSCRIBE with Forward 1",
+            "upstream SUBSCRIBE with Forward 0",
+            "relays SHOULD set Forward 1 on a new upstream subscription whatever the downstream \
+             Forward (§9.7)",
+        )
+        .into());
+    }
+    Ok(
+        "a downstream SUBSCRIBE with Forward 0: the relay's upstream SUBSCRIBE has Forward 1"
+            .into(),
+    )
+}
