@@ -232,6 +232,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("server-setup-implementation-utf8", "session", "§9.3.2.6", 4000, setup_params::implementation_utf8,
         "MOQT_IMPLEMENTATION in SERVER_SETUP, if present, is valid UTF-8",
         Should, "This SHOULD be a UTF-8 encoded string [RFC3629], though the message does not carry information, such as language tags, that would aid comprehension by any entity other than the one that created the text."),
+    check!("goaway-no-new-requests", "session", "§9.4", 10000, upstream::goaway_no_new_requests,
+        "after a publisher's GOAWAY the relay sends it no new SUBSCRIBE for a new subscriber",
+        ShouldNot, "Upon receiving a GOAWAY, an endpoint SHOULD NOT initiate new requests to the peer including SUBSCRIBE, PUBLISH, FETCH, PUBLISH_NAMESPACE, SUBSCRIBE_NAMESPACE and TRACK_SATUS."),
     // control
     check!("request-id-parity", "control", "§9.1, §3.4", 4000, control::request_id_parity,
         "a client request with an odd Request ID is closed with INVALID_REQUEST_ID",

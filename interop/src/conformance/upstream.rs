@@ -317,3 +317,57 @@ pub async fn forward_one_upstream(env: Env) -> CheckOutput {
             .into(),
     )
 }
+
+/// `goaway-no-new-requests`: the publisher sends GOAWAY (no URI), then a subscriber asks for
+/// its track: the relay should not send the publisher a new SUBSCRIBE.
+pub async fn goaway_no_new_requests(env: Env) -> CheckOutput {
+    let p = Publisher::start(&env, &["t"]).await?;
+    p.ep.session
+        .send(ControlMessage::Goaway(Goaway {
+            new_session_uri: moqlink_model::Blob::default(),
+        }))
+        .await
+        .map_err(|e| Failure::new("GOAWAY sent", e.to_string(), "could not send GOAWAY"))?;
+    // A round trip on the publisher's control stream: the relay has read the GOAWAY once it
+    // answers the PUBLISH_NAMESPACE sent after it (whatever the answer).
+    env.step("the relay's answer to a PUBLISH_NAMESPACE after the GOAWAY");
+    let _barrier = tokio::time::timeout(
+        T,
+        p.ep.session
+            .publish_namespace(env.namespace_with(&["barrier"]), VersionParameters::new()),
+    )
+    .await;
+    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
+    env.step("the relay's answer to the subscriber");
+    let answer = super::harness::within(
+        Duration::from_secs(5),
+        "SUBSCRIBE_OK or SUBSCRIBE_ERROR",
+        super::harness::DirectSub::subscribe(&s.session, &env.track("t"), SubOpts::default()),
+    )
+    .await?;
+    let answered = match &answer {
+        Ok(_) => "SUBSCRIBE_OK".to_string(),
+        Err(e) => super::harness::describe(e),
+    };
+    // Closing the session after a GOAWAY is allowed: then no request can follow.
+    let closed = match p.ep.session.close_reason() {
+        Some(c) => format!("; the relay closed the publisher's session ({c})"),
+        None => String::new(),
+    };
+    let asked = p.ep.seen_of(MessageType::Subscribe);
+    if !asked.is_empty() {
+        return Err(Failure::new(
+            "no SUBSCRIBE at the publisher after its GOAWAY",
+            format!(
+                "{} SUBSCRIBE(s) at the publisher; the subscriber got {answered}",
+                asked.len()
+            ),
+            "upon receiving a GOAWAY an endpoint SHOULD NOT initiate new requests to the peer \
+             (§9.4)",
+        )
+        .into());
+    }
+    Ok(format!(
+        "no SUBSCRIBE reached the publisher after its GOAWAY; the subscriber got {answered}{closed}"
+    ))
+}
