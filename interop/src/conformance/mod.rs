@@ -488,6 +488,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("fetch-group-order-original", "fetch", "§9.16.3", 10000, upstream::fetch_group_order_original,
         "FETCH with Group Order 0 of a track whose publisher answered Descending gets FETCH_OK with Descending",
         Should, "A value of 0x0 indicates the original publisher's Group Order SHOULD be used."),
+    check!("fetch-ok-waits-for-upstream", "fetch", "§8.3", 10000, upstream::fetch_ok_waits_for_upstream,
+        "a FETCH the relay forwards upstream gets no FETCH_OK while the publisher holds its answer",
+        Must, "If a relay does not have sufficient information to send a FETCH_OK immediately in response to a FETCH, it MUST withhold sending FETCH_OK until it does."),
     // data
     check!("subgroup-header-0x10", "data", "§10.4.2, §8.5", 8000, data::header_0x10,
         "SUBGROUP_HEADER type 0x10 (Subgroup ID 0) is relayed as 0x10",

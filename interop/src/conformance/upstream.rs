@@ -371,3 +371,98 @@ pub async fn goaway_no_new_requests(env: Env) -> CheckOutput {
         "no SUBSCRIBE reached the publisher after its GOAWAY; the subscriber got {answered}{closed}"
     ))
 }
+
+/// How long the publisher holds its answer to the relay's upstream FETCH.
+const HOLD: Duration = Duration::from_millis(1000);
+
+/// `fetch-ok-waits-for-upstream`: a FETCH of groups the relay has not seen goes upstream; the
+/// publisher holds its answer for a second: no FETCH_OK reaches the fetcher meanwhile.
+pub async fn fetch_ok_waits_for_upstream(env: Env) -> CheckOutput {
+    let mut raw = raw_publisher(&env).await?;
+    let f = Endpoint::connect(&env, "fetcher_connection_id").await?;
+    let session = f.session.clone();
+    let ns = env.namespace();
+    let mut pending = tokio::spawn(async move {
+        session
+            .fetch(
+                FetchKind::Standalone {
+                    namespace: ns,
+                    name: moqlink_model::Blob::from("t"),
+                    start: moqlink_model::Location::new(5, 0),
+                    end: FetchEnd {
+                        group: 6,
+                        object: None,
+                    },
+                },
+                128,
+                GroupOrder::Original,
+                VersionParameters::new(),
+            )
+            .await
+            .map(|r| r.ok)
+    });
+    let fetch = match upstream_request(&env, &mut raw, "FETCH", |m| {
+        matches!(m, ControlMessage::Fetch(_))
+    })
+    .await
+    {
+        Ok(m) => m,
+        Err(v) => {
+            pending.abort();
+            return Err(v);
+        }
+    };
+    let id = fetch.request_id().unwrap_or_default();
+    env.step(format!(
+        "{} ms with the upstream FETCH unanswered",
+        HOLD.as_millis()
+    ));
+    if let Ok(early) = tokio::time::timeout(HOLD, &mut pending).await {
+        return match early {
+            Ok(Ok(ok)) => Err(Failure::new(
+                "no FETCH_OK while the publisher has not answered the relay's FETCH",
+                format!(
+                    "FETCH_OK (End Location {:?}) at the fetcher",
+                    ok.end_location
+                ),
+                "a relay without the information for FETCH_OK MUST withhold it until it has it \
+                 (§8.3)",
+            )
+            .into()),
+            Ok(Err(e)) => Ok(format!(
+                "no FETCH_OK before the publisher answered: the relay answered {} first",
+                super::harness::describe(&e)
+            )),
+            Err(e) => Err(Failure::new("the FETCH task", e.to_string(), "local task").into()),
+        };
+    }
+    raw.send(&ControlMessage::FetchOk(FetchOk {
+        request_id: id,
+        group_order: GroupOrder::Ascending,
+        end_of_track: false,
+        end_location: FetchEnd {
+            group: 5,
+            object: Some(0),
+        },
+        parameters: VersionParameters::new(),
+    }))
+    .await?;
+    // The fetch stream: FETCH_HEADER (0x05) and no object, then FIN.
+    let mut b = BytesMut::new();
+    varint(&mut b, 0x05);
+    varint(&mut b, id);
+    if let Ok(mut stream) = raw.conn.open_uni().await {
+        let _ = stream.write_chunk(b.freeze()).await;
+        let _ = stream.finish();
+    }
+    env.step("the fetcher's answer after the publisher's FETCH_OK");
+    let after = match tokio::time::timeout(T, pending).await {
+        Ok(Ok(Ok(_))) => "FETCH_OK".to_string(),
+        Ok(Ok(Err(e))) => super::harness::describe(&e),
+        _ => "no answer yet".to_string(),
+    };
+    Ok(format!(
+        "no FETCH_OK during the {} ms the publisher held its answer; after it: {after}",
+        HOLD.as_millis()
+    ))
+}
