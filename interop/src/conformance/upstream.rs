@@ -422,8 +422,11 @@ pub async fn fetch_ok_waits_for_upstream(env: Env) -> CheckOutput {
             Ok(Ok(ok)) => Err(Failure::new(
                 "no FETCH_OK while the publisher has not answered the relay's FETCH",
                 format!(
-                    "FETCH_OK (End Location {:?}) at the fetcher",
-                    ok.end_location
+                    "FETCH_OK (End Location {}) at the fetcher",
+                    match ok.end_location.object {
+                        Some(o) => format!("{}.{o}", ok.end_location.group),
+                        None => format!("{}, whole group", ok.end_location.group),
+                    }
                 ),
                 "a relay without the information for FETCH_OK MUST withhold it until it has it \
                  (§8.3)",
