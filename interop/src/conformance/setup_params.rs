@@ -152,3 +152,30 @@ pub async fn implementation_utf8(env: Env) -> CheckOutput {
         },
     }
 }
+
+/// `setup-authority-over-webtransport`: AUTHORITY in CLIENT_SETUP on WebTransport.
+pub async fn authority_over_webtransport(env: Env) -> CheckOutput {
+    if !env.ctx.relay.starts_with("https://") {
+        return Err(Verdict::NotApplicable(
+            "applies to WebTransport (https://) URLs only".into(),
+        ));
+    }
+    let mut raw = Raw::open(&env, "connection_id").await?;
+    let mut parameters = raw.setup_parameters(Some(0));
+    parameters.push(SetupParameter::Authority {
+        value: Blob::from("relay.example"),
+    });
+    raw.send(&ControlMessage::ClientSetup(ClientSetup {
+        versions: vec![Version::DRAFT_14],
+        parameters,
+    }))
+    .await?;
+    Ok(raw
+        .expect_close(
+            &env,
+            SessionErrorCode::InvalidAuthority,
+            T,
+            "AUTHORITY on a WebTransport session",
+        )
+        .await?)
+}
