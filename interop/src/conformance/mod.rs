@@ -23,6 +23,7 @@ mod namespace;
 mod priority;
 pub mod raw;
 pub mod robustness;
+mod sent;
 mod session;
 mod setup_params;
 mod should_close;
@@ -302,6 +303,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("publish-track-alias-distinct", "control", "§9.13", 10000, fields::publish_track_alias_distinct,
         "a namespace subscriber accepting the relay's PUBLISHes for two tracks and subscribing to a third sees three distinct Track Aliases",
         MustNot, "The same Track Alias MUST NOT be used to refer to two different Tracks simultaneously."),
+    check!("relay-parameters-not-repeated", "control", "§9.2", 8000, sent::parameters_not_repeated,
+        "the relay's SERVER_SETUP, upstream SUBSCRIBE and SUBSCRIBE_OK (parameters given on both sides) repeat no parameter type",
+        MustNot, "Senders MUST NOT repeat the same parameter type in a message unless the parameter definition explicitly allows multiple instances of that type to be sent in a single message."),
     // namespace
     check!("publish-namespace-done-removes-routing", "namespace", "§9.26, §8.4, §4", 8000, namespace::done_removes_routing,
         "after PUBLISH_NAMESPACE_DONE no new SUBSCRIBE is routed to that publisher",
