@@ -443,6 +443,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("upstream-subscribe-forward-1", "subscribe", "§9.7", 8000, upstream::forward_one_upstream,
         "a downstream SUBSCRIBE with Forward 0: the relay's new upstream SUBSCRIBE has Forward 1",
         Should, "Relays SHOULD set the Forward flag to 1 if a new subscription needs to be sent upstream, regardless of the value of the Forward field from the downstream subscription."),
+    check!("publish-done-status-code", "subscribe", "§9.12", 12000, streams::publish_done_status,
+        "PUBLISH_DONE says SUBSCRIPTION_ENDED at an AbsoluteRange filter's end and TRACK_ENDED when the publisher ends the track",
+        Should, "The application SHOULD use a relevant status code in PUBLISH_DONE, as defined below:"),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",
