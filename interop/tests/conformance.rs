@@ -42,11 +42,12 @@ fn known(id: &str) -> bool {
 /// Whether a skip is allowed: the WebTransport-only check on raw QUIC and the opt-in leak check
 /// without `--protected-prefix` .
 fn skip_allowed(id: &str, why: &str) -> bool {
-    (id, why)
-        == (
-            "setup-path-over-webtransport",
-            "applies to WebTransport (https://) URLs only",
-        )
+    ([
+        "setup-path-over-webtransport",
+        "setup-authority-over-webtransport",
+    ]
+    .contains(&id)
+        && why == "applies to WebTransport (https://) URLs only")
         || (id == "namespace-subscription-leak" && why.starts_with("opt-in:"))
 }
 
@@ -142,6 +143,7 @@ async fn the_suite_passes_against_moqlinks_relay_but_for_known_deviations() {
     // A sample over WebTransport: setup rules, raw control messages, data and FETCH.
     let sample = [
         "setup-path-over-webtransport",
+        "setup-authority-over-webtransport",
         "goaway-twice",
         "request-id-parity",
         "max-request-id-honoured",

@@ -157,6 +157,14 @@ fn every_normative_sentence_is_traced() {
             ));
         }
     }
+    let counts = format!(
+        "{} normative sentences: {checked} verified by checks, {outside} not testable from outside, \
+         {gaps} gaps",
+        spec.len()
+    );
+    if !normalize(TABLE).contains(&counts) {
+        problems.push(format!("the introduction must say \"{counts}\""));
+    }
     if let Ok(path) = std::env::var("TRACE_TEMPLATE") {
         std::fs::write(&path, &template).expect("write template");
     }

@@ -11,12 +11,15 @@
 //! (0x3). A MUST check may also find that the peer missed a SHOULD the same exchange shows (e.g.
 //! the exact error code of §9.18): that is [`Verdict::Should`].
 
+mod answers;
 mod control;
 mod data;
 mod directsub;
 mod ext11;
 mod fetch;
+mod fields;
 pub mod harness;
+mod layout;
 mod level;
 mod namespace;
 mod params;
@@ -24,12 +27,16 @@ mod priority;
 pub mod raw;
 mod requests;
 pub mod robustness;
+mod sent;
 mod session;
+mod setup_params;
+mod should_close;
 mod streams;
 mod subscribe;
 mod subscription;
 mod timeouts;
 pub mod trace;
+mod upstream;
 
 use crate::cases::{connection_id, describe_error, Ctx, Failure, Record};
 use crate::tap::{CaseResult, Outcome};
@@ -216,6 +223,27 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("max-request-id-zero-honoured", "session", "§9.3.2.3, §9.5", 8000, session::max_request_id_zero,
         "a relay sends no request to a client that granted none (no MAX_REQUEST_ID)",
         MustNot, "The default value is 0, so if not specified, the peer MUST NOT send requests."),
+    check!("server-setup-no-authority", "session", "§9.3.2.1", 4000, setup_params::no_authority,
+        "SERVER_SETUP carries no AUTHORITY parameter",
+        MustNot, "It MUST NOT be used by the server, or when WebTransport is used."),
+    check!("server-setup-no-path", "session", "§9.3.2.2", 4000, setup_params::no_path,
+        "SERVER_SETUP carries no PATH parameter",
+        MustNot, "It MUST NOT be used by the server, or when WebTransport is used."),
+    check!("setup-path-malformed", "session", "§9.3.2.2, §3.4", 4000, setup_params::path_malformed,
+        "a PATH that is not path-abempty (no leading /) over raw QUIC is closed with MALFORMED_PATH",
+        Must, "If a PATH does not conform to these rules, the session MUST be closed with Malformed Path."),
+    check!("setup-authority-malformed", "session", "§9.3.2.1, §3.4", 4000, setup_params::authority_malformed,
+        "an AUTHORITY that is not RFC 3986 syntax over raw QUIC is closed with MALFORMED_AUTHORITY",
+        Must, "If an AUTHORITY parameter does not conform to these rules, the session MUST be closed with Malformed Authority."),
+    check!("setup-authority-over-webtransport", "session", "§9.3.2.1, §3.4", 4000, setup_params::authority_over_webtransport,
+        "an AUTHORITY setup parameter on a WebTransport session is closed with INVALID_AUTHORITY",
+        Must, "When an AUTHORITY parameter is received from a server, or when an AUTHORITY parameter is received while WebTransport is used…the session MUST be closed with Invalid Authority."),
+    check!("server-setup-implementation-utf8", "session", "§9.3.2.6", 4000, setup_params::implementation_utf8,
+        "MOQT_IMPLEMENTATION in SERVER_SETUP, if present, is valid UTF-8",
+        Should, "This SHOULD be a UTF-8 encoded string [RFC3629], though the message does not carry information, such as language tags, that would aid comprehension by any entity other than the one that created the text."),
+    check!("goaway-no-new-requests", "session", "§9.4", 10000, upstream::goaway_no_new_requests,
+        "after a publisher's GOAWAY the relay sends it no new SUBSCRIBE for a new subscriber",
+        ShouldNot, "Upon receiving a GOAWAY, an endpoint SHOULD NOT initiate new requests to the peer including SUBSCRIBE, PUBLISH, FETCH, PUBLISH_NAMESPACE, SUBSCRIBE_NAMESPACE and TRACK_SATUS."),
     // control
     check!("request-id-parity", "control", "§9.1, §3.4", 4000, control::request_id_parity,
         "a client request with an odd Request ID is closed with INVALID_REQUEST_ID",
@@ -283,6 +311,27 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("auth-token-cache-overflow", "control", "§9.2.1.1, §9.3.2.4", 4000, params::auth_token_cache_overflow,
         "REGISTER of a token one byte past the relay's MAX_AUTH_TOKEN_CACHE_SIZE is closed with AUTH_TOKEN_CACHE_OVERFLOW",
         Must, "If a registration is attempted which would cause this limit to be exceeded, the receiver MUST termiate the Session with a AUTH_TOKEN_CACHE_OVERFLOW error."),
+    check!("subscribe-ok-content-exists-invalid", "control", "§9.8", 8000, fields::subscribe_ok_content_exists,
+        "an upstream SUBSCRIBE_OK with Content Exists 2 closes the publisher's session with PROTOCOL_VIOLATION",
+        Must, "Any other value is a protocol error and MUST terminate the session with a PROTOCOL_VIOLATION (Section 3.4)."),
+    check!("publish-content-exists-invalid", "control", "§9.13", 4000, fields::publish_content_exists,
+        "PUBLISH with Content Exists 2 is closed with PROTOCOL_VIOLATION",
+        Must, "Any other value is a protocol error and MUST terminate the session with a PROTOCOL_VIOLATION (Section 3.4)."),
+    check!("track-alias-distinct", "control", "§9.8", 10000, fields::track_alias_distinct,
+        "one session subscribing to three tracks through the relay gets three distinct Track Aliases",
+        MustNot, "The same Track Alias MUST NOT be used to refer to two different Tracks simultaneously."),
+    check!("parameter-wrong-message-ignored", "control", "§9.2.1", 8000, fields::parameter_wrong_message,
+        "an undecodable AUTHORIZATION TOKEN in an upstream SUBSCRIBE_OK, where it is not defined, is ignored",
+        Must, "If it appears in some other type of message, it MUST be ignored."),
+    check!("duplicate-parameter", "control", "§9.2", 6000, fields::duplicate_parameter,
+        "SUBSCRIBE with DELIVERY_TIMEOUT twice is closed with PROTOCOL_VIOLATION",
+        Should, "Receivers SHOULD check that there are no unauthorized duplicate parameters and close the session as a PROTOCOL_VIOLATION if found."),
+    check!("publish-track-alias-distinct", "control", "§9.13", 10000, fields::publish_track_alias_distinct,
+        "a namespace subscriber accepting the relay's PUBLISHes for two tracks and subscribing to a third sees three distinct Track Aliases",
+        MustNot, "The same Track Alias MUST NOT be used to refer to two different Tracks simultaneously."),
+    check!("relay-parameters-not-repeated", "control", "§9.2", 8000, sent::parameters_not_repeated,
+        "the relay's SERVER_SETUP, upstream SUBSCRIBE and SUBSCRIBE_OK (parameters given on both sides) repeat no parameter type",
+        MustNot, "Senders MUST NOT repeat the same parameter type in a message unless the parameter definition explicitly allows multiple instances of that type to be sent in a single message."),
     // namespace
     check!("subscribe-after-publish-namespace-done", "namespace", "§9.26, §6.2, §5.1", 8000, namespace::subscribe_after_done,
         "a SUBSCRIBE after the namespace's PUBLISH_NAMESPACE_DONE gets one answer (routing it to the withdrawn publisher is allowed, §6.2)",
@@ -320,6 +369,15 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("publishers-merged-once", "namespace", "§8.2, §8.4, §8.4.1", 12000, namespace::merged_once,
         "objects of one track from two publishers reach the subscriber merged (deduplicated: SHOULD)",
         Must, "Relays MUST handle Objects for the same Track from multiple publishers and forward them to active matching subscriptions."),
+    check!("subscribe-namespace-one-answer", "namespace", "§6.1, §9.28", 8000, answers::subscribe_namespace_one_answer,
+        "SUBSCRIBE_NAMESPACE accepted and refused for overlap: exactly one OK or ERROR each",
+        Must, "A publisher MUST send exactly one SUBSCRIBE_NAMESPACE_OK or SUBSCRIBE_NAMESPACE_ERROR in response to a SUBSCRIBE_NAMESPACE."),
+    check!("publish-namespace-one-answer", "namespace", "§6.2", 8000, answers::publish_namespace_one_answer,
+        "PUBLISH_NAMESPACE for two namespaces and one of them again: exactly one OK or ERROR each",
+        Must, "A subscriber MUST send exactly one PUBLISH_NAMESPACE_OK or PUBLISH_NAMESPACE_ERROR in response to a PUBLISH_NAMESPACE."),
+    check!("publish-namespace-answered-twice", "namespace", "§6.2", 8000, should_close::publish_namespace_answered_twice,
+        "a namespace subscriber answering the relay's PUBLISH_NAMESPACE twice is closed with PROTOCOL_VIOLATION",
+        Should, "The publisher SHOULD close the session with a protocol error if it receives more than one."),
     // subscribe
     check!("filter-largest-object", "subscribe", "§9.7, §9.8", 15000, subscribe::largest_object,
         "Largest Object skips the in-flight object (TRACK_STATUS shows the relay read its first bytes): nothing before Start is sent",
@@ -393,6 +451,39 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("delivery-timeout-reset", "subscribe", "§9.2.1.2, §10.4.3", 15000, timeouts::delivery_timeout_reset,
         "with DELIVERY TIMEOUT 300 ms and the subscriber reading nothing for 2 s, the subgroup stream is reset, not finished",
         Must, "If an object in a subgroup exceeds the delivery timeout, the publisher MUST reset the underlying transport stream (see Section 10.4.3)."),
+    check!("subscribe-one-answer", "subscribe", "§5.1", 10000, answers::subscribe_one_answer,
+        "SUBSCRIBEs accepted, refused upstream and refused by the relay: exactly one OK or ERROR each",
+        Must, "A publisher MUST send exactly one SUBSCRIBE_OK or SUBSCRIBE_ERROR in response to a SUBSCRIBE."),
+    check!("publish-one-answer", "subscribe", "§5.1", 8000, answers::publish_one_answer,
+        "PUBLISHes with Forward 1 and 0: exactly one PUBLISH_OK or PUBLISH_ERROR each",
+        Must, "A subscriber MUST send exactly one PUBLISH_OK or PUBLISH_ERROR in response to a PUBLISH."),
+    check!("objects-not-sent-after-error", "subscribe", "§5.1", 15000, answers::no_objects_after_error,
+        "refused SUBSCRIBE and FETCHes get no data stream or datagram while the track's objects flow to another subscriber",
+        MustNot, "Objects MUST NOT be sent for requests that end with an error."),
+    check!("subscribe-update-end-before-start", "subscribe", "§9.10", 8000, fields::update_end_before_start,
+        "SUBSCRIBE_UPDATE with End Group 1 below Start group 5 is closed with PROTOCOL_VIOLATION",
+        Must, "Like SUBSCRIBE, End Group MUST be greater than or equal to the Group specified in Start."),
+    check!("subscribe-update-forward-invalid", "subscribe", "§9.10", 8000, fields::update_forward_invalid,
+        "SUBSCRIBE_UPDATE with Forward 2 is closed with PROTOCOL_VIOLATION",
+        Must, "Any other value is a protocol error and MUST terminate the session with a PROTOCOL_VIOLATION (Section 3.4)."),
+    check!("subscribe-answered-twice", "subscribe", "§5.1", 8000, should_close::subscribe_answered_twice,
+        "a publisher answering the relay's SUBSCRIBE with SUBSCRIBE_OK twice is closed with PROTOCOL_VIOLATION",
+        Should, "The peer SHOULD close the session with a protocol error if it receives more than one."),
+    check!("upstream-subscribe-own-priority", "subscribe", "§7.3", 8000, upstream::own_priority,
+        "a downstream SUBSCRIBE with priority 3 and Descending: the relay's upstream SUBSCRIBE carries neither",
+        ShouldNot, "Relays SHOULD NOT directly use Subscriber Priority or Group Order from incoming subscriptions for upstream subscriptions."),
+    check!("unsubscribe-stops-upstream-streams", "subscribe", "§9.12", 10000, upstream::stops_upstream_streams,
+        "after the only subscriber leaves, the relay's UNSUBSCRIBE upstream comes with STOP_SENDING on the publisher's open stream",
+        Should, "The subscriber SHOULD send STOP_SENDING on all streams related to the subscription when it deletes subscription state."),
+    check!("subscribe-group-order-original", "subscribe", "§9.7", 8000, upstream::group_order_original,
+        "SUBSCRIBE with Group Order 0 for a track whose publisher answered Descending gets SUBSCRIBE_OK with Descending",
+        Should, "A value of 0x0 indicates the original publisher's Group Order SHOULD be used."),
+    check!("upstream-subscribe-forward-1", "subscribe", "§9.7", 8000, upstream::forward_one_upstream,
+        "a downstream SUBSCRIBE with Forward 0: the relay's new upstream SUBSCRIBE has Forward 1",
+        Should, "Relays SHOULD set the Forward flag to 1 if a new subscription needs to be sent upstream, regardless of the value of the Forward field from the downstream subscription."),
+    check!("publish-done-status-code", "subscribe", "§9.12", 12000, layout::publish_done_status,
+        "PUBLISH_DONE says SUBSCRIPTION_ENDED at an AbsoluteRange filter's end and TRACK_ENDED when the publisher ends the track",
+        Should, "The application SHOULD use a relevant status code in PUBLISH_DONE, as defined below:"),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",
@@ -445,6 +536,18 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("max-cache-duration", "fetch", "§9.2.1.3", 15000, timeouts::max_cache_duration,
         "objects PUBLISHed with MAX_CACHE_DURATION 200 ms are not served from the cache to a FETCH 1.5 s later",
         MustNot, "If present, the relay MUST NOT start forwarding any individual Object received through this subscription or fetch after the specified number of milliseconds has elapsed since the beginning of the Object was received."),
+    check!("fetch-one-answer", "fetch", "§5.1", 10000, answers::fetch_one_answer,
+        "FETCHes of cached objects, of a track nobody publishes and of an inverted range: exactly one OK or ERROR each",
+        Must, "It MUST send exactly one FETCH_OK or FETCH_ERROR in response to a FETCH."),
+    check!("fetch-ok-end-before-start", "fetch", "§9.17", 8000, fields::fetch_ok_end_before_start,
+        "an upstream FETCH_OK whose End Location is below the FETCH's Start closes the publisher's session with PROTOCOL_VIOLATION",
+        Must, "If End Location is smaller than the Start Location in the corresponding FETCH the receiver MUST close the session with PROTOCOL_VIOLATION."),
+    check!("fetch-group-order-original", "fetch", "§9.16.3", 10000, upstream::fetch_group_order_original,
+        "FETCH with Group Order 0 of a track whose publisher answered Descending gets FETCH_OK with Descending",
+        Should, "A value of 0x0 indicates the original publisher's Group Order SHOULD be used."),
+    check!("fetch-ok-waits-for-upstream", "fetch", "§8.3", 10000, upstream::fetch_ok_waits_for_upstream,
+        "a FETCH the relay forwards upstream gets no FETCH_OK while the publisher holds its answer",
+        Must, "If a relay does not have sufficient information to send a FETCH_OK immediately in response to a FETCH, it MUST withhold sending FETCH_OK until it does."),
     // data
     check!("subgroup-header-0x10", "data", "§10.4.2, §8.5", 8000, data::header_0x10,
         "a subgroup sent with SUBGROUP_HEADER 0x10 (Subgroup ID 0) keeps its properties: group, Subgroup ID, Object IDs, payloads, priority, extension pairs",
@@ -542,6 +645,15 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("immutable-extensions-unchanged", "data", "§11.2", 10000, ext11::immutable_extensions,
         "Immutable Extensions (0xB) arrive as sent, and are added to no other object",
         Must, "Relays MUST cache this extension if the Object is cached and MUST forward this extension if the enclosing Object is forwarded."),
+    check!("object-status-undefined", "data", "§10.2.1.1", 8000, should_close::status_undefined,
+        "an object with Object Status 0x2 from the publisher closes its session with PROTOCOL_VIOLATION",
+        Should, "Any other value SHOULD be treated as a protocol error and the session SHOULD be terminated with a PROTOCOL_VIOLATION (Section 3.4)."),
+    check!("subgroup-fin-mid-object", "data", "§10.4", 8000, should_close::fin_mid_object,
+        "a publisher's subgroup stream ending with FIN inside an object closes its session with PROTOCOL_VIOLATION",
+        Should, "If a stream ends gracefully (i.e., the stream terminates with a FIN) in the middle of a serialized Object, the session SHOULD be terminated with a PROTOCOL_VIOLATION."),
+    check!("subgroup-one-stream", "data", "§2.2, §10.4", 15000, layout::one_stream,
+        "five objects of one subgroup written one at a time arrive on one stream",
+        MustNot, "Objects from the same Subgroup MUST NOT be sent on different streams, unless one of the streams was reset prematurely, or upstream conditions have forced objects from a Subgroup to be sent out of Object ID order."),
     // robustness
     check!("zero-field-namespace", "robustness", "§2.4.1, §8.4", 25000, robustness::zero_field_namespace,
         "0-field namespaces in PUBLISH_NAMESPACE and SUBSCRIBE close that session with PROTOCOL_VIOLATION, not a bystander's",

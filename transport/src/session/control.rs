@@ -284,7 +284,7 @@ async fn route_followup<C: Connection>(
             | M::SubscribeNamespaceError(_)
     );
     let route = {
-        let st = inner.state();
+        let mut st = inner.state();
         let ours = st.local.issued(inner.role, id);
         let theirs = st.peer.issued(id);
         if is_reply && !ours {
@@ -301,6 +301,15 @@ async fn route_followup<C: Connection>(
                 SessionErrorCode::InvalidRequestId,
                 format!(
                     "{} for request ID {id}, which never existed",
+                    msg.message_type().name()
+                ),
+            ));
+        }
+        if is_reply && !st.answered.insert(id) {
+            return Err(violation(
+                SessionErrorCode::ProtocolViolation,
+                format!(
+                    "a second answer ({}) to request ID {id} (§5.1, §6.2)",
                     msg.message_type().name()
                 ),
             ));

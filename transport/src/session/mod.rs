@@ -176,6 +176,8 @@ pub(crate) struct State {
     pub(crate) peer: PeerIds,
     /// Where messages referring to a request ID go.
     pub(crate) routes: HashMap<u64, mailbox::Postbox>,
+    /// Our requests the peer has answered (a second answer is a protocol error, §5.1, §6.2).
+    pub(crate) answered: std::collections::HashSet<u64>,
     pub(crate) goaway_received: Option<Blob>,
     pub(crate) goaway_sent: bool,
     pub(crate) tokens: tokens::TokenCache,
@@ -429,6 +431,7 @@ impl<C: Connection> Session<C> {
                 local,
                 peer,
                 routes: HashMap::new(),
+                answered: Default::default(),
                 goaway_received: None,
                 goaway_sent: false,
                 tokens,

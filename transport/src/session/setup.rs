@@ -271,6 +271,27 @@ pub(crate) async fn server<C: Connection>(
             ));
         }
     }
+    if conn.kind() != TransportKind::WebTransport {
+        // §9.3.2.1-2: PATH and AUTHORITY follow RFC 3986's syntax.
+        if let Some(path) = client.parameters.path() {
+            if !uri::is_path_and_query(path) {
+                return Err(fail(
+                    conn,
+                    SessionErrorCode::MalformedPath,
+                    "PATH is not a path-abempty with an optional query",
+                ));
+            }
+        }
+        if let Some(authority) = client.parameters.authority() {
+            if !uri::is_authority(authority) {
+                return Err(fail(
+                    conn,
+                    SessionErrorCode::MalformedAuthority,
+                    "AUTHORITY is not an RFC 3986 authority",
+                ));
+            }
+        }
+    }
     let reply = ControlMessage::ServerSetup(ServerSetup {
         version,
         parameters: common_params(cfg, granted),
@@ -281,4 +302,106 @@ pub(crate) async fn server<C: Connection>(
         .map_err(|e| fail(conn, SessionErrorCode::InternalError, &e))?;
     reader.set_version(version);
     Ok((send, recv, reader, client, version))
+}
+
+/// RFC 3986 syntax for the PATH and AUTHORITY setup parameters (§9.3.2.1, §9.3.2.2).
+mod uri {
+    fn unreserved_or_sub_delim(c: u8) -> bool {
+        c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&c)
+    }
+
+    /// Whether every byte is allowed by `ok` or starts a `%XX` escape.
+    fn chars(s: &[u8], ok: impl Fn(u8) -> bool) -> bool {
+        let mut i = 0;
+        while i < s.len() {
+            if s[i] == b'%' {
+                if i + 2 >= s.len()
+                    || !(s[i + 1].is_ascii_hexdigit() && s[i + 2].is_ascii_hexdigit())
+                {
+                    return false;
+                }
+                i += 3;
+            } else if ok(s[i]) {
+                i += 1;
+            } else {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn pchar(c: u8) -> bool {
+        unreserved_or_sub_delim(c) || c == b':' || c == b'@'
+    }
+
+    /// path-abempty, then optionally `?` and a query.
+    pub(super) fn is_path_and_query(v: &[u8]) -> bool {
+        let (path, query) = match v.iter().position(|&c| c == b'?') {
+            Some(i) => (&v[..i], Some(&v[i + 1..])),
+            None => (v, None),
+        };
+        (path.is_empty() || path[0] == b'/')
+            && chars(path, |c| pchar(c) || c == b'/')
+            && query.is_none_or(|q| chars(q, |c| pchar(c) || c == b'/' || c == b'?'))
+    }
+
+    /// `[ userinfo "@" ] host [ ":" port ]`.
+    pub(super) fn is_authority(v: &[u8]) -> bool {
+        let (userinfo, rest) = match v.iter().rposition(|&c| c == b'@') {
+            Some(i) => (Some(&v[..i]), &v[i + 1..]),
+            None => (None, v),
+        };
+        if userinfo.is_some_and(|u| !chars(u, |c| unreserved_or_sub_delim(c) || c == b':')) {
+            return false;
+        }
+        let (host_ok, after) = if rest.first() == Some(&b'[') {
+            match rest.iter().position(|&c| c == b']') {
+                Some(end) => (
+                    end > 1
+                        && rest[1..end]
+                            .iter()
+                            .all(|&c| unreserved_or_sub_delim(c) || c == b':'),
+                    &rest[end + 1..],
+                ),
+                None => return false,
+            }
+        } else {
+            let end = rest.iter().position(|&c| c == b':').unwrap_or(rest.len());
+            (chars(&rest[..end], unreserved_or_sub_delim), &rest[end..])
+        };
+        host_ok
+            && (after.is_empty() || (after[0] == b':' && after[1..].iter().all(u8::is_ascii_digit)))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn paths() {
+            for ok in ["", "/", "/moq", "/a/b%20c", "/x?y=1&z", "?q"] {
+                assert!(is_path_and_query(ok.as_bytes()), "{ok}");
+            }
+            for bad in ["moq", "/a b", "/%2", "/%zz", "/a#f"] {
+                assert!(!is_path_and_query(bad.as_bytes()), "{bad}");
+            }
+        }
+
+        #[test]
+        fn authorities() {
+            for ok in [
+                "",
+                "relay.example",
+                "127.0.0.1:4443",
+                "u:p@h:1",
+                "[::1]:443",
+                "h:",
+            ] {
+                assert!(is_authority(ok.as_bytes()), "{ok}");
+            }
+            for bad in ["bad^authority", "a b", "h:44x", "[::1", "[]", "h:1:2"] {
+                assert!(!is_authority(bad.as_bytes()), "{bad}");
+            }
+        }
+    }
 }

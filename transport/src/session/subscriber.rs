@@ -400,6 +400,10 @@ impl<C: Connection> Session<C> {
     ) -> Result<FetchResponse<C>, SessionError> {
         let mut stream_rx = None;
         let data = self.data();
+        let standalone_start = match &fetch {
+            FetchKind::Standalone { start, .. } => Some(*start),
+            _ => None,
+        };
         let mut req = self
             .request(|request_id| {
                 stream_rx = Some(data.expect_fetch(request_id));
@@ -421,6 +425,20 @@ impl<C: Connection> Session<C> {
                 )))
             }
         };
+        // §9.17: an End Location smaller than the FETCH's Start closes the session.
+        if let Some(start) = standalone_start {
+            let end = ok.end_location;
+            if end.group < start.group
+                || (end.group == start.group && end.object.is_some_and(|o| o < start.object))
+            {
+                let reason = format!(
+                    "FETCH_OK End Location below the FETCH's Start Location {}.{}",
+                    start.group, start.object
+                );
+                self.close(SessionErrorCode::ProtocolViolation, &reason);
+                return Err(SessionError::Unexpected(reason));
+            }
+        }
         Ok(FetchResponse {
             session: self.clone(),
             ok,
