@@ -78,6 +78,8 @@ def main():
     ap.add_argument("--reuse", action="store_true",
                     help="start from the JSON runs already in --json-dir; this run's results replace "
                          "theirs check by check (e.g. to add new checks with --checks)")
+    ap.add_argument("--render-only", action="store_true",
+                    help="run nothing: write --out from the JSON runs already in --json-dir")
     ap.add_argument("--only", help="comma-separated relay short names (moqlink,cloudflare,moq-dev,aiomoqt)")
     args = ap.parse_args()
     cert, key = f"{args.peers}/certs/cert.pem", f"{args.peers}/certs/priv.key"
@@ -93,6 +95,13 @@ def main():
         if only and short not in only:
             continue
         versions[short] = (rname, rver)
+        if args.render_only:
+            for t in TRANSPORTS:
+                path = f"{args.json_dir}/{short}-{t}.json"
+                if os.path.exists(path):
+                    with open(path) as f:
+                        runs[f"{short} {t}"] = json.load(f)
+            continue
         for t in TRANSPORTS:
             port += 1
             column = f"{short} {t}"
