@@ -175,6 +175,29 @@ pub(super) async fn raw_publisher(env: &Env) -> Result<Raw, Verdict> {
     }
 }
 
+/// A subscriber's SUBSCRIBE for track `t` through the relay, still waiting for its answer.
+pub(super) type PendingSubscribe = tokio::task::JoinHandle<Result<DirectSub, SessionError>>;
+
+/// A raw publisher of the check's namespace, a subscriber whose SUBSCRIBE for `t` is pending, and
+/// the Request ID of the relay's SUBSCRIBE upstream (not yet answered).
+pub(super) async fn subscribe_via_raw(
+    env: &Env,
+) -> Result<(Raw, super::harness::Endpoint, PendingSubscribe, u64), Verdict> {
+    let mut raw = raw_publisher(env).await?;
+    let s = super::harness::Endpoint::connect(env, "subscriber_connection_id").await?;
+    let session = s.session.clone();
+    let name = env.track("t");
+    let pending =
+        tokio::spawn(
+            async move { DirectSub::subscribe(&session, &name, SubOpts::default()).await },
+        );
+    let req = upstream_request(env, &mut raw, "SUBSCRIBE", |m| {
+        matches!(m, ControlMessage::Subscribe(_))
+    })
+    .await?;
+    Ok((raw, s, pending, req.request_id().unwrap_or_default()))
+}
+
 /// Reads the relay's requests until one matches `pick`; SUBSCRIBEs it does not pick get
 /// SUBSCRIBE_OK (alias = request ID, no content), anything else is left unanswered.
 pub(super) async fn upstream_request(
@@ -220,19 +243,7 @@ pub(super) async fn upstream_request(
 /// `subscribe-ok-content-exists-invalid`: the publisher answers the relay's SUBSCRIBE with
 /// Content Exists 2.
 pub async fn subscribe_ok_content_exists(env: Env) -> CheckOutput {
-    let mut raw = raw_publisher(&env).await?;
-    let s = super::harness::Endpoint::connect(&env, "subscriber_connection_id").await?;
-    let session = s.session.clone();
-    let name = env.track("t");
-    let pending =
-        tokio::spawn(
-            async move { DirectSub::subscribe(&session, &name, SubOpts::default()).await },
-        );
-    let sub = upstream_request(&env, &mut raw, "SUBSCRIBE", |m| {
-        matches!(m, ControlMessage::Subscribe(_))
-    })
-    .await?;
-    let id = sub.request_id().unwrap_or_default();
+    let (mut raw, _s, pending, id) = subscribe_via_raw(&env).await?;
     let mut p = BytesMut::new();
     varint(&mut p, id);
     varint(&mut p, id); // Track Alias
@@ -412,19 +423,7 @@ pub async fn track_alias_distinct(env: Env) -> CheckOutput {
 /// `parameter-wrong-message-ignored`: the publisher's SUBSCRIBE_OK carries an AUTHORIZATION
 /// TOKEN (defined for requests, not SUBSCRIBE_OK) whose Token does not decode.
 pub async fn parameter_wrong_message(env: Env) -> CheckOutput {
-    let mut raw = raw_publisher(&env).await?;
-    let s = super::harness::Endpoint::connect(&env, "subscriber_connection_id").await?;
-    let session = s.session.clone();
-    let name = env.track("t");
-    let pending =
-        tokio::spawn(
-            async move { DirectSub::subscribe(&session, &name, SubOpts::default()).await },
-        );
-    let sub = upstream_request(&env, &mut raw, "SUBSCRIBE", |m| {
-        matches!(m, ControlMessage::Subscribe(_))
-    })
-    .await?;
-    let id = sub.request_id().unwrap_or_default();
+    let (mut raw, _s, pending, id) = subscribe_via_raw(&env).await?;
     let mut params = VersionParameters::new();
     // Alias Type REGISTER (0x1) and nothing after it: not a Token, were it parsed.
     params.push(Parameter::Unknown {

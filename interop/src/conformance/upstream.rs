@@ -2,7 +2,7 @@
 //! Subscriber Priority and Group Order (§7.3), and when it drops a subscription it stops the
 //! publisher's streams (§9.12). Both SHOULD-level.
 
-use super::fields::{raw_publisher, upstream_request};
+use super::fields::{raw_publisher, subscribe_via_raw, upstream_request};
 use super::harness::{subscribe, Endpoint, Publisher, SubOpts};
 use super::raw::{describe, varint, Event};
 use super::{CheckOutput, Env};
@@ -51,38 +51,7 @@ pub async fn own_priority(env: Env) -> CheckOutput {
 /// only subscriber's UNSUBSCRIBE the relay's UNSUBSCRIBE reaches the publisher, and the stream
 /// gets STOP_SENDING.
 pub async fn stops_upstream_streams(env: Env) -> CheckOutput {
-    let mut raw = raw_publisher(&env).await?;
-    let s = Endpoint::connect(&env, "subscriber_connection_id").await?;
-    let session = s.session.clone();
-    let name = env.track("t");
-    let pending = tokio::spawn(async move {
-        super::harness::DirectSub::subscribe(&session, &name, SubOpts::default()).await
-    });
-    let req = upstream_request(&env, &mut raw, "SUBSCRIBE", |m| {
-        matches!(m, ControlMessage::Subscribe(_))
-    })
-    .await?;
-    let id = req.request_id().unwrap_or_default();
-    raw.send(&ControlMessage::SubscribeOk(SubscribeOk {
-        request_id: id,
-        track_alias: id,
-        expires: 0,
-        group_order: GroupOrder::Ascending,
-        largest_location: None,
-        parameters: VersionParameters::new(),
-    }))
-    .await?;
-    env.step("SUBSCRIBE_OK at the subscriber");
-    let sub = super::harness::within(T, "SUBSCRIBE_OK at the subscriber", pending)
-        .await?
-        .map_err(|e| Failure::new("SUBSCRIBE_OK", e.to_string(), "local task"))?
-        .map_err(|e| {
-            super::refused(
-                e,
-                "SUBSCRIBE_OK",
-                "the relay did not relay the SUBSCRIBE_OK",
-            )
-        })?;
+    let (mut raw, _s, sub, id) = raw_track(&env, GroupOrder::Ascending).await?;
     // Subgroup stream (type 0x10) for group 0 with object 0.0, left open.
     let mut b = BytesMut::new();
     varint(&mut b, 0x10);
@@ -159,23 +128,22 @@ pub async fn stops_upstream_streams(env: Env) -> CheckOutput {
 async fn descending_track(
     env: &Env,
 ) -> Result<(super::raw::Raw, Endpoint, super::harness::DirectSub, u64), super::Verdict> {
-    let mut raw = raw_publisher(env).await?;
-    let s = Endpoint::connect(env, "subscriber_connection_id").await?;
-    let session = s.session.clone();
-    let name = env.track("t");
-    let pending = tokio::spawn(async move {
-        super::harness::DirectSub::subscribe(&session, &name, SubOpts::default()).await
-    });
-    let req = upstream_request(env, &mut raw, "SUBSCRIBE", |m| {
-        matches!(m, ControlMessage::Subscribe(_))
-    })
-    .await?;
-    let id = req.request_id().unwrap_or_default();
+    raw_track(env, GroupOrder::Descending).await
+}
+
+/// A raw publisher answering the relay's SUBSCRIBE for track `t` with SUBSCRIBE_OK (Track Alias
+/// = Request ID, `order`), and a subscriber through the relay: the raw connection, the
+/// subscriber, its subscription and the alias.
+async fn raw_track(
+    env: &Env,
+    order: GroupOrder,
+) -> Result<(super::raw::Raw, Endpoint, super::harness::DirectSub, u64), super::Verdict> {
+    let (mut raw, s, pending, id) = subscribe_via_raw(env).await?;
     raw.send(&ControlMessage::SubscribeOk(SubscribeOk {
         request_id: id,
         track_alias: id,
         expires: 0,
-        group_order: GroupOrder::Descending,
+        group_order: order,
         largest_location: None,
         parameters: VersionParameters::new(),
     }))
