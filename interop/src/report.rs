@@ -2,7 +2,7 @@
 //! (TAP 14 is in [`crate::tap`]).
 
 use crate::conformance::{self, Level};
-use crate::tap::{CaseResult, Outcome};
+use crate::tap::{missed, CaseResult, Outcome};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -76,22 +76,13 @@ pub fn json(meta: &[(&str, String)], results: &[CaseResult]) -> String {
                 obj.insert("level".into(), q.level.keyword().into());
                 obj.insert("quote".into(), q.quote.into());
             }
+            if let Some((expected, received, message)) = missed(&r.outcome) {
+                obj.insert("expected".into(), expected.into());
+                obj.insert("received".into(), received.into());
+                obj.insert("message".into(), message.into());
+            }
             match &r.outcome {
-                Outcome::Fail {
-                    expected,
-                    received,
-                    message,
-                }
-                | Outcome::Todo {
-                    expected,
-                    received,
-                    message,
-                    ..
-                } => {
-                    obj.insert("expected".into(), expected.clone().into());
-                    obj.insert("received".into(), received.clone().into());
-                    obj.insert("message".into(), message.clone().into());
-                }
+                Outcome::Fail { .. } | Outcome::Todo { .. } => {}
                 Outcome::Skip(why) => {
                     obj.insert("message".into(), why.clone().into());
                 }
@@ -197,49 +188,28 @@ pub fn junit(suite: &str, results: &[CaseResult], strict: bool) -> String {
                     xml(q.quote)
                 );
             }
-            match &r.outcome {
-                Outcome::Pass => {}
-                Outcome::Skip(why) => {
-                    let _ = writeln!(body, "      <skipped message=\"{}\"/>", xml(why));
-                }
-                Outcome::Fail {
-                    expected,
-                    received,
-                    message,
-                } => {
-                    let level = level_of(r).map_or("MUST", Level::keyword);
-                    let _ = writeln!(
+            if let Outcome::Skip(why) = &r.outcome {
+                let _ = writeln!(body, "      <skipped message=\"{}\"/>", xml(why));
+            }
+            if let Some((expected, received, message)) = missed(&r.outcome) {
+                let (level, failure) = match &r.outcome {
+                    Outcome::Todo { level, .. } => (level.keyword(), strict),
+                    _ => (level_of(r).map_or("MUST", Level::keyword), true),
+                };
+                let detail = format!("expected: {}\nreceived: {}", xml(expected), xml(received));
+                let _ = if failure {
+                    writeln!(
                         body,
-                        "      <failure type=\"{level}\" message=\"{}\">expected: {}\nreceived: {}</failure>",
-                        xml(message),
-                        xml(expected),
-                        xml(received)
-                    );
-                }
-                Outcome::Todo {
-                    level,
-                    expected,
-                    received,
-                    message,
-                } => {
-                    if strict {
-                        let _ = writeln!(
-                            body,
-                            "      <failure type=\"{level}\" message=\"{}\">expected: {}\nreceived: {}</failure>",
-                            xml(message),
-                            xml(expected),
-                            xml(received)
-                        );
-                    } else {
-                        let _ = writeln!(
-                            body,
-                            "      <system-out>TODO {level}: {}\nexpected: {}\nreceived: {}</system-out>",
-                            xml(message),
-                            xml(expected),
-                            xml(received)
-                        );
-                    }
-                }
+                        "      <failure type=\"{level}\" message=\"{}\">{detail}</failure>",
+                        xml(message)
+                    )
+                } else {
+                    writeln!(
+                        body,
+                        "      <system-out>TODO {level}: {}\n{detail}</system-out>",
+                        xml(message)
+                    )
+                };
             }
             if body.is_empty() {
                 out.push_str("/>\n");

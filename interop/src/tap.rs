@@ -77,7 +77,7 @@ impl CaseResult {
 }
 
 /// What a result says for a failure or a TODO: expected, received, message.
-fn missed(o: &Outcome) -> Option<(&str, &str, &str)> {
+pub(crate) fn missed(o: &Outcome) -> Option<(&str, &str, &str)> {
     match o {
         Outcome::Fail {
             expected,
