@@ -162,19 +162,29 @@ async fn raw_track(
     Ok((raw, s, sub, id))
 }
 
+/// The verdict on the Group Order of the relay's answer to a `request` (SUBSCRIBE or FETCH)
+/// with Group Order 0, for a track whose publisher answered Descending.
+fn publishers_order(request: &str, got: GroupOrder, section: &str) -> CheckOutput {
+    if got != GroupOrder::Descending {
+        return Err(Failure::new(
+            format!("{request}_OK with Group Order Descending (0x2), the original publisher's"),
+            format!("{request}_OK with Group Order {got:?}"),
+            format!(
+                "Group Order 0 in {request} asks for the original publisher's order ({section})"
+            ),
+        )
+        .into());
+    }
+    Ok(format!(
+        "{request} with Group Order 0: {request}_OK says Descending, as the publisher did"
+    ))
+}
+
 /// `subscribe-group-order-original`: SUBSCRIBE with Group Order 0 for a track whose publisher
 /// answered Descending: the relay's SUBSCRIBE_OK should say Descending.
 pub async fn group_order_original(env: Env) -> CheckOutput {
     let (_raw, _s, sub, _) = descending_track(&env).await?;
-    if sub.ok.group_order != GroupOrder::Descending {
-        return Err(Failure::new(
-            "SUBSCRIBE_OK with Group Order Descending (0x2), the original publisher's",
-            format!("SUBSCRIBE_OK with Group Order {:?}", sub.ok.group_order),
-            "Group Order 0 in SUBSCRIBE asks for the original publisher's order (§9.7)",
-        )
-        .into());
-    }
-    Ok("SUBSCRIBE with Group Order 0: SUBSCRIBE_OK says Descending, as the publisher did".into())
+    publishers_order("SUBSCRIBE", sub.ok.group_order, "§9.7")
 }
 
 /// `fetch-group-order-original`: FETCH with Group Order 0 of groups 0-1 of a track whose
@@ -248,15 +258,7 @@ pub async fn fetch_group_order_original(env: Env) -> CheckOutput {
             "the relay refused the FETCH this check needs",
         )
     })?;
-    if resp.ok.group_order != GroupOrder::Descending {
-        return Err(Failure::new(
-            "FETCH_OK with Group Order Descending (0x2), the original publisher's",
-            format!("FETCH_OK with Group Order {:?}", resp.ok.group_order),
-            "Group Order 0 in FETCH asks for the original publisher's order (§9.16.3)",
-        )
-        .into());
-    }
-    Ok("FETCH with Group Order 0: FETCH_OK says Descending, as the publisher did".into())
+    publishers_order("FETCH", resp.ok.group_order, "§9.16.3")
 }
 
 /// `upstream-subscribe-forward-1`: a subscriber with Forward 0; the relay's new upstream
