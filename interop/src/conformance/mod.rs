@@ -35,6 +35,7 @@ mod streams;
 mod subscribe;
 mod subscription;
 mod timeouts;
+mod tokens;
 pub mod trace;
 mod upstream;
 
