@@ -158,6 +158,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("setup-token-overflow-use-value", "control", "§9.3.2.5", 8000, tokens::setup_token_overflow_use_value,
         "after CLIENT_SETUP with a REGISTER_TOKEN past MAX_AUTH_TOKEN_CACHE_SIZE (used by value), USE_ALIAS of its alias is rejected as unknown",
         Must, "Instead, it MUST treat the parameter as Alias Type USE_VALUE."),
+    check!("key-value-value-mismatch", "control", "§1.4.2, §9.2.1.1", 4000, tokens::value_mismatch,
+        "an AUTHORIZATION TOKEN whose Value has a byte after a whole USE_ALIAS Token is closed with KEY_VALUE_FORMATTING_ERROR",
+        Must, "If a receiver understands a Type, and the following Value or Length/Value does not match the serialization defined by that Type, the receiver MUST terminate the session with error code KEY_VALUE_FORMATTING_ERROR."),
     // namespace
     check!("subscribe-after-publish-namespace-done", "namespace", "§9.26, §6.2, §5.1", 8000, namespace::subscribe_after_done,
         "a SUBSCRIBE after the namespace's PUBLISH_NAMESPACE_DONE gets one answer (routing it to the withdrawn publisher is allowed, §6.2)",

@@ -5,12 +5,13 @@
 //! answer to a later request tells about the alias, not about the relay's view of tokens.
 
 use super::params::unknown_alias_answer;
-use super::raw::{describe as describe_event, Event, Raw};
+use super::raw::{describe as describe_event, fields, frame, tuple, varint, Event, Raw};
 use super::{CheckOutput, Env, Verdict};
 use crate::cases::Failure;
+use bytes::{BufMut, BytesMut};
 use moqlink_model::control::*;
 use moqlink_model::params::{Parameter, SetupParameter, Token, VersionParameters};
-use moqlink_model::{Blob, GroupOrder, TrackNamespace, Version};
+use moqlink_model::{Blob, GroupOrder, SessionErrorCode, TrackNamespace, Version};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
@@ -371,4 +372,29 @@ pub async fn setup_token_overflow_use_value(env: Env) -> CheckOutput {
         )
         .into()),
     }
+}
+
+/// `key-value-value-mismatch`: an AUTHORIZATION TOKEN (a type the relay understands) whose
+/// Value is USE_ALIAS of alias 5 followed by one byte that serialization has no field for.
+pub async fn value_mismatch(env: Env) -> CheckOutput {
+    let mut raw = Raw::setup(&env, "connection_id", None).await?;
+    // USE_ALIAS (0x2), alias 5, then 0x00: the Token is whole after two bytes.
+    let value = [0x02, 0x05, 0x00];
+    let mut b = BytesMut::new();
+    varint(&mut b, 0);
+    tuple(&mut b, &fields(&env.namespace()));
+    varint(&mut b, 1);
+    varint(&mut b, 0x03);
+    varint(&mut b, value.len() as u64);
+    b.put_slice(&value);
+    raw.send_bytes(frame(0x6, &b)).await?;
+    Ok(raw
+        .expect_close(
+            &env,
+            SessionErrorCode::KeyValueFormattingError,
+            T,
+            "PUBLISH_NAMESPACE with an AUTHORIZATION TOKEN of Length 3, bytes 02 05 00 \
+             (USE_ALIAS of alias 5, then a byte the USE_ALIAS serialization has no field for)",
+        )
+        .await?)
 }
