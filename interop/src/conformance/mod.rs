@@ -39,6 +39,7 @@ mod timeouts;
 mod tokens;
 pub mod trace;
 mod upstream;
+mod upstream_params;
 
 use crate::cases::{connection_id, describe_error, Ctx, Failure, Record};
 use crate::tap::{CaseResult, Outcome};
