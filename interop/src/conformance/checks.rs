@@ -161,6 +161,9 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("key-value-value-mismatch", "control", "§1.4.2, §9.2.1.1", 4000, tokens::value_mismatch,
         "an AUTHORIZATION TOKEN whose Value has a byte after a whole USE_ALIAS Token is closed with KEY_VALUE_FORMATTING_ERROR",
         Must, "If a receiver understands a Type, and the following Value or Length/Value does not match the serialization defined by that Type, the receiver MUST terminate the session with error code KEY_VALUE_FORMATTING_ERROR."),
+    check!("requests-blocked-once", "control", "§9.6", 12000, blocked::requests_blocked_once,
+        "a relay held at the publisher's MAX_REQUEST_ID by four SUBSCRIBEs sends at most one REQUESTS_BLOCKED per Maximum Request ID",
+        Should, "The endpoint SHOULD send only one REQUESTS_BLOCKED for a given Maximum Request ID."),
     // namespace
     check!("subscribe-after-publish-namespace-done", "namespace", "§9.26, §6.2, §5.1", 8000, namespace::subscribe_after_done,
         "a SUBSCRIBE after the namespace's PUBLISH_NAMESPACE_DONE gets one answer (routing it to the withdrawn publisher is allowed, §6.2)",

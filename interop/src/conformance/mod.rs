@@ -12,6 +12,7 @@
 //! the exact error code of §9.18): that is [`Verdict::Should`].
 
 mod answers;
+mod blocked;
 mod caching;
 mod control;
 mod data;
