@@ -325,6 +325,12 @@ pub static CHECKS: &[CheckInfo] = &[
     check!("delivery-timeout-passed-downstream", "subscribe", "§9.2.1.2", 8000, upstream_params::timeout_passed_downstream,
         "the publisher's DELIVERY_TIMEOUT in SUBSCRIBE_OK (7654) is in the relay's SUBSCRIBE_OK downstream",
         Should, "The publisher SHOULD always specify the value received from an upstream subscription when there is one, and nothing otherwise."),
+    check!("upstream-one-subscription-per-track", "subscribe", "§9.7", 10000, duplicates::one_upstream_subscription,
+        "two subscribers of one track on two connections: the relay holds one active SUBSCRIBE for it at the publisher",
+        MustNot, "A subscriber MUST NOT make multiple active subscriptions for a track within a single session…"),
+    check!("duplicate-subscription-closed", "subscribe", "§9.7", 10000, duplicates::duplicate_subscription_closed,
+        "a second SUBSCRIBE for a track the same session is subscribed to is closed with PROTOCOL_VIOLATION",
+        Should, "…publishers SHOULD treat this as a protocol violation."),
     // fetch
     check!("fetch-standalone-range", "fetch", "§9.16.1, §9.16.3", 8000, fetch::standalone_range,
         "a standalone FETCH of a range inside groups returns exactly those objects in order",

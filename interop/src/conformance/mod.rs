@@ -17,6 +17,7 @@ mod caching;
 mod control;
 mod data;
 mod directsub;
+mod duplicates;
 mod ext11;
 mod fetch;
 mod fields;
