@@ -163,22 +163,6 @@ impl<C: Connection> Session<C> {
                 return Ok(None);
             }
         }
-        // §9.7: a second active subscription to one track within a session is a protocol
-        // violation.
-        let duplicate = self
-            .inner
-            .served
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .any(|s| s.track.same_track(track));
-        if duplicate {
-            self.close(
-                SessionErrorCode::ProtocolViolation,
-                "a second active subscription to one track (§9.7)",
-            );
-            return Ok(None);
-        }
         let status = track.status();
         let (start, end_group) = resolve_filter(&sub.filter, status.largest);
         let order = sub.group_order.or_publisher(status.group_order);
