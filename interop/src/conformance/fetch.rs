@@ -46,7 +46,7 @@ async fn history(
     Ok((p, w, wsub, f))
 }
 
-fn standalone(env: &Env, start: Location, end: FetchEnd) -> FetchKind {
+pub(super) fn standalone(env: &Env, start: Location, end: FetchEnd) -> FetchKind {
     let t = env.track("t");
     FetchKind::Standalone {
         namespace: t.namespace,
@@ -73,7 +73,7 @@ async fn fetch(
 }
 
 /// Sends FETCH and requires FETCH_OK.
-async fn fetch_ok(
+pub(super) async fn fetch_ok(
     env: &Env,
     ep: &Endpoint,
     kind: FetchKind,
@@ -90,7 +90,7 @@ async fn fetch_ok(
 }
 
 /// Reads a fetch stream to its end.
-async fn read_all(
+pub(super) async fn read_all(
     env: &Env,
     f: &mut FetchResponse<AnyConnection>,
 ) -> Result<Vec<FetchObject>, Failure> {
@@ -124,7 +124,7 @@ async fn read_all(
     }
 }
 
-fn fetched(objs: &[FetchObject]) -> String {
+pub(super) fn fetched(objs: &[FetchObject]) -> String {
     if objs.is_empty() {
         return "no objects".into();
     }

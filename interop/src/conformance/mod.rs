@@ -12,9 +12,12 @@
 //! the exact error code of §9.18): that is [`Verdict::Should`].
 
 mod answers;
+mod blocked;
+mod caching;
 mod control;
 mod data;
 mod directsub;
+mod duplicates;
 mod ext11;
 mod fetch;
 mod fields;
@@ -35,8 +38,10 @@ mod streams;
 mod subscribe;
 mod subscription;
 mod timeouts;
+mod tokens;
 pub mod trace;
 mod upstream;
+mod upstream_params;
 
 use crate::cases::{connection_id, describe_error, Ctx, Failure, Record};
 use crate::tap::{CaseResult, Outcome};

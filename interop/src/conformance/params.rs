@@ -191,7 +191,7 @@ pub async fn key_value_formatting(env: Env) -> CheckOutput {
 
 /// How the relay treated a message that references an unregistered token alias, and whether
 /// it closed the session doing so.
-async fn unknown_alias_answer(
+pub(super) async fn unknown_alias_answer(
     raw: &mut Raw,
     id: u64,
     what: &str,

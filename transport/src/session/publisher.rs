@@ -167,9 +167,17 @@ impl<C: Connection> Session<C> {
         let (start, end_group) = resolve_filter(&sub.filter, status.largest);
         let order = sub.group_order.or_publisher(status.group_order);
         let alias = self.alloc_alias();
-        let timeout = sub.parameters.delivery_timeout();
+        // §9.2.1.2: the subscription uses the min of both sides' values; SUBSCRIBE_OK carries
+        // the upstream publisher's when there is one.
+        let timeout = match (sub.parameters.delivery_timeout(), status.delivery_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut parameters = VersionParameters::new();
-        if let Some(t) = timeout {
+        if let Some(t) = status
+            .delivery_timeout
+            .or(sub.parameters.delivery_timeout())
+        {
             parameters.push(Parameter::DeliveryTimeout { value: t });
         }
         self.inner

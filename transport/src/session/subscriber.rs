@@ -256,6 +256,7 @@ impl<C: Connection> Session<C> {
             ok.largest_location,
             ok.group_order,
             ok.parameters.max_cache_duration(),
+            ok.parameters.delivery_timeout(),
         )
     }
 
@@ -270,6 +271,7 @@ impl<C: Connection> Session<C> {
         largest: Option<Location>,
         group_order: GroupOrder,
         max_cache_ms: Option<u64>,
+        delivery_timeout_ms: Option<u64>,
     ) -> Result<Subscription<C>, SessionError> {
         let data = match self.data().register_track(alias) {
             Ok(d) => d,
@@ -291,6 +293,7 @@ impl<C: Connection> Session<C> {
         if let Some(ms) = max_cache_ms {
             track.limit_max_age(std::time::Duration::from_millis(ms));
         }
+        track.set_delivery_timeout(delivery_timeout_ms);
         // A track shared with other publishers (a relay's) takes a publisher's claimed Largest
         // Location only as its first word on the track (§9.8: the relay reports it to its first
         // subscriber); after that, from what arrives — a later publisher's claim could put it
@@ -351,6 +354,7 @@ impl<C: Connection> Session<C> {
             largest,
             group_order,
             max_cache_ms,
+            p.parameters.delivery_timeout(),
         )?;
         req.responder
             .accept(ControlMessage::PublishOk(PublishOk {

@@ -83,6 +83,7 @@ impl TrackConsumer {
             largest: st.largest,
             group_order: st.group_order,
             end: st.end.clone(),
+            delivery_timeout: st.delivery_timeout,
         }
     }
 

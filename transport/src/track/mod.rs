@@ -227,6 +227,8 @@ pub struct TrackStatus {
     pub group_order: GroupOrder,
     /// The end, once the publisher finished.
     pub end: Option<TrackEnd>,
+    /// The DELIVERY_TIMEOUT (ms) the upstream publisher specified, if any (§9.2.1.2).
+    pub delivery_timeout: Option<u64>,
 }
 
 pub(crate) struct SubgroupState {
@@ -316,6 +318,8 @@ pub(crate) struct TrackState {
     /// Objects older than this are not served from the cache: the config's `max_age`, or a
     /// publisher's stricter MAX_CACHE_DURATION (`limit_max_age`).
     pub(crate) max_age: Option<Duration>,
+    /// The upstream publisher's DELIVERY_TIMEOUT in ms (`set_delivery_timeout`).
+    pub(crate) delivery_timeout: Option<u64>,
 }
 
 pub(crate) struct TrackShared {

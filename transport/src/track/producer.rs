@@ -56,6 +56,7 @@ impl TrackProducer {
                 max_dropped: None,
                 complete_from: None,
                 max_age,
+                delivery_timeout: None,
             }),
             changed: tokio::sync::watch::channel(0).0,
             accounted: std::sync::atomic::AtomicUsize::new(0),
@@ -90,6 +91,15 @@ impl TrackProducer {
             largest: st.largest,
             group_order: st.group_order,
             end: st.end.clone(),
+            delivery_timeout: st.delivery_timeout,
+        }
+    }
+
+    /// Records the DELIVERY_TIMEOUT (ms) the upstream publisher specified (§9.2.1.2), which
+    /// a relay passes on in its SUBSCRIBE_OKs.
+    pub fn set_delivery_timeout(&self, ms: Option<u64>) {
+        if ms.is_some() {
+            self.shared.lock().delivery_timeout = ms;
         }
     }
 
