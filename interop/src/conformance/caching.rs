@@ -2,13 +2,11 @@
 //! "SHOULD be cached", so a FETCH of the range after the relay forwarded them returns them with
 //! their status.
 
-use super::fetch::{fetch_ok, fetched, read_all, standalone};
+use super::fetch::{fetch_group_0, fetched};
 use super::harness::{payload, subscribe, Endpoint, Publisher, SubOpts};
 use super::{CheckOutput, Env};
 use crate::cases::Failure;
-use moqlink_model::control::FetchEnd;
 use moqlink_model::data::ObjectStatus;
-use moqlink_model::{GroupOrder, Location};
 use moqlink_transport::track::{Object, SubgroupInfo};
 use std::time::Duration;
 
@@ -49,20 +47,7 @@ async fn cached_status(env: Env, status: ObjectStatus) -> CheckOutput {
             wsub.objects().len()
         )
     };
-    let f = Endpoint::connect(&env, "fetcher_connection_id").await?;
-    let end = FetchEnd {
-        group: 0,
-        object: None,
-    };
-    let mut r = fetch_ok(
-        &env,
-        &f,
-        standalone(&env, Location::new(0, 0), end),
-        GroupOrder::Ascending,
-        "group 0",
-    )
-    .await?;
-    let objs = read_all(&env, &mut r).await?;
+    let objs = fetch_group_0(&env).await?;
     let want = name(status);
     match objs.iter().find(|o| o.group_id == 0 && o.object_id == 1) {
         Some(o) if o.status == status => Ok(format!(

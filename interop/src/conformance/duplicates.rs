@@ -9,7 +9,7 @@ use super::{CheckOutput, Env};
 use crate::cases::Failure;
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
-use moqlink_model::{Blob, GroupOrder, SessionErrorCode};
+use moqlink_model::SessionErrorCode;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(3);
@@ -45,16 +45,7 @@ pub async fn one_upstream_subscription(env: Env) -> CheckOutput {
 }
 
 fn subscribe_msg(id: u64, env: &Env) -> ControlMessage {
-    ControlMessage::Subscribe(Subscribe {
-        request_id: id,
-        namespace: env.namespace(),
-        name: Blob::from("t"),
-        subscriber_priority: 128,
-        group_order: GroupOrder::Original,
-        forward: true,
-        filter: Filter::LargestObject,
-        parameters: VersionParameters::new(),
-    })
+    super::raw::subscribe_t(env, id, VersionParameters::new())
 }
 
 /// `duplicate-subscription-closed`: a client's SUBSCRIBE for track `t`, answered SUBSCRIBE_OK,

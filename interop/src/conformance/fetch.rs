@@ -89,6 +89,24 @@ pub(super) async fn fetch_ok(
     })
 }
 
+/// A new fetcher connection's standalone FETCH of all of group 0 (ascending), read to its end.
+pub(super) async fn fetch_group_0(env: &Env) -> Result<Vec<FetchObject>, Verdict> {
+    let f = Endpoint::connect(env, "fetcher_connection_id").await?;
+    let end = FetchEnd {
+        group: 0,
+        object: None,
+    };
+    let mut r = fetch_ok(
+        env,
+        &f,
+        standalone(env, Location::new(0, 0), end),
+        GroupOrder::Ascending,
+        "group 0",
+    )
+    .await?;
+    Ok(read_all(env, &mut r).await?)
+}
+
 /// Reads a fetch stream to its end.
 pub(super) async fn read_all(
     env: &Env,
@@ -270,20 +288,7 @@ pub async fn object_properties(env: Env) -> CheckOutput {
     write_group(&env, p.track(), 1, 0..1).await;
     env.step("the objects at the watcher");
     wsub.wait_count(6, T).await;
-    let f = Endpoint::connect(&env, "fetcher_connection_id").await?;
-    let end = FetchEnd {
-        group: 0,
-        object: None,
-    };
-    let mut r = fetch_ok(
-        &env,
-        &f,
-        standalone(&env, Location::new(0, 0), end),
-        GroupOrder::Ascending,
-        "group 0",
-    )
-    .await?;
-    let objs = read_all(&env, &mut r).await?;
+    let objs = fetch_group_0(&env).await?;
     // (id, subgroup, priority, extensions)
     let want: [(u64, u64, u8, &Extensions); 4] = [
         (0, 2, 7, &e1),

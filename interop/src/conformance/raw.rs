@@ -382,6 +382,21 @@ fn closed(e: ConnectionError) -> Event {
     }
 }
 
+/// SUBSCRIBE `request_id` for the check's track `t` (Largest Object, Forward 1, priority 128,
+/// the publisher's group order) with `parameters`.
+pub fn subscribe_t(env: &Env, request_id: u64, parameters: VersionParameters) -> ControlMessage {
+    ControlMessage::Subscribe(Subscribe {
+        request_id,
+        namespace: env.namespace(),
+        name: Blob::from("t"),
+        subscriber_priority: 128,
+        group_order: moqlink_model::GroupOrder::Original,
+        forward: true,
+        filter: Filter::LargestObject,
+        parameters,
+    })
+}
+
 /// How an event reads in the YAML block.
 pub fn describe(ev: &Event) -> String {
     match ev {

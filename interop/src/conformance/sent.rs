@@ -7,7 +7,7 @@ use super::{CheckOutput, Env, Verdict};
 use crate::cases::Failure;
 use moqlink_model::control::*;
 use moqlink_model::params::{Parameter, SetupParameter, VersionParameters};
-use moqlink_model::{Blob, GroupOrder};
+use moqlink_model::GroupOrder;
 use std::collections::BTreeMap;
 
 /// The repeated parameter types among `keys` (those whose definition allows one instance).
@@ -55,16 +55,7 @@ pub async fn parameters_not_repeated(env: Env) -> CheckOutput {
     let mut params = VersionParameters::new();
     params.push(Parameter::DeliveryTimeout { value: 10_000 });
     subscriber
-        .send(&ControlMessage::Subscribe(Subscribe {
-            request_id: 0,
-            namespace: env.namespace(),
-            name: Blob::from("t"),
-            subscriber_priority: 128,
-            group_order: GroupOrder::Original,
-            forward: true,
-            filter: Filter::LargestObject,
-            parameters: params,
-        }))
+        .send(&super::raw::subscribe_t(&env, 0, params))
         .await?;
     let up = upstream_request(&env, &mut publisher, "SUBSCRIBE", |m| {
         matches!(m, ControlMessage::Subscribe(_))

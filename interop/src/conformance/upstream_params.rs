@@ -10,7 +10,7 @@ use super::{CheckOutput, Env, Verdict};
 use crate::cases::Failure;
 use moqlink_model::control::*;
 use moqlink_model::params::{Parameter, VersionParameters};
-use moqlink_model::{Blob, GroupOrder};
+use moqlink_model::GroupOrder;
 
 /// `upstream-subscribe-default-priority`: for a subscriber with Subscriber Priority 3 the
 /// relay's upstream SUBSCRIBE carries its own default, which should be mid-range (127 or 128).
@@ -54,17 +54,7 @@ fn delivery_timeout(ms: u64) -> VersionParameters {
 /// SUBSCRIBE 0 for the check's track `t` with `params`, on a raw subscriber connection.
 async fn raw_subscribe(env: &Env, params: VersionParameters) -> Result<Raw, Verdict> {
     let mut s = Raw::setup(env, "subscriber_connection_id", None).await?;
-    s.send(&ControlMessage::Subscribe(Subscribe {
-        request_id: 0,
-        namespace: env.namespace(),
-        name: Blob::from("t"),
-        subscriber_priority: 128,
-        group_order: GroupOrder::Original,
-        forward: true,
-        filter: Filter::LargestObject,
-        parameters: params,
-    }))
-    .await?;
+    s.send(&super::raw::subscribe_t(env, 0, params)).await?;
     Ok(s)
 }
 
