@@ -456,6 +456,13 @@ async fn sub_prints_payloads_until_publish_done() {
 
     let out = ok.finish().await;
     assert!(out.status.success(), "sub failed: {}", stderr(&out));
+    // Logs go to a pipe here, not a terminal: plain text, no ANSI escape sequences.
+    assert!(!out.stderr.is_empty(), "sub logged nothing");
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "ANSI escapes in piped logs: {}",
+        stderr(&out)
+    );
     let got = lines(&out);
     // Subgroups are read concurrently: every object once, each group's objects in order.
     let mut sorted = got.clone();
