@@ -163,6 +163,8 @@ impl TrackConsumer {
                                 index: 0,
                                 start_object,
                                 skipped: 0,
+                                last_read: None,
+                                last_break: None,
                             }));
                         }
                         Item::Datagram {
@@ -224,6 +226,10 @@ pub struct SubgroupConsumer {
     index: usize,
     start_object: Option<u64>,
     skipped: u64,
+    /// The ID of the last object read.
+    last_read: Option<u64>,
+    /// The ID of the last object read, when it is not known to follow the one before it.
+    last_break: Option<u64>,
 }
 
 impl SubgroupConsumer {
@@ -252,6 +258,10 @@ impl SubgroupConsumer {
                     if self.start_object.is_some_and(|min| o.id < min) {
                         continue;
                     }
+                    // Read under the lock taken for the object anyway: `known_next` then needs none.
+                    self.last_read = Some(o.id);
+                    self.last_break =
+                        (!s.breaks.is_empty() && s.breaks.contains(&o.id)).then_some(o.id);
                     return Ok((o.clone(), *t));
                 }
                 if let Some(end) = s.end {
@@ -281,8 +291,12 @@ impl SubgroupConsumer {
 
     /// Whether object `id` is known to be the next object after the one before it in this
     /// subgroup (§10.4.3): false when it came from another upstream stream than that one,
-    /// after a gap in IDs, so a sender must not put it on the same stream.
+    /// after a gap in IDs, so a sender must not put it on the same stream. For the object last
+    /// read (a sender's case) no lock is taken: `next` noted it.
     pub fn known_next(&self, id: u64) -> bool {
+        if self.last_read == Some(id) {
+            return self.last_break != Some(id);
+        }
         !self.shared.lock().breaks.contains(&id)
     }
 }
