@@ -11,7 +11,7 @@ use bytes::Bytes;
 use moqlink_model::control::*;
 use moqlink_model::data::ObjectStatus;
 use moqlink_model::params::VersionParameters;
-use moqlink_model::{GroupOrder, Location, SessionErrorCode, TrackNamespace};
+use moqlink_model::{Location, SessionErrorCode, TrackNamespace};
 use moqlink_transport::client::{connect, AnySession};
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{
@@ -175,18 +175,7 @@ impl Endpoint {
         env.step("SUBSCRIBE_OK");
         let mut req = self
             .session
-            .request(|request_id| {
-                ControlMessage::Subscribe(Subscribe {
-                    request_id,
-                    namespace: name.namespace.clone(),
-                    name: name.name.clone(),
-                    subscriber_priority: 128,
-                    group_order: GroupOrder::Original,
-                    forward: true,
-                    filter: Filter::LargestObject,
-                    parameters: params,
-                })
-            })
+            .request(|request_id| super::raw::subscribe_for(request_id, name, params))
             .await
             .map_err(|e| Failure::new("SUBSCRIBE sent", describe(&e), "local session"))?;
         match within(ANSWER, "SUBSCRIBE_OK", req.reply()).await? {

@@ -382,19 +382,28 @@ fn closed(e: ConnectionError) -> Event {
     }
 }
 
-/// SUBSCRIBE `request_id` for the check's track `t` (Largest Object, Forward 1, priority 128,
-/// the publisher's group order) with `parameters`.
-pub fn subscribe_t(env: &Env, request_id: u64, parameters: VersionParameters) -> ControlMessage {
+/// SUBSCRIBE `request_id` for `name` (Largest Object, Forward 1, priority 128, the publisher's
+/// group order) with `parameters`.
+pub fn subscribe_for(
+    request_id: u64,
+    name: &moqlink_transport::track::TrackName,
+    parameters: VersionParameters,
+) -> ControlMessage {
     ControlMessage::Subscribe(Subscribe {
         request_id,
-        namespace: env.namespace(),
-        name: Blob::from("t"),
+        namespace: name.namespace.clone(),
+        name: name.name.clone(),
         subscriber_priority: 128,
         group_order: moqlink_model::GroupOrder::Original,
         forward: true,
         filter: Filter::LargestObject,
         parameters,
     })
+}
+
+/// [`subscribe_for`] the check's track `t`.
+pub fn subscribe_t(env: &Env, request_id: u64, parameters: VersionParameters) -> ControlMessage {
+    subscribe_for(request_id, &env.track("t"), parameters)
 }
 
 /// How an event reads in the YAML block.

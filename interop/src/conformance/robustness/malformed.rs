@@ -300,16 +300,7 @@ pub(super) fn encode_subscribe(
     request_id: u64,
     name: &moqlink_transport::track::TrackName,
 ) -> Result<(), Failure> {
-    ControlMessage::Subscribe(Subscribe {
-        request_id,
-        namespace: name.namespace.clone(),
-        name: name.name.clone(),
-        subscriber_priority: 128,
-        group_order: GroupOrder::Original,
-        forward: true,
-        filter: Filter::LargestObject,
-        parameters: VersionParameters::new(),
-    })
-    .encode(b, Encoding::new(Version::DRAFT_14))
-    .map_err(|e| Failure::new("an encodable SUBSCRIBE", e.to_string(), "local encoder"))
+    crate::conformance::raw::subscribe_for(request_id, name, VersionParameters::new())
+        .encode(b, Encoding::new(Version::DRAFT_14))
+        .map_err(|e| Failure::new("an encodable SUBSCRIBE", e.to_string(), "local encoder"))
 }
