@@ -127,3 +127,65 @@ async fn a_draft14_only_client_is_not_given_lite() {
     assert_eq!(client.unwrap().0.version(), Version::DRAFT_14);
     assert!(matches!(server.await.unwrap().unwrap(), Accepted::Ietf(..)));
 }
+
+/// A GROUP stream may overtake SUBSCRIBE_OK: it travels on its own uni stream. The subscriber
+/// must take it (moq-dev and cloudflare's bridge send data as soon as they have it); moqlink's
+/// client registered the subscription only after SUBSCRIBE_OK and stopped such a stream with
+/// CANCEL, losing the whole group (issue 12: 1 in 6 bridged clock subscriptions got nothing).
+#[tokio::test(start_paused = true)]
+async fn a_group_that_overtakes_subscribe_ok_is_delivered() {
+    let (c, s) = pair();
+    let cfg = SessionConfig {
+        versions: vec![Version::LITE_02],
+        ..Default::default()
+    };
+    let server = tokio::spawn(Session::accept_any(s.clone(), cfg.clone()));
+    let Accepted::Lite(client, _crx) = Session::connect_any(c, cfg, ClientTarget::default())
+        .await
+        .unwrap()
+    else {
+        panic!("client did not negotiate lite")
+    };
+    let Accepted::Lite(_server, mut srx) = server.await.unwrap().unwrap() else {
+        panic!("server did not negotiate lite")
+    };
+    let raw = s;
+    tokio::spawn(async move {
+        use moqlink_transport::{Connection, SendStream};
+        let Some(LiteEvent::Subscribe(req)) = srx.recv().await else {
+            panic!("no SUBSCRIBE")
+        };
+        // Stream type 0x0 (Group), GROUP {length 2, subscribe ID 0, sequence 5}, then one FRAME
+        // {size 2, "hi"}: written by hand from moq-lite-02 §Group, before SUBSCRIBE_OK.
+        let mut uni = raw.open_uni().await.unwrap();
+        uni.write_chunk(Bytes::from_static(&[
+            0x00, 0x02, 0x00, 0x05, 0x02, b'h', b'i',
+        ]))
+        .await
+        .unwrap();
+        uni.finish().unwrap();
+        // Paused clock: the sleep ends only once every other task is idle, so the client has
+        // read the whole group stream before SUBSCRIBE_OK leaves.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let empty = TrackProducer::new(TrackName::new("demo", "t"), TrackConfig::default());
+        let _task = req.serve(&empty).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let sub = client
+        .subscribe(
+            &Blob::from("demo"),
+            &Blob::from("t"),
+            1,
+            TrackConfig::default(),
+        )
+        .await
+        .unwrap();
+    let mut c = sub.track().consume(Default::default(), None);
+    let Some(TrackItem::Subgroup(mut g)) = tokio::time::timeout(T, c.next()).await.unwrap() else {
+        panic!("the group that came before SUBSCRIBE_OK was lost")
+    };
+    assert_eq!(g.info().group, 5);
+    let o = g.next().await.unwrap();
+    assert_eq!((o.id, &o.payload[..]), (0, &b"hi"[..]));
+    assert_eq!(g.next().await, Err(SubgroupEnd::Finished));
+}

@@ -298,6 +298,16 @@ impl<C: Connection> LiteSession<C> {
         target: Result<TrackProducer, TrackConfig>,
     ) -> Result<LiteSubscription, SessionError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let name = TrackName {
+            namespace: namespace_of(path),
+            name: track.clone(),
+        };
+        let owned = target.is_err();
+        let producer = target.unwrap_or_else(|config| TrackProducer::new(name, config));
+        // Registered before SUBSCRIBE goes out: a group stream may overtake SUBSCRIBE_OK (it
+        // travels on its own stream), and one for an unknown ID is refused. Removed again
+        // below on every path that does not end in a live subscription.
+        let registered = SubRegistration::new(&self.inner, id, producer.clone());
         let (mut send, mut recv) = self.inner.conn.open_bi().await?;
         let enc = self.inner.encoding();
         let mut head = BytesMut::new();
@@ -338,17 +348,7 @@ impl<C: Connection> LiteSession<C> {
                 })
             }
         }
-        let name = TrackName {
-            namespace: namespace_of(path),
-            name: track.clone(),
-        };
-        let owned = target.is_err();
-        let producer = target.unwrap_or_else(|config| TrackProducer::new(name, config));
-        self.inner
-            .subs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, producer.clone());
+        registered.keep();
         // The subscription lives as long as its stream; its end ends the track.
         let inner = self.inner.clone();
         let track = producer.clone();
@@ -734,5 +734,44 @@ mod tests {
         assert_eq!(path_of(&ns), Blob::from("demo/clock"));
         assert_eq!(namespace_of(b"/demo//clock/"), ns);
         assert_eq!(namespace_of(b""), TrackNamespace::default());
+    }
+}
+
+/// A subscription's entry in the session's routing table, removed when dropped unless kept.
+struct SubRegistration<'a, C: Connection> {
+    inner: &'a Arc<Inner<C>>,
+    id: u64,
+    kept: bool,
+}
+
+impl<'a, C: Connection> SubRegistration<'a, C> {
+    fn new(inner: &'a Arc<Inner<C>>, id: u64, producer: TrackProducer) -> Self {
+        inner
+            .subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, producer);
+        SubRegistration {
+            inner,
+            id,
+            kept: false,
+        }
+    }
+
+    /// The subscription was accepted: its task removes the entry when it ends.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl<C: Connection> Drop for SubRegistration<'_, C> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.inner
+                .subs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&self.id);
+        }
     }
 }
