@@ -724,19 +724,6 @@ async fn read_group<C: Connection>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_and_namespaces_map_both_ways() {
-        let ns = TrackNamespace::from_strs(&["demo", "clock"]);
-        assert_eq!(path_of(&ns), Blob::from("demo/clock"));
-        assert_eq!(namespace_of(b"/demo//clock/"), ns);
-        assert_eq!(namespace_of(b""), TrackNamespace::default());
-    }
-}
-
 /// A subscription's entry in the session's routing table, removed when dropped unless kept.
 struct SubRegistration<'a, C: Connection> {
     inner: &'a Arc<Inner<C>>,
@@ -773,5 +760,18 @@ impl<C: Connection> Drop for SubRegistration<'_, C> {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_namespaces_map_both_ways() {
+        let ns = TrackNamespace::from_strs(&["demo", "clock"]);
+        assert_eq!(path_of(&ns), Blob::from("demo/clock"));
+        assert_eq!(namespace_of(b"/demo//clock/"), ns);
+        assert_eq!(namespace_of(b""), TrackNamespace::default());
     }
 }
