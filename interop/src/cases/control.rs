@@ -2,10 +2,11 @@
 //! `announce-subscribe` and `subscribe-before-announce`.
 
 use super::{
-    describe_error, request_error_name, test_namespace, test_track, within, CaseOutput, Ctx,
-    Failure, Peer, Record,
+    describe_error, request_error_name, stale_state_hint, test_namespace, test_track, within,
+    CaseOutput, Ctx, Failure, Peer, Record,
 };
 use moqlink_model::params::VersionParameters;
+use moqlink_model::TrackNamespace;
 use moqlink_transport::client::AnySession;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{
@@ -22,22 +23,28 @@ pub(super) async fn announce(
     peer: &Peer,
     record: &Record,
 ) -> Result<NamespacePublication<AnyConnection>, Failure> {
+    announce_ns(peer, record, test_namespace()).await
+}
+
+/// Sends PUBLISH_NAMESPACE for `namespace` and requires PUBLISH_NAMESPACE_OK.
+pub(super) async fn announce_ns(
+    peer: &Peer,
+    record: &Record,
+    namespace: TrackNamespace,
+) -> Result<NamespacePublication<AnyConnection>, Failure> {
     record.step("PUBLISH_NAMESPACE_OK");
     let answer = within(
         ANSWER,
         "PUBLISH_NAMESPACE_OK",
         peer.session
-            .publish_namespace(test_namespace(), VersionParameters::new()),
+            .publish_namespace(namespace.clone(), VersionParameters::new()),
     )
     .await?;
     answer.map_err(|e| {
         Failure::new(
             "PUBLISH_NAMESPACE_OK",
             describe_error(&e),
-            format!(
-                "the relay did not accept PUBLISH_NAMESPACE {}",
-                test_namespace()
-            ),
+            format!("the relay did not accept PUBLISH_NAMESPACE {namespace}"),
         )
     })
 }
@@ -135,6 +142,16 @@ async fn publisher(
     Ok((peer, track, ns))
 }
 
+/// Why a SUBSCRIBE to a published track failed: not routed, or (an answer other than an error
+/// while the publisher heard nothing) answered from an ended session's state.
+pub(super) fn unrouted(e: &SessionError, publisher_seen: &str, track: &TrackName) -> String {
+    let rejected = matches!(e, SessionError::Rejected { .. });
+    match stale_state_hint(publisher_seen) {
+        Some(hint) if !rejected => hint,
+        _ => format!("the relay did not route the SUBSCRIBE for {track}"),
+    }
+}
+
 /// Closes the connections of a two-connection case together.
 pub(super) async fn close_both(a: Peer, b: Peer) -> Result<(), Failure> {
     let (ra, rb) = tokio::join!(a.close(), b.close());
@@ -162,7 +179,7 @@ pub async fn announce_subscribe(ctx: &Ctx, record: &Record) -> CaseOutput {
         Failure::new(
             "SUBSCRIBE_OK",
             format!("{}; publisher received: {}", describe_error(&e), a.seen()),
-            format!("the relay did not route the SUBSCRIBE for {}", test_track()),
+            unrouted(&e, &a.seen(), &test_track()),
         )
     })?;
     record.step("the forwarded SUBSCRIBE at the publisher");
@@ -176,7 +193,9 @@ pub async fn announce_subscribe(ctx: &Ctx, record: &Record) -> CaseOutput {
                 "subscriber got SUBSCRIBE_OK; publisher received: {}",
                 a.seen()
             ),
-            "the relay answered SUBSCRIBE_OK without subscribing upstream",
+            stale_state_hint(&a.seen()).unwrap_or_else(|| {
+                "the relay answered SUBSCRIBE_OK without subscribing upstream".into()
+            }),
         ));
     }
     let note = format!(
@@ -261,5 +280,36 @@ pub(super) struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::run_track;
+    use super::*;
+
+    #[test]
+    fn cases_with_free_names_use_a_fresh_namespace_each_run() {
+        let (a, b) = (run_track("fetch"), run_track("fetch"));
+        assert_ne!(a.namespace, b.namespace);
+        assert_ne!(a.namespace, test_namespace());
+        assert_eq!(a.namespace.to_string().split('/').next(), Some("moq-test"));
+    }
+
+    #[test]
+    fn an_answer_the_publisher_never_heard_of_is_called_stale_state() {
+        let t = test_track();
+        // What a relay that kept an ended publisher's track answers: PUBLISH_DONE at once.
+        let done = SessionError::Unexpected("PUBLISH_DONE in reply to SUBSCRIBE".into());
+        assert!(unrouted(&done, "nothing", &t).contains("ended session"));
+        // The publisher was asked: whatever went wrong, it is not the relay's memory.
+        assert!(unrouted(&done, "SUBSCRIBE moq-test/interop/test-track", &t).contains("route"));
+        // A refusal is a routing failure, not stale state.
+        let refused = SessionError::Rejected {
+            kind: "SUBSCRIBE",
+            code: 0x4,
+            reason: "no such track".into(),
+        };
+        assert!(unrouted(&refused, "nothing", &t).contains("did not route"));
     }
 }

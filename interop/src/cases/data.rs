@@ -1,9 +1,9 @@
 //! The data-plane cases: `data-subgroup-basic`, `fetch` and `join`, each comparing what the
 //! relay delivered object by object.
 
-use super::control::{announce, close_both};
+use super::control::{announce_ns, close_both, unrouted};
 use super::{
-    connection_id, describe_error, publish_done_name, test_track, within, CaseOutput, Ctx, Failure,
+    connection_id, describe_error, publish_done_name, run_track, within, CaseOutput, Ctx, Failure,
     Peer, Record,
 };
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use moqlink_model::{GroupOrder, Location};
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{FetchResponse, SubscribeOptions, Subscription, TRACK_ENDED};
 use moqlink_transport::track::{
-    Object, SubgroupInfo, TrackConfig, TrackConsumer, TrackEnd, TrackItem, TrackProducer,
+    Object, SubgroupInfo, TrackConfig, TrackConsumer, TrackEnd, TrackItem, TrackName, TrackProducer,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -220,11 +220,11 @@ struct Pair {
     _ns: moqlink_transport::session::NamespacePublication<AnyConnection>,
 }
 
-async fn pair(ctx: &Ctx, record: &Record) -> Result<Pair, Failure> {
+async fn pair(ctx: &Ctx, record: &Record, name: &TrackName) -> Result<Pair, Failure> {
     let publisher = Peer::connect(ctx, record, "publisher_connection_id").await?;
-    let track = TrackProducer::new(test_track(), TrackConfig::default());
+    let track = TrackProducer::new(name.clone(), TrackConfig::default());
     publisher.serve(&track);
-    let ns = announce(&publisher, record).await?;
+    let ns = announce_ns(&publisher, record, name.namespace.clone()).await?;
     let subscriber = Peer::connect(ctx, record, "subscriber_connection_id").await?;
     record.step("SUBSCRIBE_OK for the subscriber");
     let opts = SubscribeOptions {
@@ -234,7 +234,7 @@ async fn pair(ctx: &Ctx, record: &Record) -> Result<Pair, Failure> {
     let answer = within(
         Duration::from_secs(5),
         "SUBSCRIBE_OK",
-        subscriber.session.subscribe(test_track(), opts),
+        subscriber.session.subscribe(name.clone(), opts),
     )
     .await?;
     let sub = answer.map_err(|e| {
@@ -245,7 +245,7 @@ async fn pair(ctx: &Ctx, record: &Record) -> Result<Pair, Failure> {
                 describe_error(&e),
                 publisher.seen()
             ),
-            format!("the relay did not route the SUBSCRIBE for {}", test_track()),
+            unrouted(&e, &publisher.seen(), name),
         )
     })?;
     record.step("the relay's upstream SUBSCRIBE at the publisher");
@@ -298,7 +298,7 @@ fn describe_done(d: &PublishDone) -> String {
 /// `data-subgroup-basic`: 3 groups × 5 objects, one subgroup stream per group, PUBLISH_DONE
 /// TRACK_ENDED; the subscriber must get exactly those objects and the PUBLISH_DONE.
 pub async fn subgroup_basic(ctx: &Ctx, record: &Record) -> CaseOutput {
-    let p = pair(ctx, record).await?;
+    let p = pair(ctx, record, &run_track("data-subgroup-basic")).await?;
     let mut objects = collect(p.sub.consumer());
     record.step("writing the objects");
     write_groups(&p.track, 0..GROUPS, &basic_payload, PACING).await?;
@@ -472,12 +472,13 @@ fn end_text(e: &FetchEnd) -> String {
 /// exactly its five objects.
 pub async fn fetch(ctx: &Ctx, record: &Record) -> CaseOutput {
     let run = connection_id()[..8].to_string();
-    let p = pair(ctx, record).await?;
+    let name = run_track("fetch");
+    let p = pair(ctx, record, &name).await?;
     forward_history(&p, record, &run).await?;
     record.step("FETCH_OK");
     let kind = FetchKind::Standalone {
-        namespace: test_track().namespace,
-        name: test_track().name,
+        namespace: name.namespace.clone(),
+        name: name.name.clone(),
         start: Location::new(1, 0),
         end: FetchEnd {
             group: 1,
@@ -523,7 +524,8 @@ pub async fn fetch(ctx: &Ctx, record: &Record) -> CaseOutput {
 /// plus relative joining FETCH one group back returns groups 1-2, and later objects arrive live.
 pub async fn join(ctx: &Ctx, record: &Record) -> CaseOutput {
     let run = connection_id()[..8].to_string();
-    let p = pair(ctx, record).await?;
+    let name = run_track("join");
+    let p = pair(ctx, record, &name).await?;
     forward_history(&p, record, &run).await?;
     let c = Peer::connect(ctx, record, "joiner_connection_id").await?;
     record.step("SUBSCRIBE_OK for the joiner");
@@ -531,7 +533,7 @@ pub async fn join(ctx: &Ctx, record: &Record) -> CaseOutput {
         Duration::from_secs(3),
         "SUBSCRIBE_OK",
         c.session
-            .subscribe(test_track(), SubscribeOptions::default()),
+            .subscribe(name.clone(), SubscribeOptions::default()),
     )
     .await?;
     let sub = answer.map_err(|e| {

@@ -1,10 +1,8 @@
 //! `namespace-discovery`: a subscriber that knows only the namespace learns the track name via
 //! SUBSCRIBE_NAMESPACE; the relay answers with PUBLISH_NAMESPACE and/or PUBLISH.
 
-use super::control::{announce, close_both, AbortOnDrop};
-use super::{
-    describe_error, test_namespace, test_track, within, CaseOutput, Ctx, Failure, Peer, Record,
-};
+use super::control::{announce_ns, close_both, AbortOnDrop};
+use super::{describe_error, run_track, within, CaseOutput, Ctx, Failure, Peer, Record};
 use moqlink_model::control::{ControlMessage, RequestRef};
 use moqlink_model::params::VersionParameters;
 use moqlink_transport::session::{PublishAccept, SessionError};
@@ -20,10 +18,11 @@ const DISCOVERY: Duration = Duration::from_secs(4);
 /// A publishes the namespace and PUBLISHes `test-track`; B subscribes to the namespace and must
 /// receive a PUBLISH naming `test-track`, which it accepts with PUBLISH_OK.
 pub async fn namespace_discovery(ctx: &Ctx, record: &Record) -> CaseOutput {
+    let name = run_track("namespace-discovery");
     let a = Peer::connect(ctx, record, "publisher_connection_id").await?;
-    let track = TrackProducer::new(test_track(), TrackConfig::default());
+    let track = TrackProducer::new(name.clone(), TrackConfig::default());
     a.serve(&track);
-    let _ns = announce(&a, record).await?;
+    let _ns = announce_ns(&a, record, name.namespace.clone()).await?;
     // A relay may hold PUBLISH_OK until a subscriber shows up, so PUBLISH runs on its own.
     let session = a.session.clone();
     let t = track.clone();
@@ -47,14 +46,14 @@ pub async fn namespace_discovery(ctx: &Ctx, record: &Record) -> CaseOutput {
         Duration::from_secs(2),
         "SUBSCRIBE_NAMESPACE_OK",
         b.session
-            .subscribe_namespace(test_namespace(), VersionParameters::new()),
+            .subscribe_namespace(name.namespace.clone(), VersionParameters::new()),
     )
     .await?;
     let _nsub = answer.map_err(|e| {
         Failure::new(
             "SUBSCRIBE_NAMESPACE_OK",
             describe_error(&e),
-            format!("the relay refused SUBSCRIBE_NAMESPACE {}", test_namespace()),
+            format!("the relay refused SUBSCRIBE_NAMESPACE {}", name.namespace),
         )
     })?;
 
@@ -78,19 +77,19 @@ pub async fn namespace_discovery(ctx: &Ctx, record: &Record) -> CaseOutput {
                 }
             }
             ControlMessage::Publish(m) => {
-                let name = TrackName {
+                let named = TrackName {
                     namespace: m.namespace.clone(),
                     name: m.name.clone(),
                 };
-                if name == test_track() {
-                    heard.push(format!("PUBLISH {name} (track alias {})", m.track_alias));
+                if named == name {
+                    heard.push(format!("PUBLISH {named} (track alias {})", m.track_alias));
                     found = Some(
                         b.session
                             .accept_publish(req, PublishAccept::default())
                             .await,
                     );
                 } else {
-                    heard.push(format!("PUBLISH {name} (refused UNINTERESTED)"));
+                    heard.push(format!("PUBLISH {named} (refused UNINTERESTED)"));
                     let _ = req
                         .responder
                         .reject(UNINTERESTED, "not the track looked for")
@@ -122,7 +121,7 @@ pub async fn namespace_discovery(ctx: &Ctx, record: &Record) -> CaseOutput {
         }
         None => {
             return Err(Failure::new(
-                format!("PUBLISH for {} after SUBSCRIBE_NAMESPACE", test_track()),
+                format!("PUBLISH for {} after SUBSCRIBE_NAMESPACE", name),
                 format!(
                     "subscriber got {heard_text} within {} ms; publisher's PUBLISH: {publish_ok}",
                     DISCOVERY.as_millis()
@@ -134,8 +133,7 @@ pub async fn namespace_discovery(ctx: &Ctx, record: &Record) -> CaseOutput {
     let note = format!(
         "discovered {} via SUBSCRIBE_NAMESPACE {}: {heard_text}; answered PUBLISH_OK; publisher \
          got {publish_ok}",
-        test_track().name,
-        test_namespace()
+        name.name, name.namespace
     );
     record.step("a clean close");
     drop(sub);

@@ -97,6 +97,31 @@ pub fn test_track() -> TrackName {
     }
 }
 
+/// A run-unique track for the cases whose names the runner's definitions do not fix
+/// (`data-subgroup-basic`, `namespace-discovery`, `fetch`, `join`): namespace
+/// `moq-test/interop-<case>-<nonce>`, track `test-track`. A relay that keeps a track after its
+/// publisher's session ended then cannot answer one run with an earlier run's state.
+pub fn run_track(case: &str) -> TrackName {
+    let nonce = &connection_id()[..8];
+    TrackName {
+        namespace: TrackNamespace::from_strs(&[
+            "moq-test",
+            format!("interop-{case}-{nonce}").as_str(),
+        ]),
+        name: Blob::from("test-track"),
+    }
+}
+
+/// Why a SUBSCRIBE answered without a word to this run's publisher points at the relay's
+/// memory: it answered from the state of an ended session that used the same track name.
+pub fn stale_state_hint(publisher_seen: &str) -> Option<String> {
+    (publisher_seen == "nothing").then(|| {
+        "the relay answered without sending anything to this run's publisher: it answered from \
+         state kept from an ended session (an earlier run that used the same track name)"
+            .to_string()
+    })
+}
+
 /// A failed check: what was expected, what the peer did, and why it matters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
