@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use moqlink_fuzz::{check_detail, json};
+use moqlink_fuzz::{canon, check_detail};
 use moqlink_model::data::ObjectDatagram;
 use moqlink_model::{Encoding, Version};
 
@@ -26,6 +26,13 @@ fuzz_target!(|data: &[u8]| {
     let mut wide = Vec::new();
     d.encode(&mut wide, Encoding::wide(v))
         .expect("wide encodes");
-    let back = ObjectDatagram::decode(&mut Bytes::from(wide)).expect("wide form decodes");
-    assert_eq!(json(&back), json(&d), "wide varints change the datagram");
+    let mut back = ObjectDatagram::decode(&mut Bytes::from(wide)).expect("wide form decodes");
+    let mut d = d;
+    for e in [&mut back.extensions, &mut d.extensions]
+        .into_iter()
+        .flatten()
+    {
+        *e = canon(e);
+    }
+    assert_eq!(back, d, "wide varints change the datagram");
 });

@@ -5,7 +5,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use moqlink_fuzz::{check_detail, json};
+use moqlink_fuzz::{canon, check_detail};
 use moqlink_model::data::{Extensions, FetchStream, SubgroupStream};
 use moqlink_model::lite::{LiteMessage, MessageKind};
 use moqlink_model::params::KeyValuePair;
@@ -54,7 +54,13 @@ fn subgroup(mut b: Bytes) -> Result<(), DecodeError> {
     s.encode(&mut wide, Encoding::wide(V))
         .expect("wide encodes");
     let back = SubgroupStream::decode(&mut wide.freeze()).expect("wide decodes");
-    assert_eq!(json(&back), json(&s));
+    let c = |s: &SubgroupStream| -> Vec<_> {
+        let mut o = s.objects.clone();
+        o.iter_mut()
+            .for_each(|o| o.extensions = canon(&o.extensions));
+        o
+    };
+    assert_eq!((back.header, c(&back)), (s.header, c(&s)));
     Ok(())
 }
 
@@ -69,7 +75,13 @@ fn fetch(mut b: Bytes) -> Result<(), DecodeError> {
     s.encode(&mut wide, Encoding::wide(V))
         .expect("wide encodes");
     let back = FetchStream::decode(&mut wide.freeze()).expect("wide decodes");
-    assert_eq!(json(&back), json(&s));
+    let c = |s: &FetchStream| -> Vec<_> {
+        let mut o = s.objects.clone();
+        o.iter_mut()
+            .for_each(|o| o.extensions = canon(&o.extensions));
+        o
+    };
+    assert_eq!((back.header, c(&back)), (s.header, c(&s)));
     Ok(())
 }
 
