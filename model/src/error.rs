@@ -288,6 +288,33 @@ impl fmt::Display for Rule {
     }
 }
 
+/// Most bytes of peer input an error message quotes ([`peer_text`]).
+pub const MAX_QUOTED: usize = 64;
+
+/// Peer-supplied bytes as an error message may quote them: at most [`MAX_QUOTED`] bytes, escaped
+/// (UTF-8 as a quoted string, anything else as hex), with an ellipsis and the full length when
+/// cut, so an error string never grows with the input.
+pub fn peer_text(b: &[u8]) -> String {
+    let (shown, complete) = match std::str::from_utf8(b) {
+        Ok(text) => {
+            let mut end = text.len().min(MAX_QUOTED);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            (format!("{:?}", &text[..end]), end == text.len())
+        }
+        Err(_) => {
+            let n = b.len().min(MAX_QUOTED / 2);
+            (format!("0x{}", hex::encode(&b[..n])), n == b.len())
+        }
+    };
+    if complete {
+        shown
+    } else {
+        format!("{shown}… ({} bytes)", b.len())
+    }
+}
+
 /// Why decoding failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -365,5 +392,26 @@ impl EncodeError {
             rule,
             detail: detail.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_is_bounded() {
+        assert_eq!(peer_text(b"room/1"), "\"room/1\"");
+        let long = "é".repeat(1000);
+        let t = peer_text(long.as_bytes());
+        assert!(t.len() < 2 * MAX_QUOTED, "{t}");
+        assert!(t.ends_with("… (2000 bytes)"), "{t}");
+        assert_eq!(peer_text(&[0xff, 0x00]), "0xff00");
+        let t = peer_text(&[0xff; 5000]);
+        assert!(
+            t.len() < 3 * MAX_QUOTED && t.ends_with("… (5000 bytes)"),
+            "{t}"
+        );
+        assert_eq!(peer_text(b"a\nb"), "\"a\\nb\"");
     }
 }

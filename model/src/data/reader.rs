@@ -84,11 +84,13 @@ impl StreamReader {
         self.pending
     }
 
-    /// The next header or object, `Ok(None)` when more bytes are needed.
+    /// The next header or object, `Ok(None)` when more bytes are needed. The verdict on a
+    /// stream's bytes does not depend on how they were split into chunks.
     pub fn next_event(&mut self) -> Result<Option<StreamEvent>, DecodeError> {
         let Some(head) = self.buf.ready() else {
             return Ok(None);
         };
+        self.check_head_size(head)?;
         let mut view = head.clone();
         match self.decode_one(&mut view) {
             Ok(Step::Event(ev)) => {
@@ -102,23 +104,29 @@ impl StreamReader {
                 Ok(None)
             }
             Err(DecodeError::Short) => {
-                // Head fields incomplete. Once the Extension Headers Length is readable the
-                // head's size is known: wait for all of it at once (a large extension block is
-                // then copied once) and refuse it at once when it is beyond the limit.
+                // Head fields incomplete. Once the Extension Headers Length is readable, wait
+                // for the whole extension block at once (a large block is then copied once) and
+                // decode it as soon as it is here: a malformed block is refused before the
+                // fields after it arrive, exactly as when the stream arrives in one piece.
                 let head = self.buf.head();
-                let have = head.len();
-                let need = self.head_need(head).unwrap_or(0).max(have + 1);
-                let limit = self.max_object.saturating_add(HEAD_SLACK);
-                if need > limit.saturating_add(1) {
-                    return Err(DecodeError::invalid(
-                        Rule::ObjectTooLarge,
-                        format!("an object head of at least {need} bytes, limit {limit}"),
-                    ));
-                }
+                let need = self.head_need(head).unwrap_or(0).max(head.len() + 1);
                 self.buf.wait_for(need);
                 Ok(None)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Refuses an object whose head (IDs and extension block) is beyond the limit as soon as its
+    /// Extension Headers Length is readable, whether or not the rest has arrived.
+    fn check_head_size(&self, b: &[u8]) -> Result<(), DecodeError> {
+        let limit = self.max_object.saturating_add(HEAD_SLACK);
+        match self.head_need(b) {
+            Some(need) if need > limit => Err(DecodeError::invalid(
+                Rule::ObjectTooLarge,
+                format!("an object head of at least {need} bytes, limit {limit}"),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -140,15 +148,21 @@ impl StreamReader {
         }
     }
 
-    /// The bytes an incomplete object head at the start of `b` needs up to and including the
-    /// first byte of its Object Payload Length, once its Extension Headers Length is readable
-    /// (§10.4.2, §10.4.4).
+    /// The bytes an object head at the start of `b` takes up to the end of its extension block,
+    /// once its Extension Headers Length is readable (§10.4.2, §10.4.4). `None` before that, for
+    /// heads without extensions, and for an Object ID Delta that overflows (the decoder reports
+    /// that first).
     fn head_need(&self, b: &[u8]) -> Option<usize> {
         let mut view = b;
         let extensions = match &self.state {
             State::Header => return None,
-            State::Subgroup { header, .. } => {
-                varint::read(&mut view).ok()?;
+            State::Subgroup { header, prev } => {
+                let delta = varint::read(&mut view).ok()?;
+                if let Some(p) = prev {
+                    p.checked_add(delta)?
+                        .checked_add(1)
+                        .filter(|id| *id <= crate::limits::MAX_VARINT)?;
+                }
                 header.extensions_present
             }
             State::Fetch => {
@@ -164,7 +178,7 @@ impl StreamReader {
             return None;
         }
         let len = usize::try_from(varint::read(&mut view).ok()?).ok()?;
-        (b.len() - view.len()).checked_add(len)?.checked_add(1)
+        (b.len() - view.len()).checked_add(len)
     }
 
     fn decode_one(&mut self, view: &mut Bytes) -> Result<Step, DecodeError> {
@@ -241,4 +255,92 @@ fn wait_for(
     }
     let head_len = view.len() - after_head.len();
     Ok(Some(head_len + payload as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event, then the verdict at FIN, with the input pushed in pieces of `step` bytes.
+    fn read(input: &[u8], step: usize) -> (Vec<StreamEvent>, Result<(), Rule>) {
+        let mut r = StreamReader::default();
+        let mut events = Vec::new();
+        for piece in input.chunks(step) {
+            r.push(Bytes::copy_from_slice(piece));
+            loop {
+                match r.next_event() {
+                    Ok(Some(ev)) => events.push(ev),
+                    Ok(None) => break,
+                    Err(e) => return (events, Err(e.rule())),
+                }
+            }
+        }
+        (events, r.finish().map_err(|e| e.rule()))
+    }
+
+    fn same_verdict_however_chunked(input: &[u8], want: Rule) {
+        for step in [input.len(), 1, 2, 3, 5] {
+            let (_, end) = read(input, step);
+            assert_eq!(end, Err(want), "pieces of {step} bytes");
+        }
+    }
+
+    /// Found by the subgroup_stream fuzz target: a stream that ends right after a malformed
+    /// extension block (§10.4.2: the pairs must end exactly at Extension Headers Length) was
+    /// `extension_headers_length` in one piece but `truncated` in pieces, because the reader
+    /// waited for one byte past the block before decoding it.
+    #[test]
+    fn malformed_extension_block_at_fin_subgroup() {
+        // 11 SUBGROUP_HEADER with extensions; alias 4, group 0, priority 0; object: delta 0,
+        // Extension Headers Length 6, pair key 0x23 (odd) with length 0x56 = 86 > 5 left.
+        let input = hex::decode("110400000006235656565656").unwrap();
+        same_verdict_however_chunked(&input, Rule::ExtensionHeadersLength);
+    }
+
+    /// Found by the fetch_stream fuzz target: the same on a fetch stream (§10.4.4).
+    #[test]
+    fn malformed_extension_block_at_fin_fetch() {
+        // 05 FETCH_HEADER, request 1; object: group 10, subgroup 45, object 0, priority 0,
+        // Extension Headers Length 5: 0d 02 "id" then key 0x31 with no length.
+        let input = hex::decode("05010a2d0000050d02696431").unwrap();
+        same_verdict_however_chunked(&input, Rule::ExtensionHeadersLength);
+    }
+
+    /// A head beyond the limit is refused as soon as its Extension Headers Length is readable,
+    /// whether the block is all here or not; an overflowing Object ID Delta before it is
+    /// reported as such, however the bytes arrive.
+    #[test]
+    fn head_limit_and_overflow_do_not_depend_on_chunking() {
+        let mut r = StreamReader::new(0);
+        // 11 header; object: delta 0, Extension Headers Length 0x10001 (65,537 > 0 + 64 KiB).
+        r.push(Bytes::from(hex::decode("110400000080010001").unwrap()));
+        assert!(r.next_event().unwrap().is_some());
+        assert_eq!(r.next_event().unwrap_err().rule(), Rule::ObjectTooLarge);
+        // Two objects: the second's delta takes the ID past 2^62-1, and its extension length
+        // is beyond the limit: the delta comes first on the wire and is reported first.
+        // 11 header; object 2^62-1 (8-byte delta, no extensions, empty, status 0); object:
+        // delta 0, Extension Headers Length 0x10001.
+        let input = hex::decode("11040000ffffffffffffffff0000000080010001").unwrap();
+        for step in [input.len(), 1, 4] {
+            let mut r = StreamReader::new(0);
+            let mut end = None;
+            for piece in input.chunks(step) {
+                r.push(Bytes::copy_from_slice(piece));
+                loop {
+                    match r.next_event() {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break,
+                        Err(e) => {
+                            end = Some(e.rule());
+                            break;
+                        }
+                    }
+                }
+                if end.is_some() {
+                    break;
+                }
+            }
+            assert_eq!(end, Some(Rule::ObjectIdOverflow), "pieces of {step} bytes");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use super::message::{framed, put_text, read_text, Message};
 use crate::blob::Blob;
 use crate::codec::{bounded_capacity, put_u8, put_varint, read_count, read_u8, Encoding};
-use crate::error::{DecodeError, EncodeError, Rule};
+use crate::error::{peer_text, DecodeError, EncodeError, Rule};
 use crate::version::Version;
 use bytes::{BufMut, Bytes};
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,7 @@ pub struct AnnouncePlease {
 
 impl Message for AnnouncePlease {
     const NAME: &'static str = "ANNOUNCE_PLEASE";
+    const MAX_LENGTH: usize = super::message::MAX_PATH_MESSAGE;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         Ok(AnnouncePlease {
@@ -44,6 +45,7 @@ pub struct AnnounceInit {
 
 impl Message for AnnounceInit {
     const NAME: &'static str = "ANNOUNCE_INIT";
+    const MAX_LENGTH: usize = super::message::MAX_ANNOUNCE_INIT;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         let n = read_count(b)?;
@@ -54,7 +56,7 @@ impl Message for AnnounceInit {
             if !seen.insert(s.clone()) {
                 return Err(DecodeError::invalid(
                     Rule::LiteDuplicateSuffix,
-                    format!("suffix {s} appears twice in ANNOUNCE_INIT"),
+                    format!("suffix {} appears twice in ANNOUNCE_INIT", peer_text(&s)),
                 ));
             }
             suffixes.push(s);
@@ -67,7 +69,7 @@ impl Message for AnnounceInit {
         if let Some(dup) = self.suffixes.iter().find(|s| !seen.insert(*s)) {
             return Err(EncodeError::limit(
                 Rule::LiteDuplicateSuffix,
-                format!("suffix {dup} appears twice in ANNOUNCE_INIT"),
+                format!("suffix {} appears twice in ANNOUNCE_INIT", peer_text(dup)),
             ));
         }
         put_varint(b, self.suffixes.len() as u64, enc)?;
@@ -111,6 +113,7 @@ pub struct Announce {
 
 impl Message for Announce {
     const NAME: &'static str = "ANNOUNCE";
+    const MAX_LENGTH: usize = super::message::MAX_PATH_MESSAGE;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         let status = match read_u8(b)? {
@@ -136,3 +139,37 @@ impl Message for Announce {
 }
 
 framed!(AnnouncePlease, AnnounceInit, Announce);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Decode, Encode};
+
+    /// Issue 12: the duplicate-suffix error quotes at most 64 bytes of the suffix, not all of it.
+    #[test]
+    fn duplicate_suffix_error_is_bounded() {
+        let suffix: Blob = "x".repeat(5000).into();
+        let init = AnnounceInit {
+            suffixes: vec![suffix.clone(), suffix],
+        };
+        let e = init
+            .encode(&mut Vec::new(), Encoding::new(Version::LITE_02))
+            .unwrap_err();
+        assert!(e.to_string().len() < 300, "{e}");
+        // The same bytes on the wire.
+        let mut body = Vec::new();
+        put_varint(&mut body, 2, Encoding::default()).unwrap();
+        for _ in 0..2 {
+            put_varint(&mut body, 5000, Encoding::default()).unwrap();
+            body.extend_from_slice(&[b'x'; 5000]);
+        }
+        let mut wire = Vec::new();
+        put_varint(&mut wire, body.len() as u64, Encoding::default()).unwrap();
+        wire.extend_from_slice(&body);
+        let e = AnnounceInit::decode(&mut &wire[..], Version::LITE_02).unwrap_err();
+        assert_eq!(e.rule(), Rule::LiteDuplicateSuffix);
+        let text = e.to_string();
+        assert!(text.len() < 300, "{} bytes: {text:.100}", text.len());
+        assert!(text.contains("… (5000 bytes)"), "{text:.200}");
+    }
+}

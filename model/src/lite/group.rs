@@ -21,6 +21,7 @@ pub struct Group {
 
 impl Message for Group {
     const NAME: &'static str = "GROUP";
+    const MAX_LENGTH: usize = super::message::MAX_FIXED_MESSAGE;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         Ok(Group {

@@ -8,15 +8,30 @@ use crate::varint;
 use crate::version::Version;
 use bytes::{Buf, BufMut, Bytes};
 
-/// The largest Message Length accepted or sent: moq-dev's receivers refuse bodies above 64 MiB
-/// (moq-net 0.3 `MAX_MESSAGE_SIZE`). The texts set no limit; this one is local
-/// ([`Rule::LiteMessageTooLarge`]).
+/// The largest Message Length of any message: moq-dev's receivers refuse bodies above 64 MiB
+/// (moq-net 0.3 `MAX_MESSAGE_SIZE`). The texts set no limit; moqlink's per-message limits
+/// ([`Message::MAX_LENGTH`]) are far lower, so a peer cannot make a reader buffer megabytes
+/// for a message whose fields take a few bytes ([`Rule::LiteMessageTooLarge`], local limits).
 pub const MAX_MESSAGE_LENGTH: usize = 64 * 1024 * 1024;
+
+/// Limit for messages of fixed-size fields only (GROUP, SUBSCRIBE_UPDATE, SUBSCRIBE_OK): their
+/// fields take at most 16 bytes, even with every varint in its 8-byte form.
+pub const MAX_FIXED_MESSAGE: usize = 64;
+/// Limit for messages carrying one or two paths or names (ANNOUNCE_PLEASE, ANNOUNCE, SUBSCRIBE):
+/// twice draft-14's 4,096-byte Full Track Name (§2.4.1), as a margin.
+pub const MAX_PATH_MESSAGE: usize = 8 * 1024;
+/// Limit for the session handshake messages (versions and extensions).
+pub const MAX_SESSION_MESSAGE: usize = 16 * 1024;
+/// Limit for ANNOUNCE_INIT, which lists every active broadcast under a prefix.
+pub const MAX_ANNOUNCE_INIT: usize = 1024 * 1024;
 
 /// A moq-lite message body: what follows its `Message Length (i)`.
 pub trait Message: Sized {
     /// The texts' name, e.g. `SUBSCRIBE`.
     const NAME: &'static str;
+
+    /// The largest Message Length read or written for this message (a local limit).
+    const MAX_LENGTH: usize;
 
     /// Reads the body; `body` holds exactly Message Length bytes. Running out inside a field
     /// or leaving bytes over is reported as [`Rule::LiteMessageLength`] by [`decode_message`].
@@ -27,14 +42,16 @@ pub trait Message: Sized {
 }
 
 /// Reads `Message Length (i)` and a body of exactly that length. `Short` until the whole
-/// message is in `buf`; a length above [`MAX_MESSAGE_LENGTH`] fails as soon as it is read.
+/// message is in `buf`; a length above the message's [`Message::MAX_LENGTH`] fails as soon as it
+/// is read.
 pub fn decode_message<T: Message, B: Buf>(buf: &mut B, v: Version) -> Result<T, DecodeError> {
     let len = varint::read(buf)?;
-    if len > MAX_MESSAGE_LENGTH as u64 {
+    let max = T::MAX_LENGTH.min(MAX_MESSAGE_LENGTH);
+    if len > max as u64 {
         return Err(DecodeError::invalid(
             Rule::LiteMessageTooLarge,
             format!(
-                "{} Message Length {len} exceeds the limit {MAX_MESSAGE_LENGTH}",
+                "Message Length {len} exceeds the {max}-byte limit for {}",
                 T::NAME
             ),
         ));
@@ -57,13 +74,11 @@ pub fn encode_message<T: Message, B: BufMut>(
     let mut sizer = Sizer::default();
     msg.encode_body(&mut sizer, enc)?;
     let len = sizer.len();
-    if len > MAX_MESSAGE_LENGTH {
+    let max = T::MAX_LENGTH.min(MAX_MESSAGE_LENGTH);
+    if len > max {
         return Err(EncodeError::limit(
             Rule::LiteMessageTooLarge,
-            format!(
-                "{} body of {len} bytes exceeds the limit {MAX_MESSAGE_LENGTH}",
-                T::NAME
-            ),
+            format!("{} body of {len} bytes exceeds the limit {max}", T::NAME),
         ));
     }
     put_varint(buf, len as u64, enc)?;
@@ -141,4 +156,66 @@ pub(crate) fn put_version<B: BufMut>(
     enc: Encoding,
 ) -> Result<(), EncodeError> {
     put_varint(b, u64::from(v.0), enc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lite::{AnnounceInit, BiStreamType, ControlReader, GroupReader, LiteMessage};
+
+    fn too_large(e: DecodeError, limit: usize, name: &str) {
+        assert_eq!(e.rule(), Rule::LiteMessageTooLarge);
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("{limit}-byte limit for {name}")),
+            "names the limit: {text}"
+        );
+    }
+
+    /// Issue 12: a GROUP header whose Message Length is above what its two varints can take is
+    /// refused when the length is read, not buffered up to 64 MiB.
+    #[test]
+    fn group_header_length_is_limited() {
+        let mut r = GroupReader::new(Version::LITE_02);
+        // 00 Group stream; Message Length 65 (0x4041); no body yet.
+        r.push(Bytes::from_static(&[0x00, 0x40, 0x41]));
+        too_large(r.next_event().unwrap_err(), MAX_FIXED_MESSAGE, "GROUP");
+        // 64 is accepted (and then fails on its content only once all of it is here).
+        let mut r = GroupReader::new(Version::LITE_02);
+        r.push(Bytes::from_static(&[0x00, 0x40, 0x40]));
+        assert_eq!(r.next_event(), Ok(None));
+        assert_eq!(r.buffered(), 2);
+    }
+
+    /// SUBSCRIBE and SUBSCRIBE_OK have their own limits; each is refused as its length is read.
+    #[test]
+    fn control_message_lengths_are_limited() {
+        let mut r = ControlReader::accept(Version::LITE_01);
+        // 02 Subscribe stream; Message Length 8,193 (0x6001).
+        r.push(Bytes::from_static(&[0x02, 0x60, 0x01]));
+        too_large(r.next_message().unwrap_err(), MAX_PATH_MESSAGE, "SUBSCRIBE");
+        let mut r = ControlReader::response(Version::LITE_01, BiStreamType::Subscribe);
+        r.push(Bytes::from_static(&[0x41, 0x00]));
+        too_large(
+            r.next_message().unwrap_err(),
+            MAX_FIXED_MESSAGE,
+            "SUBSCRIBE_OK",
+        );
+    }
+
+    /// A large ANNOUNCE_INIT (many broadcasts) stays readable: its limit is its own.
+    #[test]
+    fn announce_init_of_many_suffixes_is_read() {
+        let init = AnnounceInit {
+            suffixes: (0..2000).map(|i| format!("room/{i:06}").into()).collect(),
+        };
+        let mut wire = Vec::new();
+        LiteMessage::AnnounceInit(init.clone())
+            .encode(&mut wire, Encoding::new(Version::LITE_02))
+            .unwrap();
+        assert!(wire.len() > MAX_SESSION_MESSAGE);
+        let mut r = ControlReader::response(Version::LITE_02, BiStreamType::Announce);
+        r.push(Bytes::from(wire));
+        assert_eq!(r.next_message(), Ok(Some(LiteMessage::AnnounceInit(init))));
+    }
 }

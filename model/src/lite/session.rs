@@ -113,6 +113,7 @@ pub struct SessionClient {
 
 impl Message for SessionClient {
     const NAME: &'static str = "SESSION_CLIENT";
+    const MAX_LENGTH: usize = super::message::MAX_SESSION_MESSAGE;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         let n = read_count(b)?;
@@ -146,6 +147,7 @@ pub struct SessionServer {
 
 impl Message for SessionServer {
     const NAME: &'static str = "SESSION_SERVER";
+    const MAX_LENGTH: usize = super::message::MAX_SESSION_MESSAGE;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         Ok(SessionServer {
@@ -170,6 +172,7 @@ pub struct SessionUpdate {
 
 impl Message for SessionUpdate {
     const NAME: &'static str = "SESSION_UPDATE";
+    const MAX_LENGTH: usize = super::message::MAX_SESSION_MESSAGE;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         Ok(SessionUpdate {

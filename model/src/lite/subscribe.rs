@@ -28,6 +28,7 @@ pub struct Subscribe {
 
 impl Message for Subscribe {
     const NAME: &'static str = "SUBSCRIBE";
+    const MAX_LENGTH: usize = super::message::MAX_PATH_MESSAGE;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         Ok(Subscribe {
@@ -58,6 +59,7 @@ pub struct SubscribeUpdate {
 
 impl Message for SubscribeUpdate {
     const NAME: &'static str = "SUBSCRIBE_UPDATE";
+    const MAX_LENGTH: usize = super::message::MAX_FIXED_MESSAGE;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         Ok(SubscribeUpdate {
@@ -89,6 +91,7 @@ impl SubscribeOk {
 
 impl Message for SubscribeOk {
     const NAME: &'static str = "SUBSCRIBE_OK";
+    const MAX_LENGTH: usize = super::message::MAX_FIXED_MESSAGE;
 
     fn decode_body(b: &mut Bytes, v: Version) -> Result<Self, DecodeError> {
         let priority = if is_lite01(v) {
