@@ -126,7 +126,7 @@ async fn subscribe(shared: Arc<Shared>, req: LiteSubscribeRequest<AnyConnection>
     let name = req.name();
     tracing::info!(track = %name, "lite SUBSCRIBE");
     let entry = match acquire_track(&shared, &name, true).await {
-        Ok(e) => e,
+        Ok(e) => e.entry,
         Err((code, reason)) => {
             req.reject(&format!("0x{code:x} {reason}"));
             return;

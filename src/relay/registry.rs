@@ -39,7 +39,7 @@ impl Publisher {
         &self,
         name: &TrackName,
         into: &TrackProducer,
-    ) -> Result<(Keepalive, Ended), SessionError> {
+    ) -> Result<(Keepalive, Ended, Option<Location>), SessionError> {
         match self {
             Publisher::Ietf(s) => {
                 let opts = SubscribeOptions {
@@ -49,9 +49,10 @@ impl Publisher {
                     ..Default::default()
                 };
                 let sub = s.subscribe(name.clone(), opts).await?;
-                into.set_complete_from(Location::after_largest(sub.largest()));
+                let largest = sub.largest();
+                into.set_complete_from(Location::after_largest(largest));
                 let ended = ended_of(sub.ended());
-                Ok((Box::new(sub), ended))
+                Ok((Box::new(sub), ended, largest))
             }
             Publisher::Lite(s) => {
                 let path = moqlink_transport::lite::path_of(&name.namespace);
@@ -66,7 +67,8 @@ impl Publisher {
                         reason: "subscribe stream closed".into(),
                     }
                 });
-                Ok((Box::new(sub), ended))
+                // moq-lite reports no largest: the new track holds only what this sends.
+                Ok((Box::new(sub), ended, None))
             }
         }
     }

@@ -311,11 +311,22 @@ impl Ctx {
         name: TrackName,
         permit: Permit,
     ) -> Result<(), SessionError> {
-        let entry = match acquire_track(&self.shared, &name, !self.upstream_link).await {
+        let got = match acquire_track(&self.shared, &name, !self.upstream_link).await {
             Ok(e) => e,
             Err((code, reason)) => return req.responder.reject(code, &reason).await,
         };
-        let handle = match self.session.serve_subscribe(req, &entry.producer).await {
+        let entry = got.entry;
+        // The request that opened the track is answered as its publisher answered the relay:
+        // objects sent for it may already be here, and Largest Object must not skip them.
+        let largest = match got.opened {
+            Some(upstream) => upstream,
+            None => entry.producer.status().largest,
+        };
+        let served = self
+            .session
+            .serve_subscribe_from(req, &entry.producer, largest)
+            .await;
+        let handle = match served {
             Ok(Some(h)) => h,
             other => {
                 self.release(&name, &entry);

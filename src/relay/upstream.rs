@@ -5,6 +5,7 @@
 
 use super::registry::{Origin, Route, TrackEntry};
 use super::serve::{upstream_route, Shared};
+use moqlink_model::Location;
 use moqlink_transport::session::{SessionError, INTERNAL_ERROR, TRACK_DOES_NOT_EXIST};
 use moqlink_transport::track::{TrackName, TrackProducer};
 use std::sync::Arc;
@@ -40,7 +41,7 @@ pub(crate) async fn track_for(
     shared: &Arc<Shared>,
     name: &TrackName,
     upstream: bool,
-) -> Result<Arc<TrackEntry>, (u64, String)> {
+) -> Result<Acquired, (u64, String)> {
     let registry = &shared.registry;
     let deadline = tokio::time::Instant::now() + shared.config.namespace_wait;
     loop {
@@ -49,7 +50,7 @@ pub(crate) async fn track_for(
         tokio::pin!(notified);
         notified.as_mut().enable();
         if let Some(t) = registry.track(name) {
-            return Ok(t);
+            return Ok(Acquired::existing(t));
         }
         // Only publishers whose credentials cover this very namespace are asked (§8.4): one
         // allowed to announce `live` is not a publisher of `live/vip` if a rule protects it.
@@ -63,7 +64,7 @@ pub(crate) async fn track_for(
             let lock = registry.track_lock(name);
             let _guard = lock.lock().await;
             if let Some(t) = registry.track(name) {
-                return Ok(t);
+                return Ok(Acquired::existing(t));
             }
             let producer = TrackProducer::new(name.clone(), shared.config.track.clone());
             let entry = TrackEntry::new(producer, Origin::Upstream);
@@ -92,9 +93,12 @@ pub(crate) async fn track_for(
             let mut first_error = None;
             while let Some(r) = rx.recv().await {
                 match r {
-                    Ok(()) => {
+                    Ok(largest) => {
                         registry.add_track(name.clone(), entry.clone());
-                        return Ok(entry);
+                        return Ok(Acquired {
+                            entry,
+                            opened: Some(largest),
+                        });
                     }
                     Err(e) => {
                         first_error.get_or_insert(e);
@@ -117,14 +121,14 @@ async fn subscribe_upstream(
     name: &TrackName,
     entry: &Arc<TrackEntry>,
     route: Route,
-) -> Result<(), (u64, String)> {
-    let (keepalive, ended) = match route.publisher.subscribe(name, &entry.producer).await {
+) -> Result<Option<Location>, (u64, String)> {
+    let (keepalive, ended, largest) = match route.publisher.subscribe(name, &entry.producer).await {
         Ok(s) => s,
         Err(SessionError::Rejected { code, reason, .. }) => return Err((code, reason)),
         Err(e) => return Err((INTERNAL_ERROR, format!("upstream: {e}"))),
     };
     if !entry.add_upstream(route.session_id, keepalive) {
-        return Ok(());
+        return Ok(largest);
     }
     tracing::debug!(track = %name, publisher = route.session_id, "upstream subscription added");
     let (shared, name, entry) = (shared.clone(), name.clone(), entry.clone());
@@ -134,7 +138,7 @@ async fn subscribe_upstream(
             shared.registry.remove_track(&name, &entry);
         }
     });
-    Ok(())
+    Ok(largest)
 }
 
 /// A publisher announced `route`: it also gets a SUBSCRIBE for every active upstream track
@@ -163,13 +167,32 @@ pub(crate) async fn acquire_track(
     shared: &Arc<Shared>,
     name: &TrackName,
     upstream: bool,
-) -> Result<Arc<TrackEntry>, (u64, String)> {
+) -> Result<Acquired, (u64, String)> {
     loop {
-        let entry = track_for(shared, name, upstream).await?;
-        if entry.acquire() {
-            return Ok(entry);
+        let got = track_for(shared, name, upstream).await?;
+        if got.entry.acquire() {
+            return Ok(got);
         }
-        shared.registry.remove_track(name, &entry);
+        shared.registry.remove_track(name, &got.entry);
+    }
+}
+
+/// A track for a downstream subscription, and whether this request opened it.
+pub(crate) struct Acquired {
+    /// The shared track.
+    pub(crate) entry: Arc<TrackEntry>,
+    /// Set when this request's upstream SUBSCRIBE created the track: the Largest Location the
+    /// upstream publisher reported (none for moq-lite, or when nothing was published yet).
+    /// Everything the track holds came after it, for this request.
+    pub(crate) opened: Option<Option<Location>>,
+}
+
+impl Acquired {
+    fn existing(entry: Arc<TrackEntry>) -> Self {
+        Acquired {
+            entry,
+            opened: None,
+        }
     }
 }
 

@@ -145,6 +145,20 @@ impl<C: Connection> Session<C> {
         req: IncomingRequest,
         track: &TrackProducer,
     ) -> Result<Option<tokio::task::JoinHandle<()>>, SessionError> {
+        let largest = track.status().largest;
+        self.serve_subscribe_from(req, track, largest).await
+    }
+
+    /// As [`Session::serve_subscribe`], for the SUBSCRIBE that opened `track`'s upstream
+    /// subscription (a relay): the filter is resolved against `largest`, the Largest Location
+    /// the upstream publisher reported, not against what has arrived since. Objects the
+    /// publisher sent for this very request (they may overtake the answer) are then not missed.
+    pub async fn serve_subscribe_from(
+        &self,
+        req: IncomingRequest,
+        track: &TrackProducer,
+        largest: Option<Location>,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, SessionError> {
         let IncomingRequest {
             message,
             responder,
@@ -164,7 +178,7 @@ impl<C: Connection> Session<C> {
             }
         }
         let status = track.status();
-        let (start, end_group) = resolve_filter(&sub.filter, status.largest);
+        let (start, end_group) = resolve_filter(&sub.filter, largest);
         let order = sub.group_order.or_publisher(status.group_order);
         let alias = self.alloc_alias();
         // §9.2.1.2: the subscription uses the min of both sides' values; SUBSCRIBE_OK carries
@@ -189,7 +203,7 @@ impl<C: Connection> Session<C> {
                 Served {
                     track: track.clone(),
                     largest_object_filter: sub.filter == Filter::LargestObject,
-                    largest: status.largest,
+                    largest,
                 },
             );
         self.inner.served_changed.notify_waiters();
@@ -200,7 +214,7 @@ impl<C: Connection> Session<C> {
                 track_alias: alias,
                 expires: 0,
                 group_order: order,
-                largest_location: status.largest,
+                largest_location: largest,
                 parameters,
             }))
             .await?;
