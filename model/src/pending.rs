@@ -75,6 +75,17 @@ impl Pending {
         used
     }
 
+    /// Drops the first `n` bytes of the head, which a decode used.
+    #[inline]
+    pub(crate) fn advance(&mut self, n: usize) {
+        bytes::Buf::advance(&mut self.head, n);
+        self.need = 0;
+        // As in `consume`: nothing is queued when a decode succeeded.
+        if !self.queued.is_empty() {
+            self.join();
+        }
+    }
+
     /// Waits for `total` bytes (counted from the start of the head) before the next attempt.
     pub(crate) fn wait_for(&mut self, total: usize) {
         self.need = total;

@@ -74,7 +74,32 @@ pub fn size(v: u64) -> usize {
 }
 
 /// Reads one varint; `Short` when the buffer ends inside it.
+#[inline]
 pub fn read<B: Buf>(buf: &mut B) -> Result<u64, DecodeError> {
+    // Fast path: the whole varint is in the first contiguous chunk (always so for `&[u8]` and
+    // `Bytes`), read straight from it.
+    let chunk = buf.chunk();
+    if let Some(&first) = chunk.first() {
+        let len = 1usize << (first >> 6);
+        if let Some(b) = chunk.get(..len) {
+            let v = match *b {
+                [a] => u64::from(a),
+                [a, b] => u64::from(u16::from_be_bytes([a & 0x3f, b])),
+                [a, b, c, d] => u64::from(u32::from_be_bytes([a & 0x3f, b, c, d])),
+                [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a & 0x3f, b, c, d, e, f, g, h]),
+                // Lengths are 1, 2, 4 or 8: not reached, and safe if it were.
+                _ => return read_split(buf),
+            };
+            buf.advance(len);
+            return Ok(v);
+        }
+    }
+    read_split(buf)
+}
+
+/// The varint of [`read`] across chunk boundaries (or a short buffer).
+#[cold]
+fn read_split<B: Buf>(buf: &mut B) -> Result<u64, DecodeError> {
     need(buf, 1)?;
     let first = buf.chunk()[0];
     let len = 1usize << (first >> 6);

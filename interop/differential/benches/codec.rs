@@ -28,13 +28,7 @@ const PAYLOAD: usize = 1200;
 fn control_images() -> Vec<Bytes> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testvectors/draft14/control");
     let mut out = Vec::new();
-    for f in [
-        "subscribe",
-        "fetch",
-        "namespace",
-        "publish",
-        "track_status",
-    ] {
+    for f in ["subscribe", "fetch", "namespace", "publish", "track_status"] {
         let text = std::fs::read_to_string(dir.join(format!("{f}.json"))).expect("vector file");
         let v: serde_json::Value = serde_json::from_str(&text).expect("vector json");
         for vec in v["vectors"].as_array().expect("vectors") {
@@ -87,10 +81,7 @@ fn bench_control(c: &mut Criterion) {
     use moq_transport::coding::{Decode, Encode};
     let set = control_set();
     let bytes: usize = set.images.iter().map(|b| b.len()).sum();
-    eprintln!(
-        "control set: {} messages, {bytes} bytes",
-        set.images.len()
-    );
+    eprintln!("control set: {} messages, {bytes} bytes", set.images.len());
     let mut g = c.benchmark_group("control/decode");
     g.throughput(Throughput::Elements(set.images.len() as u64));
     g.bench_function("moqlink", |b| {
@@ -114,10 +105,8 @@ fn bench_control(c: &mut Criterion) {
             for img in &set.images {
                 let mut buf = img.clone();
                 black_box(
-                    moqtail::model::control::control_message::ControlMessage::deserialize(
-                        &mut buf,
-                    )
-                    .ok(),
+                    moqtail::model::control::control_message::ControlMessage::deserialize(&mut buf)
+                        .ok(),
                 );
             }
         })
@@ -253,9 +242,10 @@ fn bench_subgroup(c: &mut Criterion) {
     let mut tail = Vec::new();
     let mut prev = None;
     while buf.has_remaining() {
-        let o =
-            moqtail::model::data::subgroup_object::SubgroupObject::deserialize(&mut buf, &prev, ext)
-                .expect("object");
+        let o = moqtail::model::data::subgroup_object::SubgroupObject::deserialize(
+            &mut buf, &prev, ext,
+        )
+        .expect("object");
         prev = Some(o.object_id);
         tail.push(o);
     }

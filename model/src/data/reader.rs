@@ -7,7 +7,8 @@ use crate::error::{DecodeError, Rule};
 use crate::limits::DEFAULT_MAX_OBJECT_SIZE;
 use crate::pending::Pending;
 use crate::varint;
-use bytes::{Buf, Bytes};
+use crate::Blob;
+use bytes::Bytes;
 
 /// What the reader produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,10 +92,9 @@ impl StreamReader {
             return Ok(None);
         };
         self.check_head_size(head)?;
-        let mut view = head.clone();
-        match self.decode_one(&mut view) {
-            Ok(Step::Event(ev)) => {
-                self.buf.consume(view);
+        match self.decode_one() {
+            Ok(Step::Event(ev, used)) => {
+                self.buf.advance(used);
                 self.pending = None;
                 Ok(Some(ev))
             }
@@ -120,6 +120,10 @@ impl StreamReader {
     /// Refuses an object whose head (IDs and extension block) is beyond the limit as soon as its
     /// Extension Headers Length is readable, whether or not the rest has arrived.
     fn check_head_size(&self, b: &[u8]) -> Result<(), DecodeError> {
+        if matches!(&self.state, State::Subgroup { header, .. } if !header.extensions_present) {
+            // No extension block: the head is a few varints, never over the limit.
+            return Ok(());
+        }
         let limit = self.max_object.saturating_add(HEAD_SLACK);
         match self.head_need(b) {
             Some(need) if need > limit => Err(DecodeError::invalid(
@@ -181,44 +185,75 @@ impl StreamReader {
         (b.len() - view.len()).checked_add(len)
     }
 
-    fn decode_one(&mut self, view: &mut Bytes) -> Result<Step, DecodeError> {
+    /// Decodes the next header or object from the buffered head, each field once; an event
+    /// comes with the bytes it used, which the caller then drops from the buffer.
+    fn decode_one(&mut self) -> Result<Step, DecodeError> {
         let max_object = self.max_object;
+        let head = self.buf.head();
         match &mut self.state {
-            State::Header => match StreamHeader::decode(view)? {
-                StreamHeader::Subgroup(header) => {
-                    self.state = State::Subgroup { header, prev: None };
-                    Ok(Step::Event(StreamEvent::SubgroupHeader(header)))
-                }
-                StreamHeader::Fetch(h) => {
-                    self.state = State::Fetch;
-                    Ok(Step::Event(StreamEvent::FetchHeader(h)))
-                }
-            },
+            State::Header => {
+                let mut view = head.clone();
+                let ev = match StreamHeader::decode(&mut view)? {
+                    StreamHeader::Subgroup(header) => {
+                        self.state = State::Subgroup { header, prev: None };
+                        StreamEvent::SubgroupHeader(header)
+                    }
+                    StreamHeader::Fetch(h) => {
+                        self.state = State::Fetch;
+                        StreamEvent::FetchHeader(h)
+                    }
+                };
+                Ok(Step::Event(ev, head.len() - view.len()))
+            }
             State::Subgroup { header, prev } => {
-                let mut probe = view.clone();
-                let head = SubgroupObjectHead::decode(&mut probe, header, *prev)?;
-                if let Some(total) = wait_for(view, &probe, head.payload_len, max_object)? {
+                // The head's fields are read from a plain slice (no reference counting); an
+                // extension block is read from a `Bytes` view so its bytes stay zero-copy.
+                let (h, head_len) = if header.extensions_present {
+                    let mut probe = head.clone();
+                    let h = SubgroupObjectHead::decode(&mut probe, header, *prev)?;
+                    (h, head.len() - probe.len())
+                } else {
+                    let mut probe = &head[..];
+                    let h = SubgroupObjectHead::decode(&mut probe, header, *prev)?;
+                    (h, head.len() - probe.len())
+                };
+                let Some(payload) = take_payload(head, head_len, h.payload_len, max_object)? else {
                     return Ok(Step::Wait {
-                        total,
-                        object: Some(head.object_id),
+                        total: head_len + h.payload_len as usize,
+                        object: Some(h.object_id),
                     });
-                }
-                let obj = SubgroupObject::decode(view, header, *prev)?;
-                *prev = Some(obj.object_id);
-                Ok(Step::Event(StreamEvent::SubgroupObject(obj)))
+                };
+                *prev = Some(h.object_id);
+                let used = head_len + payload.len();
+                let obj = SubgroupObject {
+                    object_id: h.object_id,
+                    extensions: h.extensions,
+                    status: h.status,
+                    payload: Blob(payload),
+                };
+                Ok(Step::Event(StreamEvent::SubgroupObject(obj), used))
             }
             State::Fetch => {
-                let mut probe = view.clone();
-                let head = FetchObjectHead::decode(&mut probe)?;
-                if let Some(total) = wait_for(view, &probe, head.payload_len, max_object)? {
+                let mut probe = head.clone();
+                let h = FetchObjectHead::decode(&mut probe)?;
+                let head_len = head.len() - probe.len();
+                let Some(payload) = take_payload(head, head_len, h.payload_len, max_object)? else {
                     return Ok(Step::Wait {
-                        total,
+                        total: head_len + h.payload_len as usize,
                         object: None,
                     });
-                }
-                Ok(Step::Event(StreamEvent::FetchObject(FetchObject::decode(
-                    view,
-                )?)))
+                };
+                let used = head_len + payload.len();
+                let obj = FetchObject {
+                    group_id: h.group_id,
+                    subgroup_id: h.subgroup_id,
+                    object_id: h.object_id,
+                    publisher_priority: h.publisher_priority,
+                    extensions: h.extensions,
+                    status: h.status,
+                    payload: Blob(payload),
+                };
+                Ok(Step::Event(StreamEvent::FetchObject(obj), used))
             }
         }
     }
@@ -228,33 +263,37 @@ impl StreamReader {
 const HEAD_SLACK: usize = 64 * 1024;
 
 enum Step {
-    Event(StreamEvent),
+    /// An event and the bytes it used.
+    Event(StreamEvent, usize),
     /// The object is complete once `total` bytes are buffered; `object` is a subgroup
     /// object's ID.
-    Wait {
-        total: usize,
-        object: Option<u64>,
-    },
+    Wait { total: usize, object: Option<u64> },
 }
 
-/// After an object's head parsed: `Some(total bytes needed)` when its payload is not all here.
-fn wait_for(
-    view: &Bytes,
-    after_head: &Bytes,
+/// The payload of `payload` bytes after a head of `head_len` bytes, as a zero-copy slice of
+/// `buf`; `None` while it has not all arrived.
+fn take_payload(
+    buf: &Bytes,
+    head_len: usize,
     payload: u64,
     max_object: usize,
-) -> Result<Option<usize>, DecodeError> {
+) -> Result<Option<Bytes>, DecodeError> {
     if payload > max_object as u64 {
         return Err(DecodeError::invalid(
             Rule::ObjectTooLarge,
             format!("payload of {payload} bytes, limit {max_object}"),
         ));
     }
-    if (after_head.remaining() as u64) >= payload {
+    // Within `max_object`, so it fits in usize.
+    let end = head_len + payload as usize;
+    if buf.len() < end {
         return Ok(None);
     }
-    let head_len = view.len() - after_head.len();
-    Ok(Some(head_len + payload as usize))
+    Ok(Some(if payload == 0 {
+        Bytes::new()
+    } else {
+        buf.slice(head_len..end)
+    }))
 }
 
 #[cfg(test)]
