@@ -33,10 +33,14 @@ const LIMIT_MS = 30_000; // generous limit for each wait
 const children = [];
 let browser;
 let userDataDir;
+const openPages = new Map(); // page -> mode, for artifacts when a step fails
 
 /** Spawns a child with piped stdio, remembered for cleanup. */
-function start(name, args, opts = {}) {
-  const child = spawn(moqlink, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" }, ...opts });
+function start(name, args) {
+  const env = { ...process.env, NO_COLOR: "1" };
+  // MOQLINK_WEB_LOG sets every moqlink process's RUST_LOG (e.g. "debug") for debugging.
+  if (process.env.MOQLINK_WEB_LOG) env.RUST_LOG = process.env.MOQLINK_WEB_LOG;
+  const child = spawn(moqlink, args, { stdio: ["pipe", "pipe", "pipe"], env });
   child.label = name;
   child.stderrLines = new LineWatcher(child.stderr, join(outDir, `${name}.stderr.log`));
   child.stdoutLines = new LineWatcher(child.stdout, join(outDir, `${name}.stdout.log`));
@@ -140,6 +144,8 @@ async function closePage(page) {
 
 async function newPage(httpPort, query) {
   const page = await browser.newPage();
+  openPages.set(page, query.mode);
+  page.on("close", () => openPages.delete(page));
   await page.setViewport({ width: 900, height: 900 });
   page.on("pageerror", (e) => console.log(`  [page error] ${e.message}`));
   const url = `http://127.0.0.1:${httpPort}/index.html?${new URLSearchParams(query)}`;
@@ -154,9 +160,7 @@ async function main() {
   await buildBundle();
 
   const relayPort = await freeUdpPort();
-  // MOQLINK_WEB_RELAY_LOG sets the relay's RUST_LOG (e.g. "debug,wtransport=trace") for debugging.
-  const relayEnv = process.env.MOQLINK_WEB_RELAY_LOG ? { RUST_LOG: process.env.MOQLINK_WEB_RELAY_LOG } : {};
-  const relay = start("relay", ["relay", "--bind", `127.0.0.1:${relayPort}`, "--dev"], { env: { ...process.env, NO_COLOR: "1", ...relayEnv } });
+  const relay = start("relay", ["relay", "--bind", `127.0.0.1:${relayPort}`, "--dev"]);
   await relay.stderrLines.waitFor(/relay listening/, LIMIT_MS, "relay start");
   const fingerprint = relay.stderrLines.lines.map((l) => l.match(/fingerprint=([0-9a-f]{64})/)?.[1]).find(Boolean);
   if (!fingerprint) throw new Error("relay did not log its certificate fingerprint");
@@ -209,7 +213,11 @@ async function main() {
     const expected = Array.from({ length: N }, (_, i) => `web-${i}`);
     const page = await newPage(httpPort, { mode: "pub", relay: relayUrl, fingerprint, namespace: ns, track: "text", count: String(N), "per-group": String(PER_GROUP), prefix: "web-" });
     await waitState(page, ["announced"], "(b) page PUBLISH_NAMESPACE");
-    const sub = start("sub", ["sub", ...tls, "--namespace", ns, "--track", "text", "--count", String(N), relayUrl]);
+    // The page writes its objects the moment the relay's SUBSCRIBE reaches it; the relay's
+    // SUBSCRIBE_OK to moqlink sub reports the Largest Location it holds by then, so with the
+    // default Largest Object filter (§9.7) moqlink sub may legitimately start after group 0.
+    // Ask for everything from {0, 0} instead (AbsoluteStart), which the relay's cache serves.
+    const sub = start("sub", ["sub", ...tls, "--namespace", ns, "--track", "text", "--filter", "absolute:0", "--count", String(N), relayUrl]);
     await sub.stdoutLines.waitForCount(N, LIMIT_MS, "(b) moqlink sub printing objects");
     const got = sub.stdoutLines.lines.slice(0, N).map((text) => ({ text }));
     const strict = checkOrder(got, expected, PER_GROUP, "(b) page -> moqlink sub");
@@ -232,12 +240,16 @@ try {
 } catch (e) {
   code = 1;
   console.error(`FAIL: ${e.stack ?? e}`);
+  for (const [page, mode] of openPages) {
+    await page.screenshot({ path: join(outDir, `page-${mode}-failed.png`), fullPage: true }).catch(() => {});
+    writeFileSync(join(outDir, `page-${mode}-failed.log`), await pageLog(page));
+  }
   console.error(`logs in ${outDir}`);
 } finally {
   const tStop = performance.now();
   await browser?.close().catch(() => {});
   const tBrowser = performance.now();
-  for (const c of children) await stop(c);
+  for (const c of [...children].reverse()) await stop(c); // clients first: the relay then has no session to drain
   console.log(`cleanup: browser ${Math.round(tBrowser - tStop)} ms, processes ${Math.round(performance.now() - tBrowser)} ms`);
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 }
