@@ -20,8 +20,8 @@ chromium="${CHROMIUM:-/usr/bin/chromium}"
 
 apt_install() {
   # A fresh machine may have no package lists yet: update once and retry.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" \
-    || { DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" \
+    || { DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; }
 }
 
 if [ ! -x "$chromium" ]; then
