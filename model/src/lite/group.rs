@@ -21,7 +21,8 @@ pub struct Group {
 
 impl Message for Group {
     const NAME: &'static str = "GROUP";
-    const MAX_LENGTH: usize = super::message::MAX_FIXED_MESSAGE;
+    const MAX_LENGTH: usize = 16;
+    const FIXED_FIELDS: bool = true;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         Ok(Group {

@@ -14,9 +14,6 @@ use bytes::{Buf, BufMut, Bytes};
 /// for a message whose fields take a few bytes ([`Rule::LiteMessageTooLarge`], local limits).
 pub const MAX_MESSAGE_LENGTH: usize = 64 * 1024 * 1024;
 
-/// Limit for messages of fixed-size fields only (GROUP, SUBSCRIBE_UPDATE, SUBSCRIBE_OK): their
-/// fields take at most 16 bytes, even with every varint in its 8-byte form.
-pub const MAX_FIXED_MESSAGE: usize = 64;
 /// Limit for messages carrying one or two paths or names (ANNOUNCE_PLEASE, ANNOUNCE, SUBSCRIBE):
 /// twice draft-14's 4,096-byte Full Track Name (§2.4.1), as a margin.
 pub const MAX_PATH_MESSAGE: usize = 8 * 1024;
@@ -30,8 +27,13 @@ pub trait Message: Sized {
     /// The texts' name, e.g. `SUBSCRIBE`.
     const NAME: &'static str;
 
-    /// The largest Message Length read or written for this message (a local limit).
+    /// The largest Message Length read or written for this message.
     const MAX_LENGTH: usize;
+
+    /// Whether [`Message::MAX_LENGTH`] is the most the fields can take (GROUP, SUBSCRIBE_UPDATE,
+    /// SUBSCRIBE_OK): a longer Message Length is then a [`Rule::LiteMessageLength`] violation,
+    /// refused as soon as it is read. Otherwise the limit is local ([`Rule::LiteMessageTooLarge`]).
+    const FIXED_FIELDS: bool = false;
 
     /// Reads the body; `body` holds exactly Message Length bytes. Running out inside a field
     /// or leaving bytes over is reported as [`Rule::LiteMessageLength`] by [`decode_message`].
@@ -47,6 +49,15 @@ pub trait Message: Sized {
 pub fn decode_message<T: Message, B: Buf>(buf: &mut B, v: Version) -> Result<T, DecodeError> {
     let len = varint::read(buf)?;
     let max = T::MAX_LENGTH.min(MAX_MESSAGE_LENGTH);
+    if len > max as u64 && T::FIXED_FIELDS {
+        return Err(DecodeError::invalid(
+            Rule::LiteMessageLength,
+            format!(
+                "Message Length {len} exceeds the {max} bytes the fields of {} take",
+                T::NAME
+            ),
+        ));
+    }
     if len > max as u64 {
         return Err(DecodeError::invalid(
             Rule::LiteMessageTooLarge,
@@ -172,19 +183,25 @@ mod tests {
         );
     }
 
-    /// Issue 12: a GROUP header whose Message Length is above what its two varints can take is
-    /// refused when the length is read, not buffered up to 64 MiB.
+    /// Issue 12: a GROUP header whose Message Length is above the 16 bytes its two varints can
+    /// take is refused when the length is read (the body could only leave bytes over,
+    /// lite_message_length), not buffered up to 64 MiB.
     #[test]
     fn group_header_length_is_limited() {
         let mut r = GroupReader::new(Version::LITE_02);
-        // 00 Group stream; Message Length 65 (0x4041); no body yet.
-        r.push(Bytes::from_static(&[0x00, 0x40, 0x41]));
-        too_large(r.next_event().unwrap_err(), MAX_FIXED_MESSAGE, "GROUP");
-        // 64 is accepted (and then fails on its content only once all of it is here).
+        // 00 Group stream; Message Length 17; no body yet.
+        r.push(Bytes::from_static(&[0x00, 0x11]));
+        let e = r.next_event().unwrap_err();
+        assert_eq!(e.rule(), Rule::LiteMessageLength);
+        assert!(
+            e.to_string().contains("16 bytes the fields of GROUP take"),
+            "{e}"
+        );
+        // 16 (two 8-byte varints) waits for its body.
         let mut r = GroupReader::new(Version::LITE_02);
-        r.push(Bytes::from_static(&[0x00, 0x40, 0x40]));
+        r.push(Bytes::from_static(&[0x00, 0x10]));
         assert_eq!(r.next_event(), Ok(None));
-        assert_eq!(r.buffered(), 2);
+        assert_eq!(r.buffered(), 1);
     }
 
     /// SUBSCRIBE and SUBSCRIBE_OK have their own limits; each is refused as its length is read.
@@ -194,13 +211,11 @@ mod tests {
         // 02 Subscribe stream; Message Length 8,193 (0x6001).
         r.push(Bytes::from_static(&[0x02, 0x60, 0x01]));
         too_large(r.next_message().unwrap_err(), MAX_PATH_MESSAGE, "SUBSCRIBE");
+        // SUBSCRIBE_OK's fields take at most one byte: Message Length 256 (0x4100) is refused.
         let mut r = ControlReader::response(Version::LITE_01, BiStreamType::Subscribe);
         r.push(Bytes::from_static(&[0x41, 0x00]));
-        too_large(
-            r.next_message().unwrap_err(),
-            MAX_FIXED_MESSAGE,
-            "SUBSCRIBE_OK",
-        );
+        let e = r.next_message().unwrap_err();
+        assert_eq!(e.rule(), Rule::LiteMessageLength);
     }
 
     /// A large ANNOUNCE_INIT (many broadcasts) stays readable: its limit is its own.

@@ -43,8 +43,8 @@ mod subscribe;
 pub use announce::{Announce, AnnounceInit, AnnouncePlease, AnnounceStatus};
 pub use group::{Frame, Group};
 pub use message::{
-    decode_message, encode_message, Message, MAX_ANNOUNCE_INIT, MAX_FIXED_MESSAGE,
-    MAX_MESSAGE_LENGTH, MAX_PATH_MESSAGE, MAX_SESSION_MESSAGE,
+    decode_message, encode_message, Message, MAX_ANNOUNCE_INIT, MAX_MESSAGE_LENGTH,
+    MAX_PATH_MESSAGE, MAX_SESSION_MESSAGE,
 };
 pub use path::{join_path, normalize_path, strip_path_prefix};
 pub use reader::{ControlReader, GroupEvent, GroupReader};

@@ -59,7 +59,8 @@ pub struct SubscribeUpdate {
 
 impl Message for SubscribeUpdate {
     const NAME: &'static str = "SUBSCRIBE_UPDATE";
-    const MAX_LENGTH: usize = super::message::MAX_FIXED_MESSAGE;
+    const MAX_LENGTH: usize = 1;
+    const FIXED_FIELDS: bool = true;
 
     fn decode_body(b: &mut Bytes, _: Version) -> Result<Self, DecodeError> {
         Ok(SubscribeUpdate {
@@ -91,7 +92,8 @@ impl SubscribeOk {
 
 impl Message for SubscribeOk {
     const NAME: &'static str = "SUBSCRIBE_OK";
-    const MAX_LENGTH: usize = super::message::MAX_FIXED_MESSAGE;
+    const MAX_LENGTH: usize = 1;
+    const FIXED_FIELDS: bool = true;
 
     fn decode_body(b: &mut Bytes, v: Version) -> Result<Self, DecodeError> {
         let priority = if is_lite01(v) {

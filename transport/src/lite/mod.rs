@@ -161,6 +161,10 @@ pub(crate) async fn read_message_max<R: RecvStream>(
         match reader.next_message() {
             Ok(Some(m)) => return Ok(Some(m)),
             Ok(None) => {}
+            // The codec's per-message limit is a local one, like `max`: the stream is refused.
+            Err(e) if e.rule() == moqlink_model::Rule::LiteMessageTooLarge => {
+                return Err(ReadError::TooLarge(max))
+            }
             Err(e) => return Err(ReadError::Decode(e)),
         }
         // Nothing decodes yet, so everything buffered belongs to the next message.
