@@ -32,6 +32,8 @@ enum Command {
     Sub(cli::sub::SubArgs),
     /// FETCH a range of a track and print each object's payload as one line.
     Fetch(cli::fetch::FetchArgs),
+    /// Load a relay: one publisher, N subscriber sessions; delivery, latency, relay CPU and RSS.
+    Bench(cli::bench::BenchArgs),
 }
 
 /// Runs `fut` on a fresh runtime; errors go to stderr with exit code 1.
@@ -76,5 +78,12 @@ fn main() -> ExitCode {
         Command::Pub(args) => run_async(cli.verbose, cli::publish::run(args)),
         Command::Sub(args) => run_async(cli.verbose, cli::sub::run(args)),
         Command::Fetch(args) => run_async(cli.verbose, cli::fetch::run(args)),
+        Command::Bench(args) => {
+            // Thousands of sessions: per-session logs only when asked for.
+            if std::env::var("RUST_LOG").is_err() && !cli.verbose {
+                std::env::set_var("RUST_LOG", "warn");
+            }
+            run_async(cli.verbose, cli::bench::run(args))
+        }
     }
 }
