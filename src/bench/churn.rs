@@ -212,7 +212,16 @@ async fn cycle(
             .await
             .map_err(|_| anyhow::anyhow!("{objects} objects did not arrive in {STEP:?}"))?;
         if got < objects {
-            anyhow::bail!("track ended after {got} of {objects} objects");
+            let why = match (sub.publish_done(), session.close_reason()) {
+                (Some(d), _) => format!(
+                    "PUBLISH_DONE 0x{:x} {:?}",
+                    d.status_code,
+                    d.reason.to_string()
+                ),
+                (None, Some(c)) => format!("session closed: {c}"),
+                (None, None) => "no PUBLISH_DONE".into(),
+            };
+            anyhow::bail!("track ended after {got} of {objects} objects: {why}");
         }
         anyhow::Ok(sub)
     }
