@@ -2,7 +2,8 @@
 //! → leave, a quarter of them vanishing without a CONNECTION_CLOSE; afterwards the relay holds
 //! no session, no subscription, no request, and runs no task beyond those it had before.
 //!
-//! The relay runs on its own runtime so that runtime's live task count is the relay's alone.
+//! The relay runs on its own runtime so that runtime's live task count is the relay's alone; a
+//! counting allocator checks that the heap (relay and clients) comes back near where it was.
 //! Vanished sessions end by the relay's QUIC idle timeout, set short here. No timing is
 //! asserted: the test waits for the counts with a generous limit.
 
@@ -14,8 +15,36 @@ use moqlink_model::Version;
 use moqlink_transport::session::SessionConfig;
 use moqlink_transport::tls::{ClientTls, ServerIdentity};
 use moqlink_transport::track::TrackName;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Counts the bytes allocated and not yet freed, process-wide.
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 /// Sessions cycling at once.
 const SESSIONS: usize = 50;
@@ -64,6 +93,7 @@ fn after_churn_the_relay_holds_no_session_subscription_or_task() {
         let _ = stopped.await;
     }));
     let before = counts(&live, &relay_rt);
+    let heap_before = LIVE_BYTES.load(Ordering::Relaxed);
     assert_eq!(&[before.0, before.1, before.2], &[0, 0, 0]);
 
     let client_rt = runtime();
@@ -88,6 +118,7 @@ fn after_churn_the_relay_holds_no_session_subscription_or_task() {
             relay_pid: None,
             settle: vec![],
             progress: false,
+            connect_parallel: 32,
         };
         churn::run(&dialer, &traffic, &opts).await.unwrap()
     });
@@ -114,6 +145,23 @@ fn after_churn_the_relay_holds_no_session_subscription_or_task() {
         now,
         (0, 0, 0, before.3),
         "(sessions, subscriptions, requests, relay tasks) left after the churn; before: {before:?}"
+    );
+    let heap_after = LIVE_BYTES.load(Ordering::Relaxed);
+    eprintln!(
+        "heap: {} KiB before the churn, {} KiB after ({} cycles)",
+        heap_before / 1024,
+        heap_after / 1024,
+        report.cycles
+    );
+    // Nothing per session stays on the heap: a leak of a session's connection state (~10 KiB
+    // and more) per cycle would pass this by far. Some growth is allowed for maps that keep
+    // their capacity.
+    let growth = (heap_after - heap_before).max(0) as u64;
+    assert!(
+        growth <= 512 * 1024 + 1024 * report.cycles,
+        "heap grew by {} KiB over {} cycles",
+        growth / 1024,
+        report.cycles
     );
     let _ = stop.send(());
     relay_rt.block_on(relay_task).unwrap().unwrap();

@@ -35,6 +35,9 @@ pub struct ChurnOptions {
     pub settle: Vec<Duration>,
     /// Print a progress line on stderr every second.
     pub progress: bool,
+    /// Connections (handshake and SETUP) in progress at once; relays refuse handshakes beyond
+    /// their own limit (moqlink: 64).
+    pub connect_parallel: usize,
 }
 
 /// What a churn run measured.
@@ -98,6 +101,7 @@ pub async fn run(
     let deadline = Instant::now() + opts.duration;
     let mut workers = JoinSet::new();
     let mut silent = true;
+    let gate = Arc::new(tokio::sync::Semaphore::new(opts.connect_parallel.max(1)));
     for w in 0..opts.sessions {
         let (dialer, name, meter) = (dialer.clone(), traffic.track.clone(), meter.clone());
         let (cycles, abrupt, failed, errors) = (
@@ -106,13 +110,13 @@ pub async fn run(
             failed.clone(),
             errors.clone(),
         );
-        let (objects, fraction) = (opts.objects, opts.abrupt);
+        let (objects, fraction, gate) = (opts.objects, opts.abrupt, gate.clone());
         workers.spawn(async move {
             let mut c = 0u64;
             let mut silent = true;
             while Instant::now() < deadline {
                 let cut = vanishes(w, c, fraction);
-                match cycle(&dialer, &name, objects, cut, &meter).await {
+                match cycle(&dialer, &gate, &name, objects, cut, &meter).await {
                     Ok(s) => {
                         cycles.fetch_add(1, Ordering::Relaxed);
                         if cut {
@@ -194,12 +198,15 @@ pub async fn run(
 /// whether a vanish was silent.
 async fn cycle(
     dialer: &Dialer,
+    gate: &tokio::sync::Semaphore,
     name: &TrackName,
     objects: u64,
     cut: bool,
     meter: &Arc<Meter>,
 ) -> anyhow::Result<bool> {
+    let permit = gate.acquire().await?;
     let (session, _events, vanish) = dialer.session().await?;
+    drop(permit);
     let result = async {
         let opts = SubscribeOptions {
             track: subscriber_track(),

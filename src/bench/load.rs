@@ -75,6 +75,8 @@ pub struct RelayUsage {
     pub rss_per_subscriber_kb: f64,
     /// RSS slope over the last 30 s of the window, KiB/s.
     pub rss_slope_kib_s: f64,
+    /// RSS once a second over the window: (seconds into it, KiB).
+    pub rss_series: Vec<(u32, u64)>,
 }
 
 /// Keeps the first few errors.
@@ -261,6 +263,10 @@ fn usage(
         rss_per_subscriber_kb: (b.rss_kib as f64 - idle.rss_kib as f64) * 1.024
             / subscribers.max(1) as f64,
         rss_slope_kib_s: stats::slope(&tail),
+        rss_series: rss_points
+            .iter()
+            .map(|&(t, k)| (t.round() as u32, k as u64))
+            .collect(),
     }
 }
 

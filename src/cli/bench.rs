@@ -57,6 +57,9 @@ pub struct BenchArgs {
     /// With --churn: seconds after the churn at which to sample the relay's RSS (comma list).
     #[arg(long, value_delimiter = ',', default_value = "15")]
     settle: Vec<u64>,
+    /// With --churn: connections (handshake and SETUP) in progress at once.
+    #[arg(long, default_value_t = 32)]
+    connect_parallel: usize,
     /// This many of the subscribers keep their connection open but never read.
     #[arg(long, default_value_t = 0)]
     stall: usize,
@@ -90,6 +93,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .map(|&s| Duration::from_secs(s))
                 .collect(),
             progress,
+            connect_parallel: args.connect_parallel,
         };
         let r = churn::run(&dialer, &traffic, &opts).await?;
         if args.json {
