@@ -95,6 +95,7 @@ pub struct Dialer {
     client: Client,
     tls: ClientTls,
     cfg: SessionConfig,
+    stall_window: Option<u64>,
 }
 
 impl Dialer {
@@ -110,17 +111,28 @@ impl Dialer {
             client,
             tls,
             cfg,
+            stall_window: None,
         })
+    }
+
+    /// The same dialer whose stalled sessions advertise a QUIC connection receive window of
+    /// `bytes` (raw QUIC only): the relay is held by flow control once that much is unread.
+    pub fn with_stall_window(mut self, bytes: Option<u64>) -> Self {
+        self.stall_window = bytes;
+        self
     }
 
     /// Opens a connection: raw QUIC over a socket that can be silenced, or WebTransport.
     pub async fn connection(&self) -> anyhow::Result<(AnyConnection, ClientTarget, Vanish)> {
-        tokio::time::timeout(CONNECT_LIMIT, self.connection_inner())
+        tokio::time::timeout(CONNECT_LIMIT, self.connection_inner(None))
             .await
             .map_err(|_| anyhow::anyhow!("connecting timed out"))?
     }
 
-    async fn connection_inner(&self) -> anyhow::Result<(AnyConnection, ClientTarget, Vanish)> {
+    async fn connection_inner(
+        &self,
+        receive_window: Option<u64>,
+    ) -> anyhow::Result<(AnyConnection, ClientTarget, Vanish)> {
         let target = self
             .url
             .setup_target()
@@ -135,7 +147,12 @@ impl Dialer {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(
             moqlink_transport::tls::client_config(self.tls.verifier()?, alpn.as_str().as_bytes())?,
         )?;
-        let limits = Arc::new(ConnectionLimits::default());
+        let mut limits = ConnectionLimits::default();
+        if let Some(w) = receive_window {
+            limits.receive_window = w;
+            limits.stream_receive_window = limits.stream_receive_window.min(w);
+        }
+        let limits = Arc::new(limits);
         let mut quic = quinn::ClientConfig::new(Arc::new(crypto));
         quic.transport_config(Arc::new(limits.transport_config()));
         let bind: SocketAddr = match (addr.ip().is_loopback(), addr.is_ipv4()) {
@@ -185,7 +202,10 @@ impl Dialer {
     pub async fn stalled_session(
         &self,
     ) -> anyhow::Result<(Session<Stalling>, mpsc::Receiver<IncomingEvent>)> {
-        let (conn, target, _) = self.connection().await?;
+        let (conn, target, _) =
+            tokio::time::timeout(CONNECT_LIMIT, self.connection_inner(self.stall_window))
+                .await
+                .map_err(|_| anyhow::anyhow!("connecting timed out"))??;
         let (s, rx) = tokio::time::timeout(
             CONNECT_LIMIT,
             Session::connect(Stalling(conn), self.cfg.clone(), target),

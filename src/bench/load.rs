@@ -127,14 +127,14 @@ pub async fn run(
             };
             if stalled {
                 let r = async {
-                    let (s, _events) = dialer.stalled_session().await?;
+                    let (s, events) = dialer.stalled_session().await?;
                     let sub = s.subscribe(name, opts).await?;
-                    anyhow::Ok((s, sub))
+                    anyhow::Ok((s, sub, events))
                 }
                 .await;
                 drop(permit);
                 match r {
-                    Ok((s, sub)) => {
+                    Ok((s, sub, _events)) => {
                         let _ = ready.send(true).await;
                         s.closed().await;
                         drop(sub);
@@ -147,14 +147,14 @@ pub async fn run(
                 return;
             }
             let r = async {
-                let (s, _events, _) = dialer.session().await?;
+                let (s, events, _) = dialer.session().await?;
                 let sub = s.subscribe(name, opts).await?;
-                anyhow::Ok((s, sub))
+                anyhow::Ok((s, sub, events))
             }
             .await;
             drop(permit);
             match r {
-                Ok((s, sub)) => {
+                Ok((s, sub, _events)) => {
                     let _ = ready.send(true).await;
                     read(sub.consumer(), meter, None).await;
                     drop(s);

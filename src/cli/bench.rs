@@ -63,6 +63,10 @@ pub struct BenchArgs {
     /// This many of the subscribers keep their connection open but never read.
     #[arg(long, default_value_t = 0)]
     stall: usize,
+    /// QUIC connection receive window of the stalled subscribers, bytes (raw QUIC; default
+    /// 16 MiB): smaller makes flow control hold the relay sooner.
+    #[arg(long, value_name = "BYTES")]
+    stall_window: Option<u64>,
 }
 
 /// Runs `moqlink bench`.
@@ -71,7 +75,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         &args.conn.url,
         args.conn.tls(),
         args.conn.session_config(args.conn.versions.clone()),
-    )?;
+    )?
+    .with_stall_window(args.stall_window);
     let traffic = Traffic {
         track: TrackName::new(&args.namespace, &args.track),
         rate: args.rate,
