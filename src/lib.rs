@@ -1,6 +1,7 @@
 //! moqlink: MoQ Transport draft-14 client API and relay. The wire model and the session layer
 //! are re-exported from `moqlink-model` and `moqlink-transport`.
 
+pub mod bench;
 pub mod relay;
 
 pub use moqlink_model as model;

@@ -2,6 +2,18 @@
 
 mod cli;
 
+/// jemalloc returns freed memory to the system: after a churn, glibc's malloc kept the relay at
+/// 143 MiB and mimalloc at 216 MiB where jemalloc came back to 32 MiB (bench/NOTES-issue12.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc settings: a background thread purges freed pages after 1 s (MADV_DONTNEED, so
+/// RSS falls).
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8; 60] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 use clap::{Parser, Subcommand};
 use std::future::Future;
 use std::process::ExitCode;
@@ -32,6 +44,8 @@ enum Command {
     Sub(cli::sub::SubArgs),
     /// FETCH a range of a track and print each object's payload as one line.
     Fetch(cli::fetch::FetchArgs),
+    /// Load a relay: one publisher, N subscriber sessions; delivery, latency, relay CPU and RSS.
+    Bench(cli::bench::BenchArgs),
 }
 
 /// Runs `fut` on a fresh runtime; errors go to stderr with exit code 1.
@@ -76,5 +90,12 @@ fn main() -> ExitCode {
         Command::Pub(args) => run_async(cli.verbose, cli::publish::run(args)),
         Command::Sub(args) => run_async(cli.verbose, cli::sub::run(args)),
         Command::Fetch(args) => run_async(cli.verbose, cli::fetch::run(args)),
+        Command::Bench(args) => {
+            // Thousands of sessions: per-session logs only when asked for.
+            if std::env::var("RUST_LOG").is_err() && !cli.verbose {
+                std::env::set_var("RUST_LOG", "warn");
+            }
+            run_async(cli.verbose, cli::bench::run(args))
+        }
     }
 }

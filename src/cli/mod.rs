@@ -1,5 +1,6 @@
 //! Subcommands of the `moqlink` binary.
 
+pub mod bench;
 pub mod common;
 pub mod decode;
 pub mod fetch;

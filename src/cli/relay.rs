@@ -46,6 +46,10 @@ pub struct RelayArgs {
     /// Accept any certificate from the upstream relay.
     #[arg(long)]
     tls_disable_verify: bool,
+    /// Subgroup streams a subscription may have open or opening at once; bounds what a
+    /// subscriber that stops reading pins (overrides `[limits] send_streams`; default 64).
+    #[arg(long, value_name = "N")]
+    send_streams: Option<usize>,
 }
 
 fn identity(args: &RelayArgs, file: &FileConfig) -> anyhow::Result<ServerIdentity> {
@@ -142,7 +146,11 @@ pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
         bind,
         session: SessionConfig {
             versions,
-            send_limits: send_limits(&file),
+            send_limits: {
+                let mut l = send_limits(&file);
+                l.max_streams = args.send_streams.unwrap_or(l.max_streams).max(1);
+                l
+            },
             request_window: file.limits.requests_per_session.unwrap_or(100),
             ..Default::default()
         },

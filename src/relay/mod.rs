@@ -12,7 +12,7 @@ mod request;
 mod serve;
 mod upstream;
 
-pub use request::SessionLimits;
+pub use request::{LiveCounts, SessionLimits};
 
 use moqlink_model::SessionErrorCode;
 use moqlink_transport::connection::any::AnyConnection;
@@ -107,10 +107,16 @@ impl Relay {
                 config,
                 upstream: Default::default(),
                 next_id: AtomicU64::new(1),
+                live: Default::default(),
             }),
             sessions: Default::default(),
             lite: Default::default(),
         })
+    }
+
+    /// What the relay holds right now (sessions, requests), for tests and soak checks.
+    pub fn live(&self) -> Arc<LiveCounts> {
+        self.shared.live.clone()
     }
 
     /// The bound address.
@@ -217,7 +223,7 @@ impl Relay {
                     session,
                     shared: self.shared.clone(),
                     upstream_link: false,
-                    peer: request::Peer::new(id, credentials),
+                    peer: request::Peer::new(id, credentials, self.shared.live.clone()),
                 };
                 serve::serve(ctx, events).await;
                 // This session has ended: drop it (and any other ended one) now, not at the next
@@ -235,7 +241,7 @@ impl Relay {
                     all.push(session.clone());
                 }
                 let credentials = lite::lite_credentials(&session, url_path.as_deref());
-                let peer = request::Peer::new(id, credentials);
+                let peer = request::Peer::new(id, credentials, self.shared.live.clone());
                 lite::serve_lite(self.shared.clone(), peer, session, events).await;
             }
         }

@@ -123,6 +123,31 @@ pub(crate) struct Refusal {
     pub(crate) reason: String,
 }
 
+/// What the whole relay holds right now: sessions whose request-path state is alive, and the
+/// requests admitted and not yet released (for tests and soak checks).
+#[derive(Debug, Default)]
+pub struct LiveCounts {
+    sessions: AtomicUsize,
+    held: [AtomicUsize; KINDS],
+}
+
+impl LiveCounts {
+    /// Sessions whose state (any task serving them) is still alive.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Acquire)
+    }
+
+    /// Track subscriptions held (draft-14 and moq-lite SUBSCRIBE).
+    pub fn subscriptions(&self) -> usize {
+        self.held[0].load(Ordering::Acquire)
+    }
+
+    /// Requests of every kind held (subscriptions, fetches, namespaces...).
+    pub fn requests(&self) -> usize {
+        self.held.iter().map(|h| h.load(Ordering::Acquire)).sum()
+    }
+}
+
 /// One session as the request path sees it: who it is and what it holds.
 #[derive(Debug)]
 pub(crate) struct Peer {
@@ -131,31 +156,41 @@ pub(crate) struct Peer {
     /// What the session presented at connection and SETUP.
     pub(crate) credentials: Credentials,
     held: Arc<[AtomicUsize; KINDS]>,
+    live: Arc<LiveCounts>,
 }
 
 impl Peer {
-    /// A session with its connection-time credentials.
-    pub(crate) fn new(id: u64, credentials: Credentials) -> Arc<Self> {
+    /// A session with its connection-time credentials, counted in `live` while it exists.
+    pub(crate) fn new(id: u64, credentials: Credentials, live: Arc<LiveCounts>) -> Arc<Self> {
+        live.sessions.fetch_add(1, Ordering::AcqRel);
         Arc::new(Peer {
             id,
             credentials,
             held: Arc::new(Default::default()),
+            live,
         })
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.live.sessions.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// The relay's leave to serve one admitted request; dropping it frees the session's slot.
 #[derive(Debug)]
 pub(crate) struct Permit {
-    held: Option<(Arc<[AtomicUsize; KINDS]>, usize)>,
+    held: Option<(Arc<[AtomicUsize; KINDS]>, Arc<LiveCounts>, usize)>,
     /// The credentials the request was admitted with (session ones plus the request's own).
     pub(crate) credentials: Credentials,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if let Some((held, i)) = self.held.take() {
+        if let Some((held, live, i)) = self.held.take() {
             held[i].fetch_sub(1, Ordering::AcqRel);
+            live.held[i].fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -247,8 +282,9 @@ pub(crate) fn admit(
             format!("limit reached: at most {max} {what} per session"),
         );
     }
+    peer.live.held[i].fetch_add(1, Ordering::AcqRel);
     Ok(Permit {
-        held: Some((peer.held.clone(), i)),
+        held: Some((peer.held.clone(), peer.live.clone(), i)),
         credentials,
     })
 }
@@ -266,7 +302,7 @@ mod tests {
     fn names_draft_14_cannot_carry_are_refused() {
         let rules = AuthRules::default();
         let limits = SessionLimits::default();
-        let peer = Peer::new(1, Credentials::default());
+        let peer = Peer::new(1, Credentials::default(), Default::default());
         let empty = Ask::PublishNamespace(TrackNamespace::default());
         let e = admit(&rules, &limits, &peer, &empty, &[]).unwrap_err();
         assert_eq!(e.code, NOT_SUPPORTED);
@@ -297,8 +333,8 @@ mod tests {
             subscriptions: 2,
             ..Default::default()
         };
-        let peer = Peer::new(1, Credentials::default());
-        let other = Peer::new(2, Credentials::default());
+        let peer = Peer::new(1, Credentials::default(), Default::default());
+        let other = Peer::new(2, Credentials::default(), Default::default());
         let ask = Ask::Subscribe(TrackName::new("a", "t"));
         let p1 = admit(&rules, &limits, &peer, &ask, &[]).unwrap();
         let _p2 = admit(&rules, &limits, &peer, &ask, &[]).unwrap();

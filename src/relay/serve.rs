@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) upstream: tokio::sync::Mutex<Upstream>,
     /// The next relay session ID (client sessions and each upstream connection).
     pub(crate) next_id: std::sync::atomic::AtomicU64,
+    /// Live sessions and requests, relay-wide.
+    pub(crate) live: Arc<super::LiveCounts>,
 }
 
 impl Shared {
@@ -92,7 +94,7 @@ impl Shared {
                     session: session.clone(),
                     shared: self.clone(),
                     upstream_link: true,
-                    peer: Peer::new(id, Default::default()),
+                    peer: Peer::new(id, Default::default(), self.live.clone()),
                 };
                 spawn_serve(ctx, events);
                 Some((session, id))
