@@ -10,6 +10,8 @@ mod namespaces;
 mod registry;
 mod request;
 mod serve;
+#[doc(hidden)]
+pub mod testing;
 mod upstream;
 
 pub use request::SessionLimits;
@@ -87,6 +89,11 @@ pub enum RelayError {
 /// A running relay endpoint.
 pub struct Relay {
     server: Server,
+    core: Arc<Core>,
+}
+
+/// The relay without its endpoint: the registry and the sessions it serves.
+pub(crate) struct Core {
     shared: Arc<Shared>,
     sessions: tokio::sync::Mutex<Vec<moqlink_transport::client::AnySession>>,
     /// moq-lite sessions, closed at shutdown.
@@ -102,14 +109,7 @@ impl Relay {
         let server = Server::bind_with(config.bind, identity, config.server.clone())?;
         Ok(Relay {
             server,
-            shared: Arc::new(Shared {
-                registry: Default::default(),
-                config,
-                upstream: Default::default(),
-                next_id: AtomicU64::new(1),
-            }),
-            sessions: Default::default(),
-            lite: Default::default(),
+            core: Arc::new(Core::new(config)),
         })
     }
 
@@ -130,16 +130,16 @@ impl Relay {
             tokio::select! {
                 incoming = me.server.accept() => {
                     let Some(incoming) = incoming else { break };
-                    let me = me.clone();
-                    tokio::spawn(async move { me.serve(incoming).await });
+                    let core = me.core.clone();
+                    tokio::spawn(async move { core.serve(incoming).await });
                 }
                 _ = &mut shutdown => break,
             }
         }
         tracing::info!("shutting down: GOAWAY to every session");
-        let drain = me.shared.config.drain;
-        let sessions: Vec<_> = me.sessions.lock().await.drain(..).collect();
-        let lite: Vec<_> = me.lite.lock().await.drain(..).collect();
+        let drain = me.core.shared.config.drain;
+        let sessions: Vec<_> = me.core.sessions.lock().await.drain(..).collect();
+        let lite: Vec<_> = me.core.lite.lock().await.drain(..).collect();
         // Whatever the peers do (a full control stream, no close), shutdown ends with the
         // drain time: GOAWAYs are queued concurrently and each may wait at most that long.
         let deadline = tokio::time::Instant::now() + drain;
@@ -171,7 +171,23 @@ impl Relay {
             .await;
         Ok(())
     }
+}
 
+impl Core {
+    fn new(config: RelayConfig) -> Self {
+        Core {
+            shared: Arc::new(Shared {
+                registry: Default::default(),
+                config,
+                upstream: Default::default(),
+                next_id: AtomicU64::new(1),
+            }),
+            sessions: Default::default(),
+            lite: Default::default(),
+        }
+    }
+
+    /// Serves one accepted connection until its session ends.
     async fn serve(&self, incoming: Incoming) {
         let remote = incoming.remote;
         let alpn = incoming.alpn;
