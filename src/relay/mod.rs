@@ -253,6 +253,11 @@ impl Core {
                 let credentials = lite::lite_credentials(&session, url_path.as_deref());
                 let peer = request::Peer::new(id, credentials);
                 lite::serve_lite(self.shared.clone(), peer, session, events).await;
+                // As for draft-14: an ended session is not kept until the next connection.
+                self.lite
+                    .lock()
+                    .await
+                    .retain(|s| s.close_reason().is_none());
             }
         }
     }

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 pub struct Seen {
     /// SERVER_SETUP arrived.
     pub setup: bool,
+    /// SERVER_SETUP chose a moq-lite version: what follows is not draft-14.
+    pub lite: bool,
     /// Answers (OK or ERROR) per Request ID of ours, with the message type of each.
     pub answers: HashMap<u64, Vec<MessageType>>,
     /// The relay's requests, in order.
@@ -69,6 +71,7 @@ pub async fn read_control(mut recv: MemoryRecv, seen: Shared) {
                 ControlMessage::ServerSetup(m) => {
                     s.setup = true;
                     s.max_request_id = m.parameters.max_request_id().unwrap_or(0);
+                    s.lite = m.version.is_lite();
                 }
                 ControlMessage::MaxRequestId(m) => s.max_request_id = m.max_request_id,
                 ControlMessage::SubscribeOk(m) => s.aliases.push(m.track_alias),
@@ -89,6 +92,11 @@ pub async fn read_control(mut recv: MemoryRecv, seen: Shared) {
                 next_relay_id = id.saturating_add(2);
                 s.requests.push((id, ty));
             }
+        }
+        if lock(&seen).lite {
+            // moq-lite from here on: not ours to decode.
+            while let Ok(Some(_)) = recv.read_chunk(1 << 16).await {}
+            return;
         }
         match recv.read_chunk(64 * 1024).await {
             Ok(Some(chunk)) => reader.push(chunk),
