@@ -112,11 +112,11 @@ pub fn params(inp: &mut Input) -> VersionParameters {
             },
             2 => Parameter::AuthorizationToken { value: token(inp) },
             3 => Parameter::Unknown {
-                key: inp.number() * 2,
+                key: inp.number().wrapping_mul(2),
                 value: KvValue::Varint(inp.number()),
             },
             _ => Parameter::Unknown {
-                key: inp.number() * 2 + 1,
+                key: inp.number().wrapping_mul(2) | 1,
                 value: KvValue::Bytes(Blob::new(inp.bytes(16))),
             },
         });
@@ -284,7 +284,7 @@ pub fn notice(inp: &mut Input, known: &mut Known) -> ControlMessage {
             reason: reason(inp),
         }),
         7 => ControlMessage::MaxRequestId(MaxRequestId {
-            max_request_id: inp.number() + 1,
+            max_request_id: inp.number().saturating_add(1),
         }),
         8 => ControlMessage::RequestsBlocked(RequestsBlocked {
             max_request_id: inp.number(),
