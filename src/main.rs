@@ -4,11 +4,13 @@ mod cli;
 
 /// jemalloc returns freed memory to the system: after a churn, glibc's malloc kept the relay at
 /// 143 MiB and mimalloc at 216 MiB where jemalloc came back to 32 MiB (bench/NOTES-issue12.md).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc settings: a background thread purges freed pages after 1 s (MADV_DONTNEED, so
 /// RSS falls).
+#[cfg(feature = "jemalloc")]
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: &[u8; 60] =

@@ -10,6 +10,8 @@ mod namespaces;
 mod registry;
 mod request;
 mod serve;
+#[doc(hidden)]
+pub mod testing;
 mod upstream;
 
 pub use request::{LiveCounts, SessionLimits};
@@ -87,6 +89,11 @@ pub enum RelayError {
 /// A running relay endpoint.
 pub struct Relay {
     server: Server,
+    core: Arc<Core>,
+}
+
+/// The relay without its endpoint: the registry and the sessions it serves.
+pub(crate) struct Core {
     shared: Arc<Shared>,
     sessions: tokio::sync::Mutex<Vec<moqlink_transport::client::AnySession>>,
     /// moq-lite sessions, closed at shutdown.
@@ -102,21 +109,13 @@ impl Relay {
         let server = Server::bind_with(config.bind, identity, config.server.clone())?;
         Ok(Relay {
             server,
-            shared: Arc::new(Shared {
-                registry: Default::default(),
-                config,
-                upstream: Default::default(),
-                next_id: AtomicU64::new(1),
-                live: Default::default(),
-            }),
-            sessions: Default::default(),
-            lite: Default::default(),
+            core: Arc::new(Core::new(config)),
         })
     }
 
     /// What the relay holds right now (sessions, requests), for tests and soak checks.
     pub fn live(&self) -> Arc<LiveCounts> {
-        self.shared.live.clone()
+        self.core.shared.live.clone()
     }
 
     /// The bound address.
@@ -136,16 +135,16 @@ impl Relay {
             tokio::select! {
                 incoming = me.server.accept() => {
                     let Some(incoming) = incoming else { break };
-                    let me = me.clone();
-                    tokio::spawn(async move { me.serve(incoming).await });
+                    let core = me.core.clone();
+                    tokio::spawn(async move { core.serve(incoming).await });
                 }
                 _ = &mut shutdown => break,
             }
         }
         tracing::info!("shutting down: GOAWAY to every session");
-        let drain = me.shared.config.drain;
-        let sessions: Vec<_> = me.sessions.lock().await.drain(..).collect();
-        let lite: Vec<_> = me.lite.lock().await.drain(..).collect();
+        let drain = me.core.shared.config.drain;
+        let sessions: Vec<_> = me.core.sessions.lock().await.drain(..).collect();
+        let lite: Vec<_> = me.core.lite.lock().await.drain(..).collect();
         // Whatever the peers do (a full control stream, no close), shutdown ends with the
         // drain time: GOAWAYs are queued concurrently and each may wait at most that long.
         let deadline = tokio::time::Instant::now() + drain;
@@ -177,7 +176,24 @@ impl Relay {
             .await;
         Ok(())
     }
+}
 
+impl Core {
+    fn new(config: RelayConfig) -> Self {
+        Core {
+            shared: Arc::new(Shared {
+                registry: Default::default(),
+                config,
+                upstream: Default::default(),
+                next_id: AtomicU64::new(1),
+                live: Default::default(),
+            }),
+            sessions: Default::default(),
+            lite: Default::default(),
+        }
+    }
+
+    /// Serves one accepted connection until its session ends.
     async fn serve(&self, incoming: Incoming) {
         let remote = incoming.remote;
         let alpn = incoming.alpn;
@@ -243,6 +259,11 @@ impl Relay {
                 let credentials = lite::lite_credentials(&session, url_path.as_deref());
                 let peer = request::Peer::new(id, credentials, self.shared.live.clone());
                 lite::serve_lite(self.shared.clone(), peer, session, events).await;
+                // As for draft-14: an ended session is not kept until the next connection.
+                self.lite
+                    .lock()
+                    .await
+                    .retain(|s| s.close_reason().is_none());
             }
         }
     }

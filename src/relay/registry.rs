@@ -345,6 +345,24 @@ impl State {
     }
 }
 
+/// What the registry holds, counted (see [`Registry::counts`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryCounts {
+    /// Sessions started and not ended.
+    pub live_sessions: usize,
+    /// Publisher routes (PUBLISH_NAMESPACE, moq-lite ANNOUNCE), over all namespaces.
+    pub routes: usize,
+    /// Sessions that have at least one route.
+    pub sessions_with_routes: usize,
+    /// Track entries (relayed or PUBLISHed tracks).
+    pub tracks: usize,
+    /// Namespace subscribers (SUBSCRIBE_NAMESPACE, ANNOUNCE_PLEASE).
+    pub ns_subscribers: usize,
+    /// Per-track upstream SUBSCRIBE locks someone still holds.
+    pub track_locks: usize,
+}
+
 /// Routes, tracks and namespace subscribers, shared by every session task.
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -367,6 +385,25 @@ impl Registry {
         // stays as small as the number of upstream SUBSCRIBEs in flight.
         locks.retain(|_, l| Arc::strong_count(l) > 1);
         locks.entry(name.clone()).or_default().clone()
+    }
+
+    /// How much the registry holds now (test hook: every count is zero once all sessions ended).
+    pub(crate) fn counts(&self) -> RegistryCounts {
+        let st = self.state();
+        RegistryCounts {
+            live_sessions: st.live.len(),
+            routes: st.routes.values().map(Vec::len).sum(),
+            sessions_with_routes: st.by_session.len(),
+            tracks: st.tracks.len(),
+            ns_subscribers: st.ns_subscribers.len(),
+            track_locks: self
+                .locks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .filter(|l| Arc::strong_count(l) > 1)
+                .count(),
+        }
     }
 
     /// A session started: from now until [`Registry::remove_session`] it may add routes,

@@ -511,6 +511,10 @@ async fn session_stream<C: Connection>(
             }
             Ok(Some(other)) => tracing::debug!(?other, "session stream message ignored"),
             Ok(None) => {
+                // The session is over (moq-lite-02 "Handshake": "active until either endpoint closes or
+                // resets the Session Stream"), so is the connection: left open, it and every
+                // task waiting on it stay until the peer closes it, which it may never do.
+                inner.conn.close(0, "session stream finished");
                 inner.close(0, "session stream finished", true);
                 return;
             }
