@@ -2,14 +2,13 @@
 //! without CONNECTION_CLOSE), WebTransport through the ordinary client, and a connection whose
 //! data streams are never read (a stalled subscriber).
 
-use bytes::Bytes;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::connection::quic::QuicConnection;
+use moqlink_transport::connection::stalling::Stalling;
 use moqlink_transport::endpoint::{Client, ClientConfig, MoqUrl, Scheme};
 use moqlink_transport::session::{ClientTarget, IncomingEvent, Session, SessionConfig};
 use moqlink_transport::tls::ClientTls;
-use moqlink_transport::{Connection, ConnectionError, ConnectionLimits, TransportKind};
-use std::future::Future;
+use moqlink_transport::ConnectionLimits;
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -201,7 +200,10 @@ impl Dialer {
     /// Connects a session that never reads its data streams.
     pub async fn stalled_session(
         &self,
-    ) -> anyhow::Result<(Session<Stalling>, mpsc::Receiver<IncomingEvent>)> {
+    ) -> anyhow::Result<(
+        Session<Stalling<AnyConnection>>,
+        mpsc::Receiver<IncomingEvent>,
+    )> {
         let (conn, target, _) =
             tokio::time::timeout(CONNECT_LIMIT, self.connection_inner(self.stall_window))
                 .await
@@ -213,57 +215,5 @@ impl Dialer {
         .await
         .map_err(|_| anyhow::anyhow!("SETUP timed out"))??;
         Ok((s, rx))
-    }
-}
-
-/// A connection whose peer-opened unidirectional streams are never accepted, hence never read,
-/// and whose datagrams are never received: a subscriber that keeps its session open but stopped
-/// reading.
-#[derive(Clone)]
-pub struct Stalling(AnyConnection);
-
-impl Connection for Stalling {
-    type Send = <AnyConnection as Connection>::Send;
-    type Recv = <AnyConnection as Connection>::Recv;
-
-    fn open_bi(
-        &self,
-    ) -> impl Future<Output = Result<(Self::Send, Self::Recv), ConnectionError>> + Send {
-        self.0.open_bi()
-    }
-    fn accept_bi(
-        &self,
-    ) -> impl Future<Output = Result<(Self::Send, Self::Recv), ConnectionError>> + Send {
-        self.0.accept_bi()
-    }
-    fn open_uni(&self) -> impl Future<Output = Result<Self::Send, ConnectionError>> + Send {
-        self.0.open_uni()
-    }
-    async fn accept_uni(&self) -> Result<Self::Recv, ConnectionError> {
-        Err(self.0.closed().await)
-    }
-    fn send_datagram(&self, data: Bytes) -> Result<(), ConnectionError> {
-        self.0.send_datagram(data)
-    }
-    async fn recv_datagram(&self) -> Result<Bytes, ConnectionError> {
-        Err(self.0.closed().await)
-    }
-    fn max_datagram_size(&self) -> Option<usize> {
-        self.0.max_datagram_size()
-    }
-    fn close(&self, code: u64, reason: &str) {
-        self.0.close(code, reason)
-    }
-    fn closed(&self) -> impl Future<Output = ConnectionError> + Send {
-        self.0.closed()
-    }
-    fn kind(&self) -> TransportKind {
-        self.0.kind()
-    }
-    fn peer(&self) -> String {
-        self.0.peer()
-    }
-    fn limits(&self) -> Arc<ConnectionLimits> {
-        self.0.limits()
     }
 }

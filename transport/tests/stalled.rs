@@ -14,6 +14,7 @@ use moqlink_model::{Blob, Version};
 use moqlink_transport::client::connect;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::connection::memory::{pair, MemoryConnection};
+use moqlink_transport::connection::stalling::Stalling;
 use moqlink_transport::endpoint::{Client, ClientConfig, Server};
 use moqlink_transport::lite::{LiteEvent, LiteSession};
 use moqlink_transport::session::*;
@@ -34,54 +35,6 @@ const PROMPT: Duration = Duration::from_secs(2);
 const OBJECT: usize = 50 * 1024;
 /// Groups published: 20 MB in all.
 const GROUPS: u64 = 400;
-
-/// A connection whose peer-opened unidirectional streams are never accepted, hence never read:
-/// a subscriber that stopped reading its data streams but keeps the session open.
-#[derive(Clone)]
-struct Stalling<C>(C);
-
-impl<C: Connection> Connection for Stalling<C> {
-    type Send = C::Send;
-    type Recv = C::Recv;
-
-    fn open_bi(
-        &self,
-    ) -> impl Future<Output = Result<(Self::Send, Self::Recv), ConnectionError>> + Send {
-        self.0.open_bi()
-    }
-    fn accept_bi(
-        &self,
-    ) -> impl Future<Output = Result<(Self::Send, Self::Recv), ConnectionError>> + Send {
-        self.0.accept_bi()
-    }
-    fn open_uni(&self) -> impl Future<Output = Result<Self::Send, ConnectionError>> + Send {
-        self.0.open_uni()
-    }
-    async fn accept_uni(&self) -> Result<Self::Recv, ConnectionError> {
-        Err(self.0.closed().await)
-    }
-    fn send_datagram(&self, data: Bytes) -> Result<(), ConnectionError> {
-        self.0.send_datagram(data)
-    }
-    async fn recv_datagram(&self) -> Result<Bytes, ConnectionError> {
-        Err(self.0.closed().await)
-    }
-    fn max_datagram_size(&self) -> Option<usize> {
-        self.0.max_datagram_size()
-    }
-    fn close(&self, code: u64, reason: &str) {
-        self.0.close(code, reason)
-    }
-    fn closed(&self) -> impl Future<Output = ConnectionError> + Send {
-        self.0.closed()
-    }
-    fn kind(&self) -> TransportKind {
-        self.0.kind()
-    }
-    fn peer(&self) -> String {
-        self.0.peer()
-    }
-}
 
 /// A connection that accepts the peer's unidirectional streams only once its gate opens: a
 /// subscriber that stalls for a while, then reads again.

@@ -5,6 +5,7 @@
 pub mod any;
 pub mod memory;
 pub mod quic;
+pub mod stalling;
 pub mod webtransport;
 
 use crate::limits::ConnectionLimits;
