@@ -115,15 +115,21 @@ impl FetchObject {
     /// Reads one object.
     pub fn decode<B: Buf>(b: &mut B) -> Result<Self, DecodeError> {
         let h = FetchObjectHead::decode(b)?;
-        Ok(FetchObject {
+        let payload = read_payload(b, h.payload_len)?;
+        Ok(FetchObject::from_head(h, payload))
+    }
+
+    /// The object of a decoded head and its payload.
+    pub fn from_head(h: FetchObjectHead, payload: Blob) -> Self {
+        FetchObject {
             group_id: h.group_id,
             subgroup_id: h.subgroup_id,
             object_id: h.object_id,
             publisher_priority: h.publisher_priority,
             extensions: h.extensions,
             status: h.status,
-            payload: read_payload(b, h.payload_len)?,
-        })
+            payload,
+        }
     }
 
     /// Writes one object.

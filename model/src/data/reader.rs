@@ -225,12 +225,7 @@ impl StreamReader {
                 };
                 *prev = Some(h.object_id);
                 let used = head_len + payload.len();
-                let obj = SubgroupObject {
-                    object_id: h.object_id,
-                    extensions: h.extensions,
-                    status: h.status,
-                    payload: Blob(payload),
-                };
+                let obj = SubgroupObject::from_head(h, Blob(payload));
                 Ok(Step::Event(StreamEvent::SubgroupObject(obj), used))
             }
             State::Fetch => {
@@ -244,15 +239,7 @@ impl StreamReader {
                     });
                 };
                 let used = head_len + payload.len();
-                let obj = FetchObject {
-                    group_id: h.group_id,
-                    subgroup_id: h.subgroup_id,
-                    object_id: h.object_id,
-                    publisher_priority: h.publisher_priority,
-                    extensions: h.extensions,
-                    status: h.status,
-                    payload: Blob(payload),
-                };
+                let obj = FetchObject::from_head(h, Blob(payload));
                 Ok(Step::Event(StreamEvent::FetchObject(obj), used))
             }
         }

@@ -219,12 +219,18 @@ impl SubgroupObject {
         prev: Option<u64>,
     ) -> Result<Self, DecodeError> {
         let head = SubgroupObjectHead::decode(b, header, prev)?;
-        Ok(SubgroupObject {
+        let payload = read_payload(b, head.payload_len)?;
+        Ok(SubgroupObject::from_head(head, payload))
+    }
+
+    /// The object of a decoded head and its payload.
+    pub fn from_head(head: SubgroupObjectHead, payload: Blob) -> Self {
+        SubgroupObject {
             object_id: head.object_id,
             extensions: head.extensions,
             status: head.status,
-            payload: read_payload(b, head.payload_len)?,
-        })
+            payload,
+        }
     }
 
     /// Writes the object; `prev` is the previous Object ID written on the stream.
