@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ControlMessage::Subscribe(s)
                         if s.namespace == track.name().namespace && s.name == track.name().name =>
                     {
-                        let _ = session.serve_subscribe(req, &track).await;
+                        let _ = session.serve_subscribe(*req, &track).await;
                     }
                     ControlMessage::Subscribe(_) => {
                         let _ = req

@@ -85,7 +85,7 @@ fn serve(session: AnySession, mut events: mpsc::Receiver<IncomingEvent>, track: 
             };
             let _ = match &req.message {
                 ControlMessage::Subscribe(s) => match ours(&s.namespace, &s.name) {
-                    Some(t) => session.serve_subscribe(req, t).await.map(drop),
+                    Some(t) => session.serve_subscribe(*req, t).await.map(drop),
                     None => req.responder.reject(TRACK_DOES_NOT_EXIST, "nope").await,
                 },
                 ControlMessage::Fetch(f) => {
@@ -95,7 +95,7 @@ fn serve(session: AnySession, mut events: mpsc::Receiver<IncomingEvent>, track: 
                         } => ours(namespace, name),
                         _ => None,
                     };
-                    session.serve_fetch(req, t).await
+                    session.serve_fetch(*req, t).await
                 }
                 _ => req.responder.not_supported("this request").await,
             };
@@ -193,7 +193,7 @@ async fn next_request(events: &mut mpsc::Receiver<IncomingEvent>) -> IncomingReq
             .await
             .expect("no request")
         {
-            Some(IncomingEvent::Request(r)) => return r,
+            Some(IncomingEvent::Request(r)) => return *r,
             Some(IncomingEvent::Notice(_)) => continue,
             None => panic!("session ended"),
         }
@@ -362,12 +362,8 @@ async fn pub_announces_and_serves_stdin_lines_as_objects() {
     // Then PUBLISH_NAMESPACE_DONE and a clean close.
     let notice = tokio::time::timeout(T, events.recv()).await.unwrap();
     assert!(
-        matches!(
-            notice,
-            Some(IncomingEvent::Notice(ControlMessage::PublishNamespaceDone(
-                _
-            )))
-        ),
+        matches!(&notice, Some(IncomingEvent::Notice(n))
+            if matches!(**n, ControlMessage::PublishNamespaceDone(_))),
         "{notice:?}"
     );
     let close = tokio::time::timeout(T, session.closed()).await.unwrap();

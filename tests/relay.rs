@@ -38,10 +38,10 @@ async fn publisher(url: &str, track: TrackProducer, subscribes: Arc<AtomicUsize>
             match &req.message {
                 ControlMessage::Subscribe(_) => {
                     subscribes.fetch_add(1, Ordering::SeqCst);
-                    let _ = s.serve_subscribe(req, &track).await;
+                    let _ = s.serve_subscribe(*req, &track).await;
                 }
                 ControlMessage::Fetch(_) => {
-                    let _ = s.serve_fetch(req, Some(&track)).await;
+                    let _ = s.serve_fetch(*req, Some(&track)).await;
                 }
                 _ => {
                     let _ = req.responder.not_supported("test publisher").await;
@@ -129,7 +129,7 @@ async fn publish_live(url: &str, archive: Option<TrackProducer>) -> (AnySession,
             };
             match (&req.message, &archive) {
                 (ControlMessage::Fetch(_), Some(a)) => {
-                    let _ = ps.serve_fetch(req, Some(a)).await;
+                    let _ = ps.serve_fetch(*req, Some(a)).await;
                 }
                 _ => {
                     let _ = req.responder.not_supported("test publisher").await;
@@ -487,7 +487,7 @@ async fn the_subscriber_that_opened_the_track_gets_what_its_publisher_sent_at_on
                 w.finish().unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 // SUBSCRIBE_OK: nothing published before this subscription.
-                let _ = s.serve_subscribe_from(req, &served, None).await;
+                let _ = s.serve_subscribe_from(*req, &served, None).await;
             }
         });
         let _ns = session

@@ -128,10 +128,11 @@ async fn namespace_events(
                     let _ = req.responder.not_supported("test").await;
                 }
             }
-            IncomingEvent::Notice(ControlMessage::PublishNamespaceDone(d)) => {
-                got.push(("done", d.namespace.to_string()))
+            IncomingEvent::Notice(n) => {
+                if let ControlMessage::PublishNamespaceDone(d) = *n {
+                    got.push(("done", d.namespace.to_string()))
+                }
             }
-            IncomingEvent::Notice(_) => {}
         }
     }
     got

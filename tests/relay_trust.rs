@@ -35,10 +35,10 @@ async fn publisher(url: &str, token: &str, track: TrackProducer) -> (AnySession,
             sn.tokens.fetch_add(req.tokens.len(), Ordering::SeqCst);
             match &req.message {
                 ControlMessage::Subscribe(_) => {
-                    let _ = s.serve_subscribe(req, &t).await;
+                    let _ = s.serve_subscribe(*req, &t).await;
                 }
                 ControlMessage::Fetch(_) => {
-                    let _ = s.serve_fetch(req, Some(&t)).await;
+                    let _ = s.serve_fetch(*req, Some(&t)).await;
                 }
                 _ => {
                     let _ = req.responder.not_supported("test publisher").await;

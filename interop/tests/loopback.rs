@@ -106,14 +106,15 @@ impl Relay {
         while let Some(ev) = events.recv().await {
             match ev {
                 IncomingEvent::Request(req) => {
-                    tokio::spawn(self.clone().handle(id, s.clone(), req));
+                    tokio::spawn(self.clone().handle(id, s.clone(), *req));
                 }
-                IncomingEvent::Notice(ControlMessage::PublishNamespaceDone(d)) => {
-                    self.state()
-                        .announced
-                        .retain(|(sid, ns, _)| !(*sid == id && *ns == d.namespace));
+                IncomingEvent::Notice(n) => {
+                    if let ControlMessage::PublishNamespaceDone(d) = *n {
+                        self.state()
+                            .announced
+                            .retain(|(sid, ns, _)| !(*sid == id && *ns == d.namespace));
+                    }
                 }
-                IncomingEvent::Notice(_) => {}
             }
         }
     }

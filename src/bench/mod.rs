@@ -215,7 +215,7 @@ async fn answer(
             let ours = named.as_ref() == Some(track.name());
             let _ = match &req.message {
                 ControlMessage::Subscribe(_) if ours => {
-                    session.serve_subscribe(req, &track).await.map(|_| ())
+                    session.serve_subscribe(*req, &track).await.map(|_| ())
                 }
                 ControlMessage::Subscribe(_) => {
                     req.responder
@@ -225,7 +225,7 @@ async fn answer(
                 ControlMessage::SubscribeNamespace(s) => {
                     let id = s.request_id;
                     keep_open(
-                        req,
+                        *req,
                         ControlMessage::SubscribeNamespaceOk(RequestRef { request_id: id }),
                     )
                     .await
@@ -233,7 +233,7 @@ async fn answer(
                 ControlMessage::PublishNamespace(p) => {
                     let id = p.request_id;
                     keep_open(
-                        req,
+                        *req,
                         ControlMessage::PublishNamespaceOk(RequestRef { request_id: id }),
                     )
                     .await

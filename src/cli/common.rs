@@ -235,7 +235,7 @@ pub fn answer_requests(
             match ev {
                 IncomingEvent::Request(req) => {
                     let kind = req.message.message_type().name();
-                    if let Err(e) = answer(&session, req, track.as_ref(), &served).await {
+                    if let Err(e) = answer(&session, *req, track.as_ref(), &served).await {
                         tracing::debug!(request = kind, error = %e, "could not answer");
                     }
                 }

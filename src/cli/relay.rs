@@ -195,6 +195,11 @@ fn server_limits(file: &FileConfig) -> ServerLimits {
     c.max_uni_streams = l.max_uni_streams.unwrap_or(c.max_uni_streams);
     c.max_bi_streams = l.max_bidi_streams.unwrap_or(c.max_bi_streams);
     c.idle_timeout = ms(l.idle_timeout_ms, c.idle_timeout);
+    c.keep_alive = match l.keep_alive_ms {
+        Some(0) => None,
+        Some(v) => Some(Duration::from_millis(v)),
+        None => c.keep_alive,
+    };
     c.max_object_size = l.max_object_size.unwrap_or(c.max_object_size);
     c.partial_object_bytes = l.partial_object_bytes.unwrap_or(c.partial_object_bytes);
     c.header_deadline = ms(l.header_deadline_ms, c.header_deadline);
@@ -275,6 +280,7 @@ mod tests {
             send_queued_bytes = 22
             send_streams = 23
             send_drain_ms = 24
+            keep_alive_ms = 25
             "#,
         )
         .unwrap();
@@ -294,6 +300,7 @@ mod tests {
         assert_eq!((c.receive_window, c.stream_receive_window), (7, 8));
         assert_eq!((c.max_uni_streams, c.max_bi_streams), (9, 10));
         assert_eq!(c.idle_timeout, Duration::from_millis(11));
+        assert_eq!(c.keep_alive, Some(Duration::from_millis(25)));
         assert_eq!((c.max_object_size, c.partial_object_bytes), (12, 13));
         assert_eq!(c.header_deadline, Duration::from_millis(14));
         assert_eq!(
@@ -314,5 +321,10 @@ mod tests {
         assert_eq!(session_limits(&none).subscriptions, 1024);
         assert_eq!(server_limits(&none).connection.receive_window, 16 << 20);
         assert_eq!(send_limits(&none).max_queued_bytes, 1 << 20);
+        let quiet = server_limits(&none).connection;
+        assert_eq!(quiet.idle_timeout, Duration::from_secs(10));
+        assert_eq!(quiet.keep_alive, Some(Duration::from_secs(4)));
+        let off: FileConfig = toml::from_str("[limits]\nkeep_alive_ms = 0").unwrap();
+        assert_eq!(server_limits(&off).connection.keep_alive, None);
     }
 }

@@ -70,6 +70,8 @@ pub struct LimitsConfig {
     pub max_bidi_streams: Option<u32>,
     /// Milliseconds a connection may be silent before it is closed.
     pub idle_timeout_ms: Option<u64>,
+    /// Milliseconds between the relay's keep-alive PINGs on a quiet connection; 0 = none.
+    pub keep_alive_ms: Option<u64>,
     /// Largest object accepted, bytes.
     pub max_object_size: Option<usize>,
     /// Bytes of partial objects buffered per session.

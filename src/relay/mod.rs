@@ -211,7 +211,9 @@ impl Core {
                 return;
             }
         }
-        let accepted = match Session::accept_any(incoming.conn, cfg).await {
+        // The handshake, the draft-14 and the moq-lite serving futures are boxed: inline, this
+        // task would carry the largest of the three (7 KiB) for the whole session.
+        let accepted = match Box::pin(Session::accept_any(incoming.conn, cfg)).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::info!(%remote, error = %e, "setup failed");
@@ -241,7 +243,7 @@ impl Core {
                     upstream_link: false,
                     peer: request::Peer::new(id, credentials, self.shared.live.clone()),
                 };
-                serve::serve(ctx, events).await;
+                Box::pin(serve::serve(ctx, events)).await;
                 // This session has ended: drop it (and any other ended one) now, not at the next
                 // connection.
                 self.sessions
@@ -258,7 +260,7 @@ impl Core {
                 }
                 let credentials = lite::lite_credentials(&session, url_path.as_deref());
                 let peer = request::Peer::new(id, credentials, self.shared.live.clone());
-                lite::serve_lite(self.shared.clone(), peer, session, events).await;
+                Box::pin(lite::serve_lite(self.shared.clone(), peer, session, events)).await;
                 // As for draft-14: an ended session is not kept until the next connection.
                 self.lite
                     .lock()

@@ -144,13 +144,13 @@ pub(crate) async fn serve(ctx: Ctx, mut events: mpsc::Receiver<IncomingEvent>) {
                         ControlMessage::PublishNamespace(_) | ControlMessage::SubscribeNamespace(_)
                     ) =>
                 {
-                    ctx.request(req).await;
+                    ctx.request(*req).await;
                 }
                 Some(IncomingEvent::Request(req)) => {
                     let ctx = ctx.clone();
-                    tokio::spawn(async move { ctx.request(req).await });
+                    tokio::spawn(async move { ctx.request(*req).await });
                 }
-                Some(IncomingEvent::Notice(n)) => ctx.notice(n),
+                Some(IncomingEvent::Notice(n)) => ctx.notice(*n),
                 None => break,
             },
             close = ctx.session.closed() => {

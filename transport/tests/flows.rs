@@ -49,7 +49,7 @@ fn serve(
                         Some(t) => {
                             // Like a relay subscribing upstream first: the answer takes a moment.
                             tokio::time::sleep(Duration::from_millis(20)).await;
-                            s.serve_subscribe(req, &t).await.unwrap();
+                            s.serve_subscribe(*req, &t).await.unwrap();
                         }
                         None => req
                             .responder
@@ -59,7 +59,7 @@ fn serve(
                     },
                     ControlMessage::TrackStatus(m) => {
                         let t = lookup(&m.namespace, &m.name);
-                        s.serve_track_status(req, t.as_ref()).await.unwrap()
+                        s.serve_track_status(*req, t.as_ref()).await.unwrap()
                     }
                     ControlMessage::Fetch(f) => {
                         let t = match &f.fetch {
@@ -68,7 +68,7 @@ fn serve(
                             } => lookup(namespace, name),
                             _ => None,
                         };
-                        s.serve_fetch(req, t.as_ref()).await.unwrap()
+                        s.serve_fetch(*req, t.as_ref()).await.unwrap()
                     }
                     ControlMessage::PublishNamespace(_) | ControlMessage::SubscribeNamespace(_) => {
                         let id = req.message.request_id().unwrap();
@@ -492,7 +492,7 @@ async fn publish_reaches_a_subscriber_that_accepts_it() {
     assert_eq!(req.message.message_type(), MessageType::Publish);
     let sub = _server
         .accept_publish(
-            req,
+            *req,
             PublishAccept {
                 filter: Filter::AbsoluteStart {
                     start: Location::new(0, 0),
@@ -569,7 +569,7 @@ async fn publish_done_goes_out_with_forward_zero() {
     // A relay with no subscriber answers Forward State 0.
     let sub = server
         .accept_publish(
-            req,
+            *req,
             PublishAccept {
                 forward: false,
                 ..Default::default()

@@ -43,11 +43,11 @@ fn serve(session: S, mut events: Receiver<IncomingEvent>, track: TrackProducer) 
             tokio::spawn(async move {
                 match &req.message {
                     ControlMessage::Subscribe(_) => {
-                        let _ = s.serve_subscribe(req, &t).await;
+                        let _ = s.serve_subscribe(*req, &t).await;
                     }
                     ControlMessage::Fetch(f) => {
                         let t = matches!(f.fetch, FetchKind::Standalone { .. }).then_some(&t);
-                        let _ = s.serve_fetch(req, t).await;
+                        let _ = s.serve_fetch(*req, t).await;
                     }
                     _ => {
                         let _ = req.responder.not_supported("this request").await;

@@ -457,29 +457,56 @@ async fn a_session_slot_is_freed_when_the_peer_closes_or_the_handles_drop() {
     }
 }
 
-/// Old code: the server sent keep-alives itself and its idle timeout was 30 s, so a silent
-/// client was kept forever.
+/// A client whose endpoint stops dead (its runtime is dropped: no packet, no CONNECTION_CLOSE)
+/// is closed at the server's idle timeout; a quiet client that sends no keep-alive of its own
+/// stays, because the server's PINGs are acknowledged (RFC 9000 §10.1: receiving any packet
+/// restarts the idle timer). Old code: without server PINGs, the quiet one was closed too; with
+/// a 30 s server timeout, a vanished one held its session three times longer than now.
 #[tokio::test]
-async fn a_silent_client_times_out_and_a_keep_alive_one_stays() {
+async fn a_vanished_client_times_out_and_a_quiet_live_one_stays() {
     let mut limits = ServerLimits::default();
+    assert_eq!(limits.connection.idle_timeout, Duration::from_secs(10));
+    assert_eq!(limits.connection.keep_alive, Some(Duration::from_secs(4)));
     limits.connection.idle_timeout = Duration::from_millis(600);
+    limits.connection.keep_alive = Some(Duration::from_millis(150));
     let server = server(limits);
-    let silent = client(ConnectionLimits {
+    let quiet_limits = ConnectionLimits {
         keep_alive: None,
         ..Default::default()
+    };
+    let (_q, quiet) = connect(&client(quiet_limits.clone()), &server).await;
+
+    // The vanishing client lives on a runtime of its own, dropped once connected.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let target = url(&server);
+    let (dead_tx, dead_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let c = client(quiet_limits);
+            let connected = c.connect(&target).await.unwrap();
+            let _ = tx.send(());
+            // Hold the connection (and its endpoint) until told to vanish.
+            let _ = tokio::task::spawn_blocking(move || dead_rx.recv()).await;
+            std::mem::forget(connected);
+            std::mem::forget(c);
+        });
+        drop(rt);
     });
-    let chatty = client(ConnectionLimits {
-        keep_alive: Some(Duration::from_millis(100)),
-        ..Default::default()
-    });
-    let (_s, quiet) = connect(&silent, &server).await;
-    let (_k, alive) = connect(&chatty, &server).await;
-    let why = timeout(T, quiet.conn.closed()).await.unwrap();
+    let vanished = timeout(T, server.accept()).await.unwrap().unwrap();
+    rx.await.unwrap();
+    dead_tx.send(()).unwrap();
+    thread.join().unwrap();
+
+    let why = timeout(T, vanished.conn.closed()).await.unwrap();
     assert_eq!(why, ConnectionError::Transport("idle timeout".into()));
-    // Well past the idle timeout, the keep-alive client is still there.
+    // Well past the idle timeout, the quiet live client is still there.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let still = timeout(Duration::from_millis(10), alive.conn.closed()).await;
-    assert!(still.is_err(), "keep-alive session ended: {still:?}");
+    let still = timeout(Duration::from_millis(10), quiet.conn.closed()).await;
+    assert!(still.is_err(), "quiet live session ended: {still:?}");
 }
 
 /// A smoke test: shutdown never waits on the peers longer than its drain time.

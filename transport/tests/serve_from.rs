@@ -36,7 +36,7 @@ async fn first_object(largest: Option<Location>) -> (Option<Location>, (u64, u64
         let Some(IncomingEvent::Request(req)) = server_events.recv().await else {
             panic!("no SUBSCRIBE")
         };
-        let _task = server.serve_subscribe_from(req, &served, largest).await;
+        let _task = server.serve_subscribe_from(*req, &served, largest).await;
         std::future::pending::<()>().await;
     });
     let opts = SubscribeOptions {

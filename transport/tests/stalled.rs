@@ -143,7 +143,7 @@ async fn server(
                             let IncomingEvent::Request(req) = ev else {
                                 continue;
                             };
-                            let handle = s.serve_subscribe(req, &track).await.unwrap().unwrap();
+                            let handle = s.serve_subscribe(*req, &track).await.unwrap().unwrap();
                             let m = s.clone();
                             let totals = Box::new(move || {
                                 (m.sending().queued_bytes(), m.sending().streams())
@@ -423,7 +423,7 @@ async fn memory_stalled(
             panic!("no SUBSCRIBE")
         };
         let h = serving
-            .serve_subscribe(req, &track2)
+            .serve_subscribe(*req, &track2)
             .await
             .unwrap()
             .unwrap();
@@ -525,7 +525,7 @@ async fn a_subscriber_reading_again_resumes_at_a_newer_group_old_ones_reset() {
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
             if let IncomingEvent::Request(req) = ev {
-                let _ = server.serve_subscribe(req, &served).await;
+                let _ = server.serve_subscribe(*req, &served).await;
             }
         }
     });

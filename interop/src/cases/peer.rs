@@ -175,7 +175,12 @@ async fn answer(
                 let what = describe(&req.message);
                 tracing::debug!(request = %what, "request from the relay");
                 lock(&shared.seen).push(what);
-                tokio::spawn(handle(session.clone(), req, shared.clone(), served.clone()));
+                tokio::spawn(handle(
+                    session.clone(),
+                    *req,
+                    shared.clone(),
+                    served.clone(),
+                ));
             }
         }
     }

@@ -324,7 +324,7 @@ async fn answer(
 ) {
     while let Some(ev) = events.recv().await {
         let msg = match &ev {
-            IncomingEvent::Notice(m) => m.clone(),
+            IncomingEvent::Notice(m) => (**m).clone(),
             IncomingEvent::Request(r) => r.message.clone(),
         };
         tracing::debug!(msg = %describe_message(&msg), "from the relay");
@@ -334,6 +334,7 @@ async fn answer(
         });
         shared.bump();
         if let IncomingEvent::Request(req) = ev {
+            let req = *req;
             let to_check = lock(&shared.intercepts)
                 .get(&req.message.message_type())
                 .cloned();

@@ -192,7 +192,7 @@ async fn handle<C: Connection>(
         M::PublishNamespaceDone(_) | M::PublishNamespaceCancel(_) | M::UnsubscribeNamespace(_) => {
             // No Request ID limits these: a peer must not stall this loop through an
             // application that reads its events slowly.
-            if let Err(e) = incoming.try_send(IncomingEvent::Notice(msg)) {
+            if let Err(e) = incoming.try_send(IncomingEvent::Notice(Box::new(msg))) {
                 tracing::warn!(error = %e, "notice dropped: the event queue is full");
             }
             Ok(())
@@ -237,7 +237,7 @@ async fn new_request<C: Connection>(
         return Ok(());
     }
     if let Err(mpsc::error::SendError(IncomingEvent::Request(req))) =
-        incoming.send(IncomingEvent::Request(req)).await
+        incoming.send(IncomingEvent::Request(Box::new(req))).await
     {
         let _ = req.responder.not_supported(kind.name()).await;
     }

@@ -12,13 +12,16 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// What the session hands the application.
+///
+/// Both variants are boxed: the event queue is a tokio channel, which allocates 32 slots with
+/// every session (7.4 KiB per session unboxed, 512 B boxed).
 #[derive(Debug)]
 pub enum IncomingEvent {
     /// A new request from the peer, to be answered.
-    Request(IncomingRequest),
+    Request(Box<IncomingRequest>),
     /// A message about namespaces that names no request (PUBLISH_NAMESPACE_DONE,
     /// PUBLISH_NAMESPACE_CANCEL, UNSUBSCRIBE_NAMESPACE).
-    Notice(ControlMessage),
+    Notice(Box<ControlMessage>),
 }
 
 /// Lets a route guard release its request without knowing the connection type.
