@@ -8,6 +8,10 @@ use moqlink::relay::auth::{AuthRules, Policy};
 use moqlink::relay::{Relay, RelayConfig};
 use moqlink_model::control::Filter;
 use moqlink_model::params::VersionParameters;
+use moqlink_model::{Blob, Location, TrackNamespace, Version};
+use moqlink_transport::connection::any::AnyConnection;
+use moqlink_transport::lite::path_of;
+use moqlink_transport::session::{Accepted, ClientTarget, Session};
 use moqlink_transport::session::{SessionConfig, SubscribeOptions};
 use moqlink_transport::tls::ServerIdentity;
 use moqlink_transport::track::TrackProducer;
@@ -321,6 +325,136 @@ async fn a_pub_sub_run_moves_the_counters_by_what_it_did() {
         "the track is still listed"
     );
     drop(publication);
+}
+
+/// A moq-lite (lite-02) session over raw QUIC (`moql://`).
+async fn lite(udp: SocketAddr) -> moqlink_transport::lite::LiteSession<AnyConnection> {
+    let url = format!("moql://127.0.0.1:{}", udp.port());
+    let connected = client().connect(&url).await.unwrap();
+    let target = connected.setup.map(ClientTarget::from).unwrap_or_default();
+    let cfg = SessionConfig {
+        versions: vec![Version::LITE_02],
+        ..Default::default()
+    };
+    match Session::connect_any(connected.conn, cfg, target)
+        .await
+        .unwrap()
+    {
+        Accepted::Lite(s, mut events) => {
+            // The relay's ANNOUNCE_PLEASE is left unanswered (this session publishes nothing).
+            tokio::spawn(async move { while events.recv().await.is_some() {} });
+            s
+        }
+        Accepted::Ietf(..) => panic!("draft-14 negotiated"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moq_lite_sessions_requests_and_objects_are_counted_too() {
+    let config = RelayConfig {
+        auth: AuthRules::new(&[rule("moq-test", &["*"], &["*"])], Some(Policy::Deny)),
+        session: SessionConfig {
+            versions: vec![Version::DRAFT_14, Version::LITE_02, Version::LITE_01],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (udp, http, _) = start(config);
+    let before = scrape(http).await;
+    let name = TrackName::new("moq-test/metrics", "lite");
+    let (publisher, _pe) = moqlink_transport::client::connect(
+        &client(),
+        &format!("moqt://127.0.0.1:{}", udp.port()),
+        SessionConfig::default(),
+    )
+    .await
+    .unwrap();
+    let track = TrackProducer::new(name.clone(), TrackConfig::default());
+    let _publication = publisher
+        .publish(&track, true, VersionParameters::new())
+        .await
+        .unwrap();
+    let l = lite(udp).await;
+    let path = path_of(&name.namespace);
+    let refused = l
+        .subscribe(
+            &path_of(&TrackNamespace::from_path("secret")),
+            &Blob::from("t"),
+            0,
+            TrackConfig::default(),
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "a lite SUBSCRIBE outside moq-test was served"
+    );
+    let sub = tokio::time::timeout(T, l.subscribe(&path, &name.name, 0, TrackConfig::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut sg = track.create_subgroup(SubgroupInfo::new(0, 0, 1));
+    for id in 0..OBJECTS {
+        sg.write(Object::new(id, Bytes::from_static(PAYLOAD)))
+            .unwrap();
+    }
+    sg.finish();
+    let mut consumer = sub.track().consume(Location::new(0, 0), None);
+    let mut got = 0;
+    while got < OBJECTS {
+        let TrackItem::Subgroup(mut s) = tokio::time::timeout(T, consumer.next())
+            .await
+            .unwrap()
+            .unwrap()
+        else {
+            panic!("moq-lite has no datagrams");
+        };
+        while let Ok(o) = tokio::time::timeout(T, s.next()).await.unwrap() {
+            assert_eq!(o.payload, PAYLOAD);
+            got += 1;
+        }
+    }
+    let n = OBJECTS as f64;
+    let after = scrape_until(http, "objects out", |s| {
+        s.get("moqlink_objects_out_total", &[]) - before.get("moqlink_objects_out_total", &[]) >= n
+    })
+    .await;
+    let delta =
+        |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
+    assert_eq!(
+        delta(
+            "moqlink_sessions_accepted_total",
+            &[("version", "lite-02"), ("transport", "quic")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta("moqlink_sessions_open", &[("version", "lite-02")]),
+        1.0
+    );
+    assert_eq!(
+        delta("moqlink_objects_out_total", &[]),
+        n,
+        "objects out = objects delivered"
+    );
+    assert_eq!(
+        delta("moqlink_bytes_out_total", &[]),
+        n * PAYLOAD.len() as f64
+    );
+    assert_eq!(
+        delta(
+            "moqlink_requests_total",
+            &[("type", "LITE_SUBSCRIBE"), ("outcome", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            "moqlink_requests_total",
+            &[("type", "LITE_SUBSCRIBE"), ("outcome", "UNAUTHORIZED")]
+        ),
+        1.0
+    );
+    assert_eq!(delta("moqlink_auth_denials_total", &[]), 1.0);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use super::serve::Shared;
 use moqlink_model::control::MessageType;
 use moqlink_model::Version;
 use moqlink_transport::endpoint::Alpn;
-use moqlink_transport::stats::{RequestStats, TrackStats, REQUEST_KINDS, RESET_CODES};
+use moqlink_transport::stats::{RequestStats, TrackStats, ERROR_CODES, REQUEST_KINDS, RESET_CODES};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -56,6 +56,25 @@ pub(crate) fn transport_label(alpn: Alpn) -> &'static str {
     }
 }
 
+/// moq-lite requests, in index order: their label and the draft-14 request whose error codes
+/// the relay refuses them with.
+const LITE_KINDS: [(&str, MessageType); 3] = [
+    ("LITE_SUBSCRIBE", MessageType::Subscribe),
+    ("LITE_ANNOUNCE", MessageType::PublishNamespace),
+    ("LITE_ANNOUNCE_PLEASE", MessageType::SubscribeNamespace),
+];
+
+/// A moq-lite request the relay answers (or, for ANNOUNCE, routes or not).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LiteKind {
+    /// SUBSCRIBE.
+    Subscribe = 0,
+    /// ANNOUNCE of a broadcast.
+    Announce = 1,
+    /// ANNOUNCE_PLEASE.
+    AnnouncePlease = 2,
+}
+
 /// One open session, as `/state` and the open-sessions gauge show it.
 pub(crate) struct SessionInfo {
     pub(crate) version: &'static str,
@@ -77,6 +96,8 @@ pub(crate) struct Metrics {
     open: Mutex<BTreeMap<u64, SessionInfo>>,
     /// The relay accepts sessions (set while `run` serves; `/healthz`).
     pub(crate) accepting: AtomicBool,
+    /// moq-lite requests by kind: [ok, code 0x0 .. code 0x12, other code].
+    lite: [[AtomicU64; ERROR_CODES + 2]; LITE_KINDS.len()],
 }
 
 /// Keeps a session in the open-sessions table until dropped.
@@ -92,6 +113,16 @@ impl Drop for OpenSession {
 }
 
 impl Metrics {
+    /// A moq-lite request was served (`None`) or refused with the draft-14 `code` the relay
+    /// maps the refusal to.
+    pub(crate) fn lite_answered(&self, kind: LiteKind, code: Option<u64>) {
+        let slot = match code {
+            None => 0,
+            Some(c) => 1 + usize::try_from(c).map_or(ERROR_CODES, |c| c.min(ERROR_CODES)),
+        };
+        self.lite[kind as usize][slot].fetch_add(1, Relaxed);
+    }
+
     /// The open sessions.
     pub(crate) fn sessions(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, SessionInfo>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
@@ -219,7 +250,7 @@ impl Collector for RelayCollector {
         // Requests.
         let mut e = enc.encode_descriptor(
             "moqlink_requests",
-            "draft-14 requests answered, by message type and outcome (ok or the error code's name).",
+            "Requests answered, by message type (LITE_* for moq-lite) and outcome (ok or the error code's name).",
             None,
             MetricType::Counter,
         )?;
@@ -227,6 +258,21 @@ impl Collector for RelayCollector {
             for (code, n) in m.requests.answers(k) {
                 let outcome = code.map_or("ok", |c| error_name(*kind, c));
                 let l: Labels<2> = [("type", kind.name()), ("outcome", outcome)];
+                ConstCounter::new(n).encode(e.encode_family(&l)?)?;
+            }
+        }
+        for ((label, kind), row) in LITE_KINDS.iter().zip(&m.lite) {
+            for (slot, n) in row.iter().enumerate() {
+                let n = n.load(Relaxed);
+                if n == 0 {
+                    continue;
+                }
+                let outcome = match slot {
+                    0 => "ok",
+                    s if s > ERROR_CODES => "other",
+                    s => error_name(*kind, s as u64 - 1),
+                };
+                let l: Labels<2> = [("type", label), ("outcome", outcome)];
                 ConstCounter::new(n).encode(e.encode_family(&l)?)?;
             }
         }
