@@ -47,6 +47,19 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// Sends `request` as is over a fresh connection; the status of the answer, if one came
+/// before the connection closed.
+fn raw(addr: SocketAddr, request: &[u8]) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    // The server may close while we still write (it read enough to refuse).
+    let _ = s.write_all(request);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
+}
+
 /// One scrape, parsed: every sample as (metric name, labels) → value.
 #[derive(Debug, Default)]
 struct Scrape(BTreeMap<(String, BTreeMap<String, String>), f64>);
@@ -468,6 +481,30 @@ async fn health_certificate_and_unknown_paths() {
         let (status, _) = aget(http, path).await;
         assert_eq!(status, 404, "{path}");
     }
+    // The listener's own limits: a request head over 8 KiB is refused, not buffered, and only
+    // GET (and HEAD) are served.
+    let status = tokio::task::spawn_blocking(move || {
+        let big = format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(64 * 1024)
+        );
+        raw(http, big.as_bytes())
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.is_none_or(|s| s == 431),
+        "an oversized head got {status:?}"
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        raw(
+            http,
+            b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, Some(405));
 }
 
 /// Reads `moqlink relay`'s log until a line has `key=`; returns the value.

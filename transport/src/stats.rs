@@ -38,15 +38,29 @@ const DELAY_BOUNDS_NS: [u64; 16] = [
 ];
 
 /// What flows through tracks made with these stats in their [`crate::track::TrackConfig`].
+/// The in and out counters sit on their own cache lines: tasks receiving and sending on
+/// different cores do not contend for one line.
 #[derive(Debug, Default)]
 pub struct TrackStats {
-    objects_in: AtomicU64,
-    bytes_in: AtomicU64,
-    objects_out: AtomicU64,
-    bytes_out: AtomicU64,
+    inbound: Inbound,
+    outbound: Outbound,
     evicted_groups: AtomicU64,
     resets_sent: [AtomicU64; RESET_CODES + 1],
     resets_received: [AtomicU64; RESET_CODES + 1],
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Inbound {
+    objects: AtomicU64,
+    bytes: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Outbound {
+    objects: AtomicU64,
+    bytes: AtomicU64,
     /// Per bucket (not cumulative), the last one +Inf.
     delay: [AtomicU64; DELAY_BUCKETS.len() + 1],
     delay_sum_ns: AtomicU64,
@@ -70,23 +84,23 @@ fn reset_slot(code: u64) -> usize {
 impl TrackStats {
     /// An object (with `bytes` of payload) was stored in a track.
     pub(crate) fn object_in(&self, bytes: usize) {
-        self.objects_in.fetch_add(1, Relaxed);
-        self.bytes_in.fetch_add(bytes as u64, Relaxed);
+        self.inbound.objects.fetch_add(1, Relaxed);
+        self.inbound.bytes.fetch_add(bytes as u64, Relaxed);
     }
 
     /// An object (with `bytes` of payload) was handed to a subscriber's stream or datagram,
     /// `delay` after it arrived in the track (`None` when not timed).
     pub fn object_out(&self, bytes: usize, delay: Option<Duration>) {
-        self.objects_out.fetch_add(1, Relaxed);
-        self.bytes_out.fetch_add(bytes as u64, Relaxed);
+        self.outbound.objects.fetch_add(1, Relaxed);
+        self.outbound.bytes.fetch_add(bytes as u64, Relaxed);
         if let Some(d) = delay {
             let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
             let i = DELAY_BOUNDS_NS
                 .iter()
                 .position(|b| ns <= *b)
                 .unwrap_or(DELAY_BOUNDS_NS.len());
-            self.delay[i].fetch_add(1, Relaxed);
-            self.delay_sum_ns.fetch_add(ns, Relaxed);
+            self.outbound.delay[i].fetch_add(1, Relaxed);
+            self.outbound.delay_sum_ns.fetch_add(ns, Relaxed);
         }
     }
 
@@ -107,22 +121,22 @@ impl TrackStats {
 
     /// Objects stored in tracks.
     pub fn objects_in(&self) -> u64 {
-        self.objects_in.load(Relaxed)
+        self.inbound.objects.load(Relaxed)
     }
 
     /// Payload bytes stored in tracks.
     pub fn bytes_in(&self) -> u64 {
-        self.bytes_in.load(Relaxed)
+        self.inbound.bytes.load(Relaxed)
     }
 
     /// Objects handed to subscribers.
     pub fn objects_out(&self) -> u64 {
-        self.objects_out.load(Relaxed)
+        self.outbound.objects.load(Relaxed)
     }
 
     /// Payload bytes handed to subscribers.
     pub fn bytes_out(&self) -> u64 {
-        self.bytes_out.load(Relaxed)
+        self.outbound.bytes.load(Relaxed)
     }
 
     /// Groups evicted whole.
@@ -145,12 +159,12 @@ impl TrackStats {
         let mut cumulative = 0u64;
         let mut buckets = Vec::with_capacity(DELAY_BUCKETS.len());
         for (i, bound) in DELAY_BUCKETS.iter().enumerate() {
-            cumulative += self.delay[i].load(Relaxed);
+            cumulative += self.outbound.delay[i].load(Relaxed);
             buckets.push((*bound, cumulative));
         }
-        let count = cumulative + self.delay[DELAY_BUCKETS.len()].load(Relaxed);
+        let count = cumulative + self.outbound.delay[DELAY_BUCKETS.len()].load(Relaxed);
         DelaySnapshot {
-            sum: self.delay_sum_ns.load(Relaxed) as f64 / 1e9,
+            sum: self.outbound.delay_sum_ns.load(Relaxed) as f64 / 1e9,
             count,
             buckets,
         }
