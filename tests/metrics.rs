@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use moqlink::relay::auth::{AuthRules, Policy};
-use moqlink::relay::{Relay, RelayConfig};
+use moqlink::relay::{Relay, RelayConfig, SessionLimits};
 use moqlink_model::control::Filter;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{Blob, Location, TrackNamespace, Version};
@@ -468,6 +468,74 @@ async fn moq_lite_sessions_requests_and_objects_are_counted_too() {
         1.0
     );
     assert_eq!(delta("moqlink_auth_denials_total", &[]), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_reached_are_counted_by_limit() {
+    let mut config = RelayConfig {
+        limits: SessionLimits {
+            subscriptions: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    config.server.max_sessions = 2;
+    let (udp, http, _) = start(config);
+    let before = scrape(http).await;
+    let url = format!("moqt://127.0.0.1:{}", udp.port());
+    let (publisher, _pe) =
+        moqlink_transport::client::connect(&client(), &url, SessionConfig::default())
+            .await
+            .unwrap();
+    let tracks = ["a", "b"]
+        .map(|t| TrackProducer::new(TrackName::new("moq-test/limits", t), TrackConfig::default()));
+    let mut publications = Vec::new();
+    for t in &tracks {
+        publications.push(
+            publisher
+                .publish(t, true, VersionParameters::new())
+                .await
+                .unwrap(),
+        );
+    }
+    let (sub, _se) = moqlink_transport::client::connect(&client(), &url, SessionConfig::default())
+        .await
+        .unwrap();
+    let _first = sub
+        .subscribe(tracks[0].name().clone(), SubscribeOptions::default())
+        .await
+        .unwrap();
+    // One subscription per session: the second is refused with INTERNAL_ERROR naming the limit.
+    let second = sub
+        .subscribe(tracks[1].name().clone(), SubscribeOptions::default())
+        .await;
+    let Err(e) = second else {
+        panic!("a second subscription past the limit was accepted");
+    };
+    assert_eq!(rejected(&e).map(|r| r.0), Some(0x0));
+    // Two sessions are established: a third connection is refused.
+    let third = moqlink_transport::client::connect(&client(), &url, SessionConfig::default()).await;
+    assert!(third.is_err(), "a session past max_sessions was accepted");
+    let after = scrape_until(http, "max_sessions refusal", |s| {
+        s.get("moqlink_limit_hits_total", &[("limit", "max_sessions")])
+            > before.get("moqlink_limit_hits_total", &[("limit", "max_sessions")])
+    })
+    .await;
+    let delta = |limit: &str| {
+        let l = [("limit", limit)];
+        after.get("moqlink_limit_hits_total", &l) - before.get("moqlink_limit_hits_total", &l)
+    };
+    assert_eq!(delta("subscriptions"), 1.0);
+    assert_eq!(delta("max_sessions"), 1.0);
+    assert_eq!(delta("fetches"), 0.0);
+    assert_eq!(
+        after.get(
+            "moqlink_requests_total",
+            &[("type", "SUBSCRIBE"), ("outcome", "INTERNAL_ERROR")]
+        ),
+        1.0
+    );
+    drop(publications);
 }
 
 #[tokio::test]

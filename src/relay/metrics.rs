@@ -96,6 +96,8 @@ pub(crate) struct Metrics {
     open: Mutex<BTreeMap<u64, SessionInfo>>,
     /// The relay accepts sessions (set while `run` serves; `/healthz`).
     pub(crate) accepting: AtomicBool,
+    /// Connections the endpoint refused at its limits (none for an in-memory relay).
+    pub(crate) server: std::sync::OnceLock<Arc<moqlink_transport::stats::ServerRefusals>>,
     /// moq-lite requests by kind: [ok, code 0x0 .. code 0x12, other code].
     lite: [[AtomicU64; ERROR_CODES + 2]; LITE_KINDS.len()],
 }
@@ -284,11 +286,15 @@ impl Collector for RelayCollector {
         )?;
         let mut e = enc.encode_descriptor(
             "moqlink_limit_hits",
-            "Requests refused because a per-session limit was reached, by limit.",
+            "Requests refused at a per-session limit, and connections refused at an endpoint limit, by limit.",
             None,
             MetricType::Counter,
         )?;
-        for (limit, n) in live.limit_hits() {
+        let server = m.server.get().map_or([0; 3], |r| {
+            [r.max_handshakes(), r.max_sessions(), r.handshake_timeouts()]
+        });
+        let endpoint = ["max_handshakes", "max_sessions", "handshake_timeout"].into_iter();
+        for (limit, n) in live.limit_hits().into_iter().chain(endpoint.zip(server)) {
             let l: Labels<1> = [("limit", limit)];
             ConstCounter::new(n).encode(e.encode_family(&l)?)?;
         }

@@ -129,9 +129,11 @@ impl Relay {
             }
             None => None,
         };
+        let core = Arc::new(Core::new(config));
+        let _ = core.shared.metrics.server.set(server.refusals());
         Ok(Relay {
             server,
-            core: Arc::new(Core::new(config)),
+            core,
             http,
             fingerprint: identity.fingerprint().to_string(),
         })

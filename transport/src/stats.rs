@@ -171,6 +171,43 @@ impl TrackStats {
     }
 }
 
+/// Connections a server refused at its limits (`ServerLimits`).
+#[derive(Debug, Default)]
+pub struct ServerRefusals {
+    handshakes: AtomicU64,
+    sessions: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+impl ServerRefusals {
+    pub(crate) fn handshake_refused(&self) {
+        self.handshakes.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn session_refused(&self) {
+        self.sessions.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn handshake_timed_out(&self) {
+        self.timeouts.fetch_add(1, Relaxed);
+    }
+
+    /// Refused because `max_handshakes` were in progress.
+    pub fn max_handshakes(&self) -> u64 {
+        self.handshakes.load(Relaxed)
+    }
+
+    /// Refused because `max_sessions` were established.
+    pub fn max_sessions(&self) -> u64 {
+        self.sessions.load(Relaxed)
+    }
+
+    /// Dropped because the handshake took longer than `handshake_timeout`.
+    pub fn handshake_timeouts(&self) -> u64 {
+        self.timeouts.load(Relaxed)
+    }
+}
+
 /// Request types counted by [`RequestStats`], in its index order.
 pub const REQUEST_KINDS: [moqlink_model::control::MessageType; 6] = {
     use moqlink_model::control::MessageType::*;
