@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use moqlink::relay::auth::{AuthRules, Policy};
-use moqlink::relay::{Relay, RelayConfig, SessionLimits};
+use moqlink::relay::{Relay, RelayConfig, SessionLimits, Upstream};
 use moqlink_model::control::Filter;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{Blob, Location, TrackNamespace, Version};
@@ -536,6 +536,59 @@ async fn limits_reached_are_counted_by_limit() {
         1.0
     );
     drop(publications);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_session_state_is_reported() {
+    let (origin, origin_http, _) = start(RelayConfig::default());
+    let edge_config = RelayConfig {
+        upstream: Some(Upstream {
+            url: format!("moqt://127.0.0.1:{}", origin.port()),
+            client: client(),
+            token: None,
+        }),
+        ..Default::default()
+    };
+    let (edge, edge_http, _) = start(edge_config);
+    let state = |s: &Scrape, st: &str| s.get("moqlink_upstream_state", &[("state", st)]);
+    let before = scrape(edge_http).await;
+    assert_eq!(
+        (state(&before, "idle"), state(&before, "connected")),
+        (1.0, 0.0)
+    );
+    assert_eq!(state(&scrape(origin_http).await, "none"), 1.0);
+    // A SUBSCRIBE no local publisher serves goes upstream (and is refused there).
+    let (sub, _se) = moqlink_transport::client::connect(
+        &client(),
+        &format!("moqt://127.0.0.1:{}", edge.port()),
+        SessionConfig::default(),
+    )
+    .await
+    .unwrap();
+    let refused = sub
+        .subscribe(
+            TrackName::new("moq-test/none", "t"),
+            SubscribeOptions::default(),
+        )
+        .await;
+    assert!(refused.is_err(), "a track nobody publishes was served");
+    let after = scrape(edge_http).await;
+    assert_eq!(
+        (state(&after, "idle"), state(&after, "connected")),
+        (0.0, 1.0)
+    );
+    let (_, body) = aget(edge_http, "/state").await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["upstream"], "connected");
+    // The origin counts the edge's connection as a draft-14 session over raw QUIC.
+    let origin_after = scrape(origin_http).await;
+    assert_eq!(
+        origin_after.get(
+            "moqlink_sessions_open",
+            &[("version", "draft-14"), ("transport", "quic")]
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]

@@ -162,6 +162,11 @@ impl Relay {
     ) -> Result<(), RelayError> {
         tokio::pin!(shutdown);
         let mut me = self;
+        // Accepting from here on, before the HTTP listener can answer /healthz.
+        let metrics = me.core.shared.metrics.clone();
+        metrics
+            .accepting
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let http = match me.http.take() {
             Some(l) => {
                 let listener = tokio::net::TcpListener::from_std(l)?;
@@ -174,10 +179,6 @@ impl Relay {
             }
             None => None,
         };
-        let metrics = me.core.shared.metrics.clone();
-        metrics
-            .accepting
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         let me = Arc::new(me);
         loop {
             tokio::select! {
