@@ -50,6 +50,10 @@ pub struct RelayArgs {
     /// subscriber that stops reading pins (overrides `[limits] send_streams`; default 64).
     #[arg(long, value_name = "N")]
     send_streams: Option<usize>,
+    /// TCP address of the HTTP side door: /metrics, /certificate.sha256, /healthz, /state
+    /// (overrides `http` in the config file; off by default).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
 }
 
 fn identity(args: &RelayArgs, file: &FileConfig) -> anyhow::Result<ServerIdentity> {
@@ -161,6 +165,7 @@ pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
         auth: AuthRules::new(&file.auth, file.auth_default),
         limits: session_limits(&file),
         upstream,
+        http: args.http.or(file.http),
     };
     let relay = Relay::bind(config, &identity)?;
     tracing::info!(addr = %relay.local_addr()?, "relay listening (WebTransport and raw QUIC)");

@@ -11,6 +11,9 @@ use std::path::PathBuf;
 pub struct FileConfig {
     /// UDP address to listen on.
     pub bind: Option<SocketAddr>,
+    /// TCP address of the HTTP side door (`/metrics`, `/certificate.sha256`, `/healthz`,
+    /// `/state`); off when unset.
+    pub http: Option<SocketAddr>,
     /// PEM certificate chain.
     pub cert: Option<PathBuf>,
     /// PEM private key.
@@ -146,6 +149,7 @@ mod tests {
         let file: FileConfig = toml::from_str(
             r#"
             upstream = "moqt://origin:4443"
+            http = "127.0.0.1:9090"
             upstream_token = "relay-secret"
             auth_default = "deny"
             [cache]
@@ -159,6 +163,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(file.cache.max_groups, Some(4));
+        assert_eq!(file.http, Some("127.0.0.1:9090".parse().unwrap()));
         assert_eq!(file.limits.subscriptions_per_session, Some(10));
         assert_eq!(file.auth_default, Some(Policy::Deny));
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());

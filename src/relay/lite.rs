@@ -4,6 +4,7 @@
 //! one of them goes through the same request path ([`admit`]) as a draft-14 request.
 
 use super::auth::Credentials;
+use super::metrics::LiteKind;
 use super::registry::{subscribe_filter, NsEvent, NsSubscriber, Publisher, Route};
 use super::request::{admit, Ask, Peer, Permit};
 use super::serve::Shared;
@@ -67,10 +68,12 @@ pub(crate) async fn serve_lite(
                 Err(r) => {
                     // moq-lite has no answer to an ANNOUNCE: the broadcast is not routed.
                     tracing::info!(session = id, broadcast = %path, reason = %r.reason, "lite ANNOUNCE refused");
+                    sh.metrics.lite_answered(LiteKind::Announce, Some(r.code));
                     continue;
                 }
             };
             tracing::info!(session = id, broadcast = %path, "lite ANNOUNCE active");
+            sh.metrics.lite_answered(LiteKind::Announce, None);
             let route = Route {
                 session_id: id,
                 publisher: Publisher::Lite(s.clone()),
@@ -94,6 +97,7 @@ pub(crate) async fn serve_lite(
                         }
                         Err(r) => {
                             tracing::info!(session = id, track = %req.name(), reason = %r.reason, "lite SUBSCRIBE refused");
+                            shared.metrics.lite_answered(LiteKind::Subscribe, Some(r.code));
                             req.reject(&format!("0x{:x} {}", r.code, r.reason));
                         }
                     }
@@ -103,10 +107,12 @@ pub(crate) async fn serve_lite(
                     let ask = Ask::SubscribeNamespace(prefix.clone());
                     match admit(&shared.config.auth, &shared.config.limits, &peer, &ask, &[]) {
                         Ok(permit) => {
+                            shared.metrics.lite_answered(LiteKind::AnnouncePlease, None);
                             tokio::spawn(announce(shared.clone(), id, req, prefix, permit));
                         }
                         Err(r) => {
                             tracing::info!(session = id, prefix = %req.prefix, reason = %r.reason, "lite ANNOUNCE_PLEASE refused");
+                            shared.metrics.lite_answered(LiteKind::AnnouncePlease, Some(r.code));
                             req.reject(&r.reason);
                         }
                     }
@@ -128,6 +134,9 @@ async fn subscribe(shared: Arc<Shared>, req: LiteSubscribeRequest<AnyConnection>
     let entry = match acquire_track(&shared, &name, true).await {
         Ok(e) => e.entry,
         Err((code, reason)) => {
+            shared
+                .metrics
+                .lite_answered(LiteKind::Subscribe, Some(code));
             req.reject(&format!("0x{code:x} {reason}"));
             return;
         }
@@ -135,6 +144,7 @@ async fn subscribe(shared: Arc<Shared>, req: LiteSubscribeRequest<AnyConnection>
     tracing::debug!(track = %name, "serving lite SUBSCRIBE");
     match req.serve(&entry.producer).await {
         Ok(task) => {
+            shared.metrics.lite_answered(LiteKind::Subscribe, None);
             let _ = task.await;
         }
         Err(e) => tracing::debug!(error = %e, "lite SUBSCRIBE_OK not sent"),

@@ -5,11 +5,14 @@
 
 pub mod auth;
 pub mod config;
+mod http;
 mod lite;
+mod metrics;
 mod namespaces;
 mod registry;
 mod request;
 mod serve;
+mod state;
 #[doc(hidden)]
 pub mod testing;
 mod upstream;
@@ -49,6 +52,9 @@ pub struct RelayConfig {
     pub server: moqlink_transport::ServerLimits,
     /// The relay to forward requests to when no local publisher serves them.
     pub upstream: Option<Upstream>,
+    /// TCP address of the HTTP side door (`/metrics`, `/certificate.sha256`, `/healthz`,
+    /// `/state`); none = off.
+    pub http: Option<SocketAddr>,
 }
 
 /// An upstream relay: its URL and how to connect to it.
@@ -74,6 +80,7 @@ impl Default for RelayConfig {
             limits: SessionLimits::default(),
             server: Default::default(),
             upstream: None,
+            http: None,
         }
     }
 }
@@ -84,12 +91,19 @@ pub enum RelayError {
     /// Binding or serving the endpoint failed.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
+    /// The HTTP side door's TCP port could not be bound.
+    #[error("binding the HTTP listener: {0}")]
+    Http(#[from] std::io::Error),
 }
 
 /// A running relay endpoint.
 pub struct Relay {
     server: Server,
     core: Arc<Core>,
+    /// The HTTP side door's listener, served by `run`.
+    http: Option<std::net::TcpListener>,
+    /// The certificate's SHA-256, lowercase hex (`/certificate.sha256`).
+    fingerprint: String,
 }
 
 /// The relay without its endpoint: the registry and the sessions it serves.
@@ -107,10 +121,27 @@ impl Relay {
             tracing::warn!("no authorization rules: anyone may publish and subscribe anything (set [[auth]] rules and auth_default = \"deny\" in relay.toml)");
         }
         let server = Server::bind_with(config.bind, identity, config.server.clone())?;
+        let http = match config.http {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr)?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let core = Arc::new(Core::new(config));
+        let _ = core.shared.metrics.server.set(server.refusals());
         Ok(Relay {
             server,
-            core: Arc::new(Core::new(config)),
+            core,
+            http,
+            fingerprint: identity.fingerprint().to_string(),
         })
+    }
+
+    /// The HTTP side door's bound address, when it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// What the relay holds right now (sessions, requests), for tests and soak checks.
@@ -130,7 +161,25 @@ impl Relay {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), RelayError> {
         tokio::pin!(shutdown);
-        let me = Arc::new(self);
+        let mut me = self;
+        // Accepting from here on, before the HTTP listener can answer /healthz.
+        let metrics = me.core.shared.metrics.clone();
+        metrics
+            .accepting
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let http = match me.http.take() {
+            Some(l) => {
+                let listener = tokio::net::TcpListener::from_std(l)?;
+                tracing::info!(addr = %listener.local_addr()?, "HTTP side door listening (/metrics, /certificate.sha256, /healthz, /state)");
+                let door = http::Door {
+                    shared: me.core.shared.clone(),
+                    fingerprint: me.fingerprint.clone(),
+                };
+                Some(tokio::spawn(http::serve(listener, Arc::new(door))))
+            }
+            None => None,
+        };
+        let me = Arc::new(me);
         loop {
             tokio::select! {
                 incoming = me.server.accept() => {
@@ -142,6 +191,9 @@ impl Relay {
             }
         }
         tracing::info!("shutting down: GOAWAY to every session");
+        metrics
+            .accepting
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let drain = me.core.shared.config.drain;
         let sessions: Vec<_> = me.core.sessions.lock().await.drain(..).collect();
         let lite: Vec<_> = me.core.lite.lock().await.drain(..).collect();
@@ -174,14 +226,22 @@ impl Relay {
                 drain,
             )
             .await;
+        if let Some(h) = http {
+            h.abort();
+        }
         Ok(())
     }
 }
 
 impl Core {
-    fn new(config: RelayConfig) -> Self {
+    fn new(mut config: RelayConfig) -> Self {
+        let metrics = Arc::new(metrics::Metrics::default());
+        // Every relayed track and every session counts into the relay's metrics.
+        config.track.stats = Some(metrics.track.clone());
+        config.session.request_stats = Some(metrics.requests.clone());
         Core {
             shared: Arc::new(Shared {
+                metrics,
                 registry: Default::default(),
                 config,
                 upstream: Default::default(),
@@ -221,6 +281,15 @@ impl Core {
             }
         };
         let id = self.shared.new_session_id();
+        let listed = |version, peer: &Arc<request::Peer>| {
+            let info = metrics::SessionInfo {
+                version: metrics::version_label(version),
+                transport: metrics::transport_label(alpn),
+                remote,
+                peer: peer.clone(),
+            };
+            self.shared.metrics.session_opened(id, info)
+        };
         match accepted {
             Accepted::Ietf(session, events) => {
                 tracing::info!(session = id, %remote, %alpn, version = %session.version(), "session established");
@@ -243,6 +312,7 @@ impl Core {
                     upstream_link: false,
                     peer: request::Peer::new(id, credentials, self.shared.live.clone()),
                 };
+                let _listed = listed(ctx.session.version(), &ctx.peer);
                 Box::pin(serve::serve(ctx, events)).await;
                 // This session has ended: drop it (and any other ended one) now, not at the next
                 // connection.
@@ -260,6 +330,7 @@ impl Core {
                 }
                 let credentials = lite::lite_credentials(&session, url_path.as_deref());
                 let peer = request::Peer::new(id, credentials, self.shared.live.clone());
+                let _listed = listed(session.version(), &peer);
                 Box::pin(lite::serve_lite(self.shared.clone(), peer, session, events)).await;
                 // As for draft-14: an ended session is not kept until the next connection.
                 self.lite

@@ -254,6 +254,11 @@ impl TrackEntry {
         true
     }
 
+    /// Downstream subscriptions reading the track now.
+    pub(crate) fn subscribers(&self) -> usize {
+        self.upstreams().refs
+    }
+
     /// Drops one downstream subscription. The last one closes a track the relay subscribed
     /// to upstream (unsubscribing); true when it did.
     pub(crate) fn release(&self) -> bool {
@@ -403,6 +408,19 @@ impl Registry {
                 .values()
                 .filter(|l| Arc::strong_count(l) > 1)
                 .count(),
+        }
+    }
+
+    /// Up to `cap` tracks and `cap` namespaces, and how many tracks there are (for metrics and
+    /// `/state`; the entries are inspected after the registry's lock is released).
+    pub(crate) fn listing(&self, cap: usize) -> super::state::Listing {
+        let st = self.state();
+        let tracks = st.tracks.iter().take(cap);
+        super::state::Listing {
+            total_tracks: st.tracks.len(),
+            tracks: tracks.map(|(n, t)| (n.clone(), t.clone())).collect(),
+            namespaces: st.routes.keys().take(cap).cloned().collect(),
+            total_namespaces: st.routes.len(),
         }
     }
 

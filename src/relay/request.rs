@@ -13,7 +13,7 @@ use moqlink_transport::session::{AuthToken, INTERNAL_ERROR};
 /// *_ERROR code 0x3 (NOT_SUPPORTED) in every request error table (§13.1).
 const NOT_SUPPORTED: u64 = 0x3;
 use moqlink_transport::track::TrackName;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The namespace of a request that names none.
@@ -129,6 +129,10 @@ pub(crate) struct Refusal {
 pub struct LiveCounts {
     sessions: AtomicUsize,
     held: [AtomicUsize; KINDS],
+    /// Requests refused by the authorization rules.
+    denials: AtomicU64,
+    /// Requests refused at a per-session limit, by kind (as `held`).
+    limit_hits: [AtomicU64; KINDS],
 }
 
 impl LiveCounts {
@@ -146,7 +150,26 @@ impl LiveCounts {
     pub fn requests(&self) -> usize {
         self.held.iter().map(|h| h.load(Ordering::Acquire)).sum()
     }
+
+    /// Requests refused by the authorization rules so far.
+    pub fn denials(&self) -> u64 {
+        self.denials.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused at a per-session limit so far, by limit.
+    pub fn limit_hits(&self) -> [(&'static str, u64); KINDS] {
+        std::array::from_fn(|i| (LIMIT_NAMES[i], self.limit_hits[i].load(Ordering::Relaxed)))
+    }
 }
+
+/// The per-session limits, in `held` order ([`SessionLimits`] field names).
+const LIMIT_NAMES: [&str; KINDS] = [
+    "subscriptions",
+    "fetches",
+    "published_tracks",
+    "namespaces",
+    "namespace_subscriptions",
+];
 
 /// One session as the request path sees it: who it is and what it holds.
 #[derive(Debug)]
@@ -169,6 +192,13 @@ impl Peer {
             held: Arc::new(Default::default()),
             live,
         })
+    }
+}
+
+impl Peer {
+    /// Requests the session holds now (subscriptions, fetches, namespaces...).
+    pub(crate) fn open_requests(&self) -> usize {
+        self.held.iter().map(|h| h.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -256,6 +286,7 @@ pub(crate) fn admit(
         other => rules.allows(other.action(), other.namespace(), &credentials),
     };
     if !allowed {
+        peer.live.denials.fetch_add(1, Ordering::Relaxed);
         return refuse(UNAUTHORIZED, "not authorized for this namespace".into());
     }
     let (i, max, what) = match ask.kind() {
@@ -277,6 +308,7 @@ pub(crate) fn admit(
         (n < max).then_some(n + 1)
     });
     if taken.is_err() {
+        peer.live.limit_hits[i].fetch_add(1, Ordering::Relaxed);
         return refuse(
             INTERNAL_ERROR,
             format!("limit reached: at most {max} {what} per session"),

@@ -35,7 +35,12 @@ pub(crate) struct Shared {
     pub(crate) next_id: std::sync::atomic::AtomicU64,
     /// Live sessions and requests, relay-wide.
     pub(crate) live: Arc<super::LiveCounts>,
+    /// Counters and open sessions, for `/metrics` and `/state`.
+    pub(crate) metrics: Arc<super::metrics::Metrics>,
 }
+
+/// The states `moqlink_upstream_state` reports.
+pub(crate) const UPSTREAM_STATES: [&str; 5] = ["none", "idle", "connecting", "connected", "down"];
 
 impl Shared {
     /// A session ID no other session of this relay has had.
@@ -61,6 +66,24 @@ const UPSTREAM_BACKOFF: std::time::Duration = std::time::Duration::from_millis(5
 const UPSTREAM_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Shared {
+    /// The session to the upstream relay: `none` configured, `idle` (connected on first use),
+    /// `connecting`, `connected`, or `down` (waiting to retry).
+    pub(crate) fn upstream_state(&self) -> &'static str {
+        if self.config.upstream.is_none() {
+            return "none";
+        }
+        // Held only while connecting (or for a moment while a request looks it up).
+        let Ok(slot) = self.upstream.try_lock() else {
+            return "connecting";
+        };
+        match (&slot.session, slot.retry) {
+            (Some((s, _)), _) if s.close_reason().is_none() => "connected",
+            (_, Some(_)) => "down",
+            (Some(_), None) => "down",
+            (None, None) => "idle",
+        }
+    }
+
     /// The upstream relay's session, (re)connecting when needed.
     pub(crate) async fn upstream_session(self: &Arc<Self>) -> Option<(AnySession, u64)> {
         let up = self.config.upstream.as_ref()?;

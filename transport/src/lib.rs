@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod limits;
 pub mod lite;
 pub mod session;
+pub mod stats;
 pub mod tls;
 pub mod track;
 

@@ -114,6 +114,7 @@ async fn byte_budget_bounds_memory() {
             max_bytes: 1000,
             max_age: None,
             budget: None,
+            stats: None,
         },
     );
     for g in 0..50u64 {
@@ -225,6 +226,7 @@ async fn a_shared_budget_bounds_several_tracks() {
         max_bytes: usize::MAX,
         max_age: None,
         budget: Some(budget.clone()),
+        stats: None,
     };
     let a = TrackProducer::new(TrackName::new("a", "1"), config.clone());
     let b = TrackProducer::new(TrackName::new("a", "2"), config);

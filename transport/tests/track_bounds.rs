@@ -23,6 +23,7 @@ fn track(
             max_bytes,
             max_age: None,
             budget,
+            stats: None,
         },
     )
 }

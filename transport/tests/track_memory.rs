@@ -42,6 +42,7 @@ fn track() -> TrackProducer {
             max_bytes: usize::MAX,
             max_age: None,
             budget: None,
+            stats: None,
         },
     )
 }

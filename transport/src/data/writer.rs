@@ -26,9 +26,23 @@ pub struct SubgroupWriter<S: SendStream> {
     header: SubgroupHeader,
     prev: Option<u64>,
     buf: BytesMut,
+    /// Where resets of this stream are counted.
+    stats: Option<Arc<crate::stats::TrackStats>>,
 }
 
 impl<S: SendStream> SubgroupWriter<S> {
+    /// Counts this stream's resets in `stats` (the counters of the track it sends).
+    pub fn count_into(&mut self, stats: Option<&Arc<crate::stats::TrackStats>>) {
+        self.stats = stats.cloned();
+    }
+
+    fn counted_reset(&mut self, code: u64) -> Result<(), StreamError> {
+        if let Some(s) = &self.stats {
+            s.reset_sent(code);
+        }
+        self.stream.reset(code)
+    }
+
     /// Opens a unidirectional stream at `priority`, taking turns with the other writers of
     /// `arbiter` (the connection's), and writes the SUBGROUP_HEADER.
     pub async fn open<C: Connection<Send = S>>(
@@ -64,6 +78,7 @@ impl<S: SendStream> SubgroupWriter<S> {
             header,
             prev: None,
             buf,
+            stats: None,
         })
     }
 
@@ -118,16 +133,14 @@ impl<S: SendStream> SubgroupWriter<S> {
     /// INTERNAL_ERROR instead: a bare FIN would be a malformed stream.
     pub fn finish(mut self) -> Result<(), StreamError> {
         if !self.buf.is_empty() {
-            return self
-                .stream
-                .reset(moqlink_model::data::reset_code::INTERNAL_ERROR);
+            return self.counted_reset(moqlink_model::data::reset_code::INTERNAL_ERROR);
         }
         self.stream.finish()
     }
 
     /// Abandons the stream with a reset code (`moqlink_model::data::reset_code`).
     pub fn reset(mut self, code: u64) -> Result<(), StreamError> {
-        self.stream.reset(code)
+        self.counted_reset(code)
     }
 
     /// Waits for the peer's STOP_SENDING.

@@ -47,6 +47,7 @@ pub struct Server {
     limits: ServerLimits,
     sessions: Arc<Semaphore>,
     handshakes: Arc<Semaphore>,
+    refusals: Arc<crate::stats::ServerRefusals>,
 }
 
 impl fmt::Debug for Server {
@@ -66,6 +67,7 @@ struct Shared {
     connection: Arc<ConnectionLimits>,
     sessions: Arc<Semaphore>,
     handshakes: Arc<Semaphore>,
+    refusals: Arc<crate::stats::ServerRefusals>,
 }
 
 impl Server {
@@ -92,12 +94,14 @@ impl Server {
         let (tx, rx) = mpsc::channel(64);
         let sessions = Arc::new(Semaphore::new(limits.max_sessions));
         let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
+        let refusals = Arc::new(crate::stats::ServerRefusals::default());
         let shared = Arc::new(Shared {
             tx,
             limits: limits.clone(),
             connection: Arc::new(limits.connection.clone()),
             sessions: sessions.clone(),
             handshakes: handshakes.clone(),
+            refusals: refusals.clone(),
         });
         let accept_task = tokio::spawn(accept_loop(endpoint.clone(), shared));
         tracing::info!(addr = %endpoint.local_addr()?, fingerprint = %identity.fingerprint(),
@@ -110,7 +114,13 @@ impl Server {
             limits,
             sessions,
             handshakes,
+            refusals,
         })
+    }
+
+    /// Connections refused at this server's limits so far.
+    pub fn refusals(&self) -> Arc<crate::stats::ServerRefusals> {
+        self.refusals.clone()
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -184,6 +194,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
         let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
             tracing::debug!(%remote, max = shared.limits.max_handshakes,
                 "too many handshakes in progress: connection refused");
+            shared.refusals.handshake_refused();
             incoming.refuse();
             continue;
         };
@@ -191,7 +202,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
         // Each handshake runs on its own task so a slow client cannot hold up the others.
         tokio::spawn(async move {
             let timeout = shared.limits.handshake_timeout;
-            let result = tokio::time::timeout(timeout, handshake(incoming, &shared.sessions)).await;
+            let result = tokio::time::timeout(timeout, handshake(incoming, &shared)).await;
             drop(permit);
             match result {
                 Ok(Ok((mut session, slot))) => {
@@ -205,16 +216,20 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                     let _ = shared.tx.send(session).await;
                 }
                 Ok(Err(e)) => tracing::debug!(%remote, error = %e, "incoming session failed"),
-                Err(_) => tracing::debug!(%remote, "incoming session timed out"),
+                Err(_) => {
+                    shared.refusals.handshake_timed_out();
+                    tracing::debug!(%remote, "incoming session timed out");
+                }
             }
         });
     }
 }
 
 /// Takes a session slot for a connection whose handshake completed.
-fn session_slot(sessions: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-    let slot = sessions.clone().try_acquire_owned().ok();
+fn session_slot(shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    let slot = shared.sessions.clone().try_acquire_owned().ok();
     if slot.is_none() {
+        shared.refusals.session_refused();
         tracing::warn!("too many sessions: new session refused");
     }
     slot
@@ -225,7 +240,7 @@ fn session_slot(sessions: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
 /// [`SESSION_LIMIT_CODE`] and [`SESSION_LIMIT_REASON`].
 async fn handshake(
     incoming: quinn::Incoming,
-    sessions: &Arc<Semaphore>,
+    shared: &Shared,
 ) -> Result<(Incoming, OwnedSemaphorePermit), String> {
     let remote = incoming.remote_address();
     let mut connecting = incoming.accept().map_err(|e| e.to_string())?;
@@ -244,7 +259,7 @@ async fn handshake(
                 wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting)
                     .await
                     .map_err(|e| e.to_string())?;
-            let Some(slot) = session_slot(sessions) else {
+            let Some(slot) = session_slot(shared) else {
                 request.too_many_requests().await;
                 return Err(SESSION_LIMIT_REASON.into());
             };
@@ -281,7 +296,7 @@ async fn handshake(
         }
         Some(alpn) => {
             let conn = connecting.await.map_err(|e| e.to_string())?;
-            let Some(slot) = session_slot(sessions) else {
+            let Some(slot) = session_slot(shared) else {
                 conn.close(
                     crate::connection::quic::varint(SESSION_LIMIT_CODE),
                     SESSION_LIMIT_REASON.as_bytes(),

@@ -212,7 +212,7 @@ async fn send_group<C: Connection>(
     }
     loop {
         let next = tokio::select! {
-            r = sc.next() => r,
+            r = sc.next_timed() => r,
             code = ticket.cancelled() => {
                 let _ = stream.reset(code);
                 return;
@@ -226,7 +226,7 @@ async fn send_group<C: Connection>(
                 let _ = stream.reset(lite::reset::to_code(lite::reset::moq_net_0_3::CANCEL));
                 return;
             }
-            Ok(o) => {
+            Ok((o, arrived)) => {
                 if o.status != moqlink_model::data::ObjectStatus::Normal {
                     continue;
                 }
@@ -239,8 +239,12 @@ async fn send_group<C: Connection>(
                 if !write_or_cut(&mut stream, size.freeze(), &ticket).await {
                     return;
                 }
+                let len = o.payload.len();
                 if !o.payload.is_empty() && !write_or_cut(&mut stream, o.payload, &ticket).await {
                     return;
+                }
+                if let Some(s) = sc.stats() {
+                    s.object_out(len, Some(arrived.elapsed()));
                 }
             }
             Err(SubgroupEnd::Finished) => {

@@ -90,6 +90,8 @@ pub struct Responder {
     kind: MessageType,
     out: mpsc::Sender<Outbound>,
     answered: bool,
+    /// Where the answer is counted.
+    stats: Option<Arc<crate::stats::RequestStats>>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -159,6 +161,7 @@ impl Responder {
             kind,
             out,
             answered: false,
+            stats: None,
         }
     }
 
@@ -174,13 +177,13 @@ impl Responder {
 
     /// Sends the success reply (e.g. SUBSCRIBE_OK).
     pub async fn accept(mut self, reply: ControlMessage) -> Result<(), SessionError> {
-        self.answer(reply).await
+        self.answer(reply, None).await
     }
 
     /// Sends the matching *_ERROR with `code` and `reason`.
     pub async fn reject(mut self, code: u64, reason: &str) -> Result<(), SessionError> {
         match error_message(self.kind, self.id, code, reason) {
-            Some(msg) => self.answer(msg).await,
+            Some(msg) => self.answer(msg, Some(code)).await,
             None => {
                 self.answered = true;
                 Ok(())
@@ -191,7 +194,7 @@ impl Responder {
     /// Queues `msg` as the answer. The request counts as answered only once the message is
     /// queued: a caller that gives up while the queue is full drops the responder, which then
     /// answers INTERNAL_ERROR instead of leaving the request unanswered.
-    async fn answer(&mut self, msg: ControlMessage) -> Result<(), SessionError> {
+    async fn answer(&mut self, msg: ControlMessage, code: Option<u64>) -> Result<(), SessionError> {
         let msg = Outbound::encode(&msg)?;
         let permit = self
             .out
@@ -200,6 +203,9 @@ impl Responder {
             .map_err(|_| SessionError::Unexpected("session closed".into()))?;
         self.answered = true;
         permit.send(msg);
+        if let Some(s) = &self.stats {
+            s.answered(self.kind, code);
+        }
         Ok(())
     }
 
@@ -224,6 +230,9 @@ impl Drop for Responder {
             return;
         };
         queue_soon(&self.out, &msg);
+        if let Some(s) = &self.stats {
+            s.answered(self.kind, Some(INTERNAL_ERROR));
+        }
     }
 }
 
@@ -247,7 +256,8 @@ impl IncomingRequest {
         rx: Mailbox,
         inner: Arc<Inner<C>>,
     ) -> Self {
-        let responder = Responder::new(id, message.message_type(), inner.out.clone());
+        let mut responder = Responder::new(id, message.message_type(), inner.out.clone());
+        responder.stats = inner.request_stats.clone();
         IncomingRequest {
             message,
             responder,

@@ -58,6 +58,8 @@ pub struct SessionConfig {
     /// Advertise every MAX_REQUEST_ID one lower than `request_window` gives, allowing the same
     /// Request IDs: a client peer then sees an odd limit (tests of peers). Default false.
     pub max_request_id_one_lower: bool,
+    /// Counters of how the peer's requests were answered (OK or error code). Default none.
+    pub request_stats: Option<Arc<crate::stats::RequestStats>>,
 }
 
 impl Default for SessionConfig {
@@ -72,6 +74,7 @@ impl Default for SessionConfig {
             auth_tokens: Vec::new(),
             send_limits: SendLimits::default(),
             max_request_id_one_lower: false,
+            request_stats: None,
         }
     }
 }
@@ -208,6 +211,8 @@ pub(crate) struct Inner<C: Connection> {
     pub(crate) send_limits: SendLimits,
     /// What the served subscriptions hold together.
     pub(crate) sending: Arc<SendTotals>,
+    /// Where answers to the peer's requests are counted.
+    pub(crate) request_stats: Option<Arc<crate::stats::RequestStats>>,
 }
 
 impl<C: Connection> Inner<C> {
@@ -443,6 +448,7 @@ impl<C: Connection> Session<C> {
             served_changed: Notify::new(),
             send_limits: cfg.send_limits,
             sending: Arc::default(),
+            request_stats: cfg.request_stats.clone(),
         });
         let (send, recv, reader) = control;
         control::spawn(inner.clone(), send, recv, reader, out_rx, incoming_tx);

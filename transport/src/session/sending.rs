@@ -51,7 +51,9 @@ fn send_datagram<C: Connection>(
     group: u64,
     priority: u8,
     object: crate::track::Object,
+    stats: Option<&std::sync::Arc<crate::stats::TrackStats>>,
 ) {
+    let len = object.payload.len();
     let d = ObjectDatagram {
         track_alias: terms.alias,
         group_id: group,
@@ -67,8 +69,13 @@ fn send_datagram<C: Connection>(
             s => DatagramBody::Status(s),
         },
     };
-    if let Err(e) = session.send_datagram(&d) {
-        tracing::debug!(error = %e, "datagram not sent");
+    match session.send_datagram(&d) {
+        Err(e) => tracing::debug!(error = %e, "datagram not sent"),
+        Ok(()) => {
+            if let Some(s) = stats {
+                s.object_out(len, None);
+            }
+        }
     }
 }
 
@@ -109,7 +116,7 @@ pub(crate) async fn send<C: Connection>(
                     }
                 }
                 Some(TrackItem::Datagram { group, priority, object }) => {
-                    send_datagram(&session, &terms, group, priority, object);
+                    send_datagram(&session, &terms, group, priority, object, consumer.stats());
                 }
                 None => item_open = false,
             },
@@ -255,8 +262,9 @@ async fn send_subgroup_inner<C: Connection>(
         SubgroupWriter::open_deferred(&session.inner.conn, &session.inner.arbiter, header, initial);
     let mut writer = tokio::select! {
         r = opening => match r {
-            Ok(w) => {
+            Ok(mut w) => {
                 *opened = true;
+                w.count_into(sc.stats());
                 w
             }
             Err(e) => {
@@ -304,7 +312,10 @@ async fn send_subgroup_inner<C: Connection>(
                     );
                     writer = tokio::select! {
                         r = opening => match r {
-                            Ok(w) => w,
+                            Ok(mut w) => {
+                                w.count_into(sc.stats());
+                                w
+                            }
                             Err(e) => {
                                 tracing::debug!(error = %e, "could not open a subgroup stream");
                                 return;
@@ -313,6 +324,7 @@ async fn send_subgroup_inner<C: Connection>(
                         _ = ticket.cancelled() => return,
                     };
                 }
+                let len = o.payload.len();
                 let obj = SubgroupObject {
                     object_id: o.id,
                     extensions: if info.extensions {
@@ -329,7 +341,11 @@ async fn send_subgroup_inner<C: Connection>(
                 };
                 drop(hold);
                 match woke {
-                    Woke::Done(Ok(())) => {}
+                    Woke::Done(Ok(())) => {
+                        if let Some(s) = sc.stats() {
+                            s.object_out(len, Some(arrived.elapsed()));
+                        }
+                    }
                     Woke::Done(Err(e)) => {
                         tracing::debug!(error = %e, "subgroup stream write failed");
                         return;

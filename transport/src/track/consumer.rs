@@ -76,6 +76,11 @@ impl TrackConsumer {
         &self.shared.name
     }
 
+    /// The track's counters, if it has any.
+    pub fn stats(&self) -> Option<&Arc<crate::stats::TrackStats>> {
+        self.shared.config.stats.as_ref()
+    }
+
     /// Largest location, group order and end.
     pub fn status(&self) -> TrackStatus {
         let st = self.shared.lock();
@@ -165,6 +170,7 @@ impl TrackConsumer {
                                 skipped: 0,
                                 last_read: None,
                                 last_break: None,
+                                stats: self.shared.config.stats.clone(),
                             }));
                         }
                         Item::Datagram {
@@ -230,9 +236,16 @@ pub struct SubgroupConsumer {
     last_read: Option<u64>,
     /// The ID of the last object read, when it is not known to follow the one before it.
     last_break: Option<u64>,
+    /// The track's counters, for whoever sends what this reads.
+    stats: Option<Arc<crate::stats::TrackStats>>,
 }
 
 impl SubgroupConsumer {
+    /// The counters of the track this reads, if it has any.
+    pub fn stats(&self) -> Option<&Arc<crate::stats::TrackStats>> {
+        self.stats.as_ref()
+    }
+
     /// The subgroup's IDs and header layout.
     pub fn info(&self) -> SubgroupInfo {
         self.shared.info

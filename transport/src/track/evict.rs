@@ -90,6 +90,9 @@ fn drop_front_group(st: &mut TrackState, shared: &TrackShared) {
     };
     shared.refund(st, g.bytes);
     st.evicted_groups += 1;
+    if let Some(s) = &shared.config.stats {
+        s.group_evicted();
+    }
     // Objects of the group may still arrive (and be discarded): the whole group counts.
     note_dropped(st, Location::new(g.id, u64::MAX));
     for sub in &g.subgroups {

@@ -119,6 +119,9 @@ pub struct TrackConfig {
     /// Accounted bytes shared with other tracks (e.g. relay-wide); over it, the track holding
     /// the most bytes drops its oldest data (the one being written included). Default none.
     pub budget: Option<Arc<ByteBudget>>,
+    /// Counters of what flows through the track (objects in and out, resets, evictions,
+    /// forward delay). Default none.
+    pub stats: Option<Arc<crate::stats::TrackStats>>,
 }
 
 impl Default for TrackConfig {
@@ -128,6 +131,7 @@ impl Default for TrackConfig {
             max_bytes: 64 * 1024 * 1024,
             max_age: None,
             budget: None,
+            stats: None,
         }
     }
 }

@@ -171,6 +171,11 @@ impl TrackProducer {
         self.shared.lock().bytes
     }
 
+    /// Groups retained now.
+    pub fn retained_groups(&self) -> usize {
+        self.shared.lock().groups.len()
+    }
+
     /// Objects retained now (subgroup objects and datagrams).
     pub fn retained_objects(&self) -> usize {
         let st = self.shared.lock();
@@ -262,6 +267,9 @@ impl TrackProducer {
                 return;
             }
             let cost = object_cost(&object) + DATAGRAM_OVERHEAD;
+            if let Some(s) = &self.shared.config.stats {
+                s.object_in(object.payload.len());
+            }
             seq = st.next_seq;
             st.next_seq += 1;
             let g = group_entry(&mut st, &self.shared, group);
@@ -505,6 +513,9 @@ impl SubgroupProducer {
                 }
             }
             s.last_id = Some(id);
+            if let Some(stats) = &self.track.config.stats {
+                stats.object_in(object.payload.len());
+            }
             s.objects.push_back((object, now));
             drop(s);
             self.track.charge(&mut st, cost);
@@ -558,6 +569,9 @@ impl SubgroupProducer {
 
     /// Abandons the subgroup with a stream reset code.
     pub fn reset(mut self, code: u64) {
+        if let Some(s) = &self.track.config.stats {
+            s.reset_received(code);
+        }
         self.end(Some(SubgroupEnd::Reset(code)));
     }
 }
