@@ -58,6 +58,8 @@ pub struct SessionConfig {
     /// Advertise every MAX_REQUEST_ID one lower than `request_window` gives, allowing the same
     /// Request IDs: a client peer then sees an odd limit (tests of peers). Default false.
     pub max_request_id_one_lower: bool,
+    /// Write a qlog trace of each session into this directory. Default none (off).
+    pub qlog: Option<crate::qlog::QlogConfig>,
 }
 
 impl Default for SessionConfig {
@@ -72,6 +74,7 @@ impl Default for SessionConfig {
             auth_tokens: Vec::new(),
             send_limits: SendLimits::default(),
             max_request_id_one_lower: false,
+            qlog: None,
         }
     }
 }
@@ -208,6 +211,8 @@ pub(crate) struct Inner<C: Connection> {
     pub(crate) send_limits: SendLimits,
     /// What the served subscriptions hold together.
     pub(crate) sending: Arc<SendTotals>,
+    /// The session's qlog trace, if tracing is on.
+    pub(crate) qlog: Option<crate::qlog::Qlog>,
 }
 
 impl<C: Connection> Inner<C> {
@@ -321,9 +326,11 @@ impl<C: Connection> Session<C> {
         if cfg.max_request_id_one_lower {
             peer = peer.advertise_one_lower();
         }
+        let qlog = setup::start_trace(&conn, &cfg, crate::qlog::Vantage::Server);
         let (send, recv, mut reader, client, version) =
-            setup::server(&conn, &cfg, peer.granted()).await?;
+            setup::server(&conn, &cfg, peer.granted(), qlog.as_ref()).await?;
         if version.is_lite() {
+            setup::lite_note(qlog.as_ref(), version);
             let leftover = reader.take_buffered();
             let (s, rx) = LiteSession::start(
                 conn,
@@ -348,6 +355,7 @@ impl<C: Connection> Session<C> {
             local,
             peer,
             (send, recv, reader),
+            qlog,
         );
         Ok(Accepted::Ietf(s, rx))
     }
@@ -362,9 +370,11 @@ impl<C: Connection> Session<C> {
         if cfg.max_request_id_one_lower {
             peer = peer.advertise_one_lower();
         }
+        let qlog = setup::start_trace(&conn, &cfg, crate::qlog::Vantage::Client);
         let (send, recv, mut reader, server) =
-            setup::client(&conn, &cfg, &target, peer.granted()).await?;
+            setup::client(&conn, &cfg, &target, peer.granted(), qlog.as_ref()).await?;
         if server.version.is_lite() {
+            setup::lite_note(qlog.as_ref(), server.version);
             let leftover = reader.take_buffered();
             let (s, rx) = LiteSession::start(
                 conn,
@@ -389,6 +399,7 @@ impl<C: Connection> Session<C> {
             local,
             peer,
             (send, recv, reader),
+            qlog,
         );
         Ok(Accepted::Ietf(s, rx))
     }
@@ -412,6 +423,7 @@ impl<C: Connection> Session<C> {
         local: LocalIds,
         peer: PeerIds,
         control: (C::Send, C::Recv, ControlReader),
+        qlog: Option<crate::qlog::Qlog>,
     ) -> (Self, mpsc::Receiver<IncomingEvent>) {
         let (out, out_rx) = mpsc::channel(1024);
         let mut tokens = tokens::TokenCache::new(cfg.max_auth_token_cache_size);
@@ -443,6 +455,7 @@ impl<C: Connection> Session<C> {
             served_changed: Notify::new(),
             send_limits: cfg.send_limits,
             sending: Arc::default(),
+            qlog,
         });
         let (send, recv, reader) = control;
         control::spawn(inner.clone(), send, recv, reader, out_rx, incoming_tx);
@@ -454,6 +467,7 @@ impl<C: Connection> Session<C> {
                     inner.close(code.code(), &reason, false);
                 }
             }),
+            inner.qlog.clone(),
         );
         (Session { inner }, incoming_rx)
     }
@@ -469,7 +483,9 @@ impl<C: Connection> Session<C> {
         header: SubgroupHeader,
         priority: i32,
     ) -> Result<SubgroupWriter<C::Send>, WriteError> {
-        SubgroupWriter::open(&self.inner.conn, &self.inner.arbiter, header, priority).await
+        SubgroupWriter::open(&self.inner.conn, &self.inner.arbiter, header, priority)
+            .await
+            .map(|w| w.traced(self.inner.qlog.as_ref()))
     }
 
     /// Opens the fetch stream answering `request_id`.
@@ -478,7 +494,9 @@ impl<C: Connection> Session<C> {
         request_id: u64,
         priority: i32,
     ) -> Result<FetchWriter<C::Send>, WriteError> {
-        FetchWriter::open(&self.inner.conn, &self.inner.arbiter, request_id, priority).await
+        FetchWriter::open(&self.inner.conn, &self.inner.arbiter, request_id, priority)
+            .await
+            .map(|w| w.traced(self.inner.qlog.as_ref()))
     }
 
     /// Sends one object as a datagram (dropped silently if larger than the path allows).
@@ -496,6 +514,13 @@ impl<C: Connection> Session<C> {
                 "datagram larger than the path allows, dropped"
             );
             return Ok(());
+        }
+        if let Some(q) = &self.inner.qlog {
+            q.data_event(
+                crate::qlog::DataEvent::ObjectDatagram,
+                crate::qlog::Dir::Created,
+                crate::qlog::datagram(d),
+            );
         }
         self.inner
             .conn

@@ -257,7 +257,7 @@ async fn send_subgroup_inner<C: Connection>(
         r = opening => match r {
             Ok(w) => {
                 *opened = true;
-                w
+                w.traced(session.inner.qlog.as_ref())
             }
             Err(e) => {
                 tracing::debug!(error = %e, "could not open a subgroup stream");
@@ -304,7 +304,7 @@ async fn send_subgroup_inner<C: Connection>(
                     );
                     writer = tokio::select! {
                         r = opening => match r {
-                            Ok(w) => w,
+                            Ok(w) => w.traced(session.inner.qlog.as_ref()),
                             Err(e) => {
                                 tracing::debug!(error = %e, "could not open a subgroup stream");
                                 return;
