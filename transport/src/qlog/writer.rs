@@ -96,6 +96,9 @@ pub(super) async fn run(
                     rx.close();
                 }
                 Record::Event { time, name, data } => {
+                    // Events come from several tasks: keep the file's times ascending (qlog
+                    // main schema, "Timestamps").
+                    let time = time.max(last_time);
                     last_time = time;
                     if cut > 0 || failed {
                         cut += 1;
