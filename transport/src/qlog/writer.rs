@@ -142,3 +142,104 @@ pub(super) async fn run(
         tracing::warn!(path = %path.display(), "qlog trace: writing failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Qlog, QlogConfig, Vantage};
+    use serde_json::Value;
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    fn dir(tag: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        std::env::temp_dir().join(format!("moqlink-qlog-unit-{tag}-{nanos}"))
+    }
+
+    /// The one trace file in `dir`, once its closing note is written (waits up to 10 s).
+    async fn finished(dir: &Path) -> (PathBuf, Vec<Value>) {
+        for _ in 0..1000 {
+            if let Some(Ok(e)) = std::fs::read_dir(dir).ok().and_then(|mut d| d.next()) {
+                let bytes = std::fs::read(e.path()).unwrap();
+                if String::from_utf8_lossy(&bytes).contains("end of trace: ") {
+                    let records = bytes[1..]
+                        .split(|b| *b == 0x1e)
+                        .map(|r| serde_json::from_slice(r).unwrap())
+                        .collect();
+                    return (e.path(), records);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no finished trace in {}", dir.display());
+    }
+
+    fn last_message(records: &[Value]) -> String {
+        records.last().unwrap()["data"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_drops_and_counts_and_the_count_is_written_at_the_end() {
+        let d = dir("queue");
+        let cfg = QlogConfig {
+            queue: 4,
+            ..QlogConfig::new(&d)
+        };
+        let q = Qlog::start(&cfg, Vantage::Client, "unit").unwrap();
+        // The writer cannot run before this task yields: 4 fit, 6 are dropped.
+        for i in 0..10 {
+            q.info(format!("event {i}"));
+        }
+        q.finish();
+        let (path, records) = finished(&d).await;
+        assert!(path.to_string_lossy().ends_with("_client.sqlog"));
+        assert_eq!(records[0]["trace"]["vantage_point"]["type"], "client");
+        assert_eq!(records.len(), 1 + 4 + 1, "header, 4 events, closing note");
+        assert_eq!(
+            last_message(&records),
+            "end of trace: events_written=4 events_dropped=6 events_truncated=0"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_file_stays_under_its_limit_and_says_it_was_cut() {
+        let d = dir("limit");
+        let max = 4096;
+        let cfg = QlogConfig {
+            max_file_bytes: max,
+            ..QlogConfig::new(&d)
+        };
+        let q = Qlog::start(&cfg, Vantage::Server, "unit").unwrap();
+        for i in 0..100 {
+            q.info(format!("event {i} with some words to take up room"));
+        }
+        q.finish();
+        let (path, records) = finished(&d).await;
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size <= max, "{size} bytes written, limit {max}");
+        let cut = records
+            .iter()
+            .position(|r| r["name"] == "loglevel:warning")
+            .expect("a truncation note");
+        assert!(records[cut]["data"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("trace truncated"));
+        let written = cut - 1;
+        assert!(written > 0 && written < 100);
+        assert_eq!(
+            last_message(&records),
+            format!(
+                "end of trace: events_written={written} events_dropped=0 events_truncated={}",
+                100 - written
+            )
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
