@@ -25,6 +25,8 @@ use common::{client, T};
 
 /// The relay's port (this helper's range is 15100-15199).
 const PORT: u16 = 15101;
+/// The subscriber's authorization token.
+const TOKEN: &str = "s3cret-token-value";
 /// The draft-14 version number.
 const DRAFT_14: u64 = 0xff00_000e;
 
@@ -123,6 +125,10 @@ fn json_seq(bytes: &[u8]) -> Vec<Value> {
 fn check_header(h: &Value, file: &Path) {
     assert_eq!(h["file_schema"], "urn:ietf:params:qlog:file:sequential");
     assert_eq!(h["serialization_format"], "application/qlog+json-seq");
+    // What qvis checks before it opens a .sqlog file (qvis 72c8c4b,
+    // textsequencejsontoqlog.ts; "0.3" is one of its accepted version aliases).
+    assert_eq!(h["qlog_version"], "0.3");
+    assert_eq!(h["qlog_format"], "JSON-SEQ");
     let trace = &h["trace"];
     assert_eq!(trace["vantage_point"]["type"], "server");
     let schemas: Vec<&str> = trace["event_schemas"]
@@ -210,6 +216,10 @@ fn in_order(events: &[Value], wants: &[Want]) -> Vec<usize> {
     found
 }
 
+fn hex_of(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 fn ns(parts: &[&str]) -> Value {
     Value::Array(
         parts
@@ -256,9 +266,12 @@ async fn relay_traces_validate_against_the_draft_and_match_what_was_sent() {
     let p = publisher(&url, track.clone()).await;
     // The subscriber: CLIENT_SETUP, SUBSCRIBE_NAMESPACE qlog-test (request 0), SUBSCRIBE
     // (request 2), then FETCH (request 4).
-    let (s, mut events) = connect(&client(), &url, SessionConfig::default())
-        .await
-        .unwrap();
+    // It presents a token in CLIENT_SETUP, which the trace must not hold.
+    let cfg = SessionConfig {
+        auth_tokens: vec![TOKEN.into()],
+        ..Default::default()
+    };
+    let (s, mut events) = connect(&client(), &url, cfg).await.unwrap();
     tokio::spawn(async move { while events.recv().await.is_some() {} });
     let ns_sub = s
         .subscribe_namespace(
@@ -337,6 +350,11 @@ async fn relay_traces_validate_against_the_draft_and_match_what_was_sent() {
     assert_eq!(traces.len(), 2, "one trace per relay session");
     let mut by_role = std::collections::HashMap::new();
     for (path, bytes) in &traces {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains(TOKEN) && !text.contains(&hex_of(TOKEN)),
+            "a token is in the trace"
+        );
         let records = json_seq(bytes);
         check_header(&records[0], path);
         let events = check_events(&records[1..]);
@@ -399,6 +417,17 @@ async fn relay_traces_validate_against_the_draft_and_match_what_was_sent() {
             control("created", json!({ "type": "fetch_ok", "request_id": 4 })),
         ],
     );
+    // §6.2.2: the token parameter, its value logged by length only.
+    let setup = &sub_events[c[1]]["data"]["message"]["setup_parameters"];
+    let token = setup
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "authorization_token")
+        .expect("the token parameter");
+    assert_eq!(token["alias_type"], "use_value");
+    assert_eq!(token["token_type"], 0);
+    assert_eq!(token["token_value"], json!({ "length": TOKEN.len() }));
     let alias = sub_events[c[6]]["data"]["message"]["track_alias"].clone();
     // Its data streams: the subgroup stream carrying group 0's objects 0-2, then the fetch
     // stream carrying the same three.

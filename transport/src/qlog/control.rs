@@ -66,6 +66,11 @@ fn unknown(key: u64, value: &KvValue) -> Value {
     }
 }
 
+/// RawInfo with the length only: a credential is never written to a trace.
+fn secret(b: &[u8]) -> Value {
+    json!({ "length": b.len() })
+}
+
 /// Token fields shared by both authorization token forms; `alias_type` is added by the caller.
 fn token_fields(t: &Token) -> Map<String, Value> {
     let mut m = Map::new();
@@ -80,14 +85,14 @@ fn token_fields(t: &Token) -> Map<String, Value> {
         } => {
             m.insert("token_alias".into(), json!(alias));
             m.insert("token_type".into(), json!(token_type));
-            m.insert("token_value".into(), raw(token_value));
+            m.insert("token_value".into(), secret(token_value));
         }
         Token::UseValue {
             token_type,
             token_value,
         } => {
             m.insert("token_type".into(), json!(token_type));
-            m.insert("token_value".into(), raw(token_value));
+            m.insert("token_value".into(), secret(token_value));
         }
     }
     m

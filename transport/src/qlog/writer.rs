@@ -20,6 +20,10 @@ pub(super) fn header(group_id: &str, vantage: Vantage, title: &str) -> Value {
     json!({
         "file_schema": "urn:ietf:params:qlog:file:sequential",
         "serialization_format": "application/qlog+json-seq",
+        // Not in the main schema: qvis (through 72c8c4b, 2025-10) opens a JSON-SEQ file only
+        // when its header has these two (as quic-go's traces carry them too).
+        "qlog_version": "0.3",
+        "qlog_format": "JSON-SEQ",
         "title": format!("moqlink {} trace", vantage.name()),
         "description": title,
         "trace": {
