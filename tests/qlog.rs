@@ -417,7 +417,7 @@ async fn relay_traces_validate_against_the_draft_and_match_what_was_sent() {
             control("created", json!({ "type": "fetch_ok", "request_id": 4 })),
         ],
     );
-    // §6.2.2: the token parameter, its value logged by length only.
+    // §5.2.2: the token parameter, its value logged by length only.
     let setup = &sub_events[c[1]]["data"]["message"]["setup_parameters"];
     let token = setup
         .as_array()

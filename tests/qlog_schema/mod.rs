@@ -22,21 +22,21 @@ pub enum Ty {
     Hex,
     /// RawInfo (main schema: `? length: uint64, ? payload_length: uint64, ? data: hexstring`).
     Raw,
-    /// MOQTByteString (§6.4).
+    /// MOQTByteString (§5.4).
     ByteString,
     /// `[ *MOQTByteString]`.
     Tuple,
-    /// MOQTLocation (§6.5).
+    /// MOQTLocation (§5.5).
     Location,
     /// `[* uint64]`.
     U64s,
-    /// `[* $MOQTParameter]` (§6.3).
+    /// `[* $MOQTParameter]` (§5.3).
     Params,
-    /// `[* $MOQTSetupParameter]` (§6.2).
+    /// `[* $MOQTSetupParameter]` (§5.2).
     SetupParams,
-    /// `[* MOQTExtensionHeader]` (§6.7).
+    /// `[* MOQTExtensionHeader]` (§5.7).
     ExtHeaders,
-    /// `$MOQTControlMessage` (§6.6).
+    /// `$MOQTControlMessage` (§5.6).
     Message,
     /// One of these text values.
     OneOf(&'static [&'static str]),
@@ -63,14 +63,14 @@ macro_rules! o {
     };
 }
 
-// §5.1, §5.2 MOQTControlMessageCreated / MOQTControlMessageParsed.
+// §4.1, §4.2 MOQTControlMessageCreated / MOQTControlMessageParsed.
 const CONTROL: &[F] = &[
     r!("stream_id", U64),
     o!("length", U64),
     r!("message", Message),
     o!("raw", Raw),
 ];
-// §5.3 MOQTStreamTypeSet; Owner (§6.1); $MOQTStreamType.
+// §4.3 MOQTStreamTypeSet; Owner (§5.1); $MOQTStreamType.
 const STREAM_TYPE_SET: &[F] = &[
     o!("owner", OneOf(&["local", "remote"])),
     r!("stream_id", U64),
@@ -79,7 +79,7 @@ const STREAM_TYPE_SET: &[F] = &[
         OneOf(&["control", "subgroup_header", "fetch_header"]),
     ),
 ];
-// §5.4, §5.5 MOQTObjectDatagramCreated / Parsed.
+// §4.4, §4.5 MOQTObjectDatagramCreated / Parsed.
 const DATAGRAM: &[F] = &[
     r!("track_alias", U64),
     r!("group_id", U64),
@@ -91,7 +91,7 @@ const DATAGRAM: &[F] = &[
     o!("object_payload", Raw),
     r!("end_of_group", Bool),
 ];
-// §5.6, §5.7 MOQTSubgroupHeaderCreated / Parsed.
+// §4.6, §4.7 MOQTSubgroupHeaderCreated / Parsed.
 const SUBGROUP_HEADER: &[F] = &[
     r!("stream_id", U64),
     r!("track_alias", U64),
@@ -101,7 +101,7 @@ const SUBGROUP_HEADER: &[F] = &[
     r!("contains_end_of_group", Bool),
     r!("extensions_present", Bool),
 ];
-// §5.8, §5.9 MOQTSubgroupObjectCreated / Parsed.
+// §4.8, §4.9 MOQTSubgroupObjectCreated / Parsed.
 const SUBGROUP_OBJECT: &[F] = &[
     r!("stream_id", U64),
     o!("group_id", U64),
@@ -113,9 +113,9 @@ const SUBGROUP_OBJECT: &[F] = &[
     o!("object_status", U64),
     o!("object_payload", Raw),
 ];
-// §5.10, §5.11 MOQTFetchHeaderCreated / Parsed.
+// §4.10, §4.11 MOQTFetchHeaderCreated / Parsed.
 const FETCH_HEADER: &[F] = &[r!("stream_id", U64), r!("request_id", U64)];
-// §5.12, §5.13 MOQTFetchObjectCreated / Parsed.
+// §4.12, §4.13 MOQTFetchObjectCreated / Parsed.
 const FETCH_OBJECT: &[F] = &[
     r!("stream_id", U64),
     r!("group_id", U64),
@@ -156,7 +156,7 @@ const RAW: &[F] = &[
     o!("payload_length", U64),
     o!("data", Hex),
 ];
-// §6.7 MOQTExtensionHeader.
+// §5.7 MOQTExtensionHeader.
 const EXT_HEADER: &[F] = &[
     r!("header_type", U64),
     o!("header_value", U64),
@@ -164,9 +164,9 @@ const EXT_HEADER: &[F] = &[
     o!("payload", Raw),
 ];
 
-/// The control message fields for `type` (events-04 §6.6.1-§6.6.30), without `type` itself.
+/// The control message fields for `type` (events-04 §5.6.1-§5.6.30), without `type` itself.
 fn message_fields(ty: &str) -> Option<&'static [F]> {
-    // §6.6.7 MOQTSubscribe; §6.6.19 MOQTTrackStatus has the same fields.
+    // §5.6.6 MOQTSubscribe; §5.6.19 MOQTTrackStatus has the same fields.
     const SUBSCRIBE: &[F] = &[
         r!("request_id", U64),
         r!("track_namespace", Tuple),
@@ -180,7 +180,7 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
         r!("number_of_parameters", U64),
         o!("parameters", Params),
     ];
-    // §6.6.8 MOQTSubscribeOk; §6.6.20 MOQTTrackStatusOk has the same fields.
+    // §5.6.7 MOQTSubscribeOk; §5.6.20 MOQTTrackStatusOk has the same fields.
     const SUBSCRIBE_OK: &[F] = &[
         r!("request_id", U64),
         r!("track_alias", U64),
@@ -191,7 +191,7 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
         r!("number_of_parameters", U64),
         o!("parameters", Params),
     ];
-    // Every *_ERROR message (§6.6.9, .14, .17, .21, .24, .29).
+    // Every *_ERROR message (§5.6.8, .14, .17, .21, .24, .29).
     const ERROR: &[F] = &[
         r!("request_id", U64),
         r!("error_code", U64),
@@ -200,24 +200,24 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
     ];
     const REQUEST_ONLY: &[F] = &[r!("request_id", U64)];
     Some(match ty {
-        // §6.6.1
+        // §5.6.1
         "client_setup" => &[
             r!("number_of_supported_versions", U64),
             r!("supported_versions", U64s),
             r!("number_of_parameters", U64),
             o!("setup_parameters", SetupParams),
         ],
-        // §6.6.2
+        // §5.6.2
         "server_setup" => &[
             r!("selected_version", U64),
             r!("number_of_parameters", U64),
             o!("setup_parameters", SetupParams),
         ],
-        // §6.6.3
+        // §5.6.3
         "goaway" => &[o!("length", U64), r!("new_session_uri", Raw)],
-        // §6.6.4
+        // §5.6.4
         "max_request_id" => REQUEST_ONLY,
-        // §6.6.5
+        // §5.6.5
         "requests_blocked" => &[r!("maximum_request_id", U64)],
         "subscribe" | "track_status" => SUBSCRIBE,
         "subscribe_ok" | "track_status_ok" => SUBSCRIBE_OK,
@@ -227,7 +227,7 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
         | "track_status_error"
         | "publish_namespace_error"
         | "subscribe_namespace_error" => ERROR,
-        // §6.6.10
+        // §5.6.9
         "subscribe_update" => &[
             r!("request_id", U64),
             r!("subscription_request_id", U64),
@@ -238,11 +238,11 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
             r!("number_of_parameters", U64),
             o!("parameters", Params),
         ],
-        // §6.6.11, §6.6.18, §6.6.23, §6.6.28
+        // §5.6.10, §5.6.18, §5.6.23, §5.6.28
         "unsubscribe" | "fetch_cancel" | "publish_namespace_ok" | "subscribe_namespace_ok" => {
             REQUEST_ONLY
         }
-        // §6.6.12
+        // §5.6.11
         "publish_done" => &[
             r!("request_id", U64),
             r!("status_code", U64),
@@ -250,7 +250,7 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
             o!("reason", Text),
             o!("reason_bytes", Hex),
         ],
-        // §6.6.13
+        // §5.6.12
         "publish" => &[
             r!("request_id", U64),
             r!("track_namespace", Tuple),
@@ -263,7 +263,7 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
             r!("number_of_parameters", U64),
             o!("parameters", Params),
         ],
-        // §6.6.14
+        // §5.6.13
         "publish_ok" => &[
             r!("request_id", U64),
             r!("forward", U8),
@@ -275,7 +275,7 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
             r!("number_of_parameters", U64),
             o!("parameters", Params),
         ],
-        // §6.6.15 MOQTFetch with $MOQTStandaloneFetch, $MOQTJoiningFetch, $MOQTFetchType.
+        // §5.6.15 MOQTFetch with $MOQTStandaloneFetch, $MOQTJoiningFetch, $MOQTFetchType.
         "fetch" => &[
             r!("request_id", U64),
             r!("subscriber_priority", U8),
@@ -299,7 +299,7 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
             ),
             o!("parameters", Params),
         ],
-        // §6.6.16
+        // §5.6.16
         "fetch_ok" => &[
             r!("request_id", U64),
             r!("group_order", U8),
@@ -308,36 +308,36 @@ fn message_fields(ty: &str) -> Option<&'static [F]> {
             r!("number_of_parameters", U64),
             o!("parameters", Params),
         ],
-        // §6.6.22
+        // §5.6.22
         "publish_namespace" => &[
             r!("request_id", U64),
             r!("track_namespace", Tuple),
             r!("number_of_parameters", U64),
             o!("parameters", Params),
         ],
-        // §6.6.25
+        // §5.6.25
         "publish_namespace_done" => &[r!("track_namespace", Tuple)],
-        // §6.6.26
+        // §5.6.26
         "publish_namespace_cancel" => &[
             r!("track_namespace", Tuple),
             r!("error_code", U64),
             o!("reason", Text),
             o!("reason_bytes", Hex),
         ],
-        // §6.6.27
+        // §5.6.27
         "subscribe_namespace" => &[
             r!("request_id", U64),
             r!("track_namespace_prefix", Tuple),
             r!("number_of_parameters", U64),
             o!("parameters", Params),
         ],
-        // §6.6.30
+        // §5.6.30
         "unsubscribe_namespace" => &[r!("track_namespace_prefix", Tuple)],
         _ => return None,
     })
 }
 
-/// §6.2.1-§6.2.7 setup parameters by `name`.
+/// §5.2.1-§5.2.7 setup parameters by `name`.
 fn setup_parameter_fields(name: &str) -> Option<&'static [F]> {
     Some(match name {
         "authority" | "path" | "implementation" => &[r!("value", Text)],
@@ -361,7 +361,7 @@ fn setup_parameter_fields(name: &str) -> Option<&'static [F]> {
     })
 }
 
-/// §6.3.1-§6.3.4 version-specific parameters by `name`.
+/// §5.3.1-§5.3.4 version-specific parameters by `name`.
 fn parameter_fields(name: &str) -> Option<&'static [F]> {
     Some(match name {
         "authorization_token" => &[
@@ -439,7 +439,7 @@ pub fn check(v: &Value, ty: Ty, at: &str) -> Result<(), String> {
         Raw => check(v, Obj(RAW), at),
         ByteString => {
             check(v, Obj(BYTE_STRING), at)?;
-            // §6.4: one of the two SHOULD be there.
+            // §5.4: one of the two SHOULD be there.
             let m = v.as_object().unwrap();
             if m.is_empty() {
                 return bad("a byte string with value or value_bytes");

@@ -1,5 +1,5 @@
-//! Control messages as `$MOQTControlMessage` values (events-04 §6.6 and its subsections), with
-//! the setup and version parameters (§6.2, §6.3), byte strings (§6.4) and locations (§6.5).
+//! Control messages as `$MOQTControlMessage` values (events-04 §5.6 and its subsections), with
+//! the setup and version parameters (§5.2, §5.3), byte strings (§5.4) and locations (§5.5).
 //!
 //! Fields are logged as they are on the wire: SUBSCRIBE_UPDATE's `end_group` and the FETCH /
 //! FETCH_OK `end_location` carry the draft-14 "plus one" encoding (0 = open / whole group).
@@ -21,7 +21,7 @@ pub(super) fn from_wire(framed: &[u8]) -> Option<(u64, Value)> {
     Some((length, control_message(&msg)))
 }
 
-/// A byte string (§6.4): `value` when it is UTF-8, else `value_bytes` in hex.
+/// A byte string (§5.4): `value` when it is UTF-8, else `value_bytes` in hex.
 fn byte_string(b: &Blob) -> Value {
     match std::str::from_utf8(b) {
         Ok(s) => json!({ "value": s }),
@@ -42,7 +42,7 @@ pub(super) fn raw(b: &[u8]) -> Value {
     json!({ "length": b.len(), "data": hex::encode(b) })
 }
 
-/// `reason` when UTF-8, else `reason_bytes` (events-04 §5).
+/// `reason` when UTF-8, else `reason_bytes` (events-04 §4).
 fn reason(m: &mut Map<String, Value>, r: &Blob) {
     match std::str::from_utf8(r) {
         Ok(s) => m.insert("reason".into(), json!(s)),
@@ -111,7 +111,7 @@ fn text(b: &Blob) -> Value {
     json!(String::from_utf8_lossy(b))
 }
 
-/// A setup parameter (§6.2).
+/// A setup parameter (§5.2).
 fn setup_parameter(p: &SetupParameter) -> Value {
     match p {
         SetupParameter::Path { value } => json!({ "name": "path", "value": text(value) }),
@@ -130,7 +130,7 @@ fn setup_parameter(p: &SetupParameter) -> Value {
         SetupParameter::AuthorizationToken { value } => {
             let mut m = token_fields(value);
             m.insert("name".into(), json!("authorization_token"));
-            // §6.2: $MOQTAliasType is text in setup parameters.
+            // §5.2: $MOQTAliasType is text in setup parameters.
             m.insert("alias_type".into(), json!(alias_type(value).1));
             Value::Object(m)
         }
@@ -138,7 +138,7 @@ fn setup_parameter(p: &SetupParameter) -> Value {
     }
 }
 
-/// A version-specific parameter (§6.3).
+/// A version-specific parameter (§5.3).
 fn parameter(p: &Parameter) -> Value {
     match p {
         Parameter::DeliveryTimeout { value } => {
@@ -150,7 +150,7 @@ fn parameter(p: &Parameter) -> Value {
         Parameter::AuthorizationToken { value } => {
             let mut m = token_fields(value);
             m.insert("name".into(), json!("authorization_token"));
-            // §6.3: alias_type is a uint64 in message parameters.
+            // §5.3: alias_type is a uint64 in message parameters.
             m.insert("alias_type".into(), json!(alias_type(value).0));
             Value::Object(m)
         }
@@ -281,7 +281,7 @@ fn fetch(f: &Fetch) -> Value {
             );
         }
     }
-    // §6.6 MOQTFetch has no number_of_parameters, only the list.
+    // §5.6.15: MOQTFetch has no number_of_parameters, only the list.
     if !f.parameters.0.is_empty() {
         m.insert(
             "parameters".into(),
@@ -291,7 +291,7 @@ fn fetch(f: &Fetch) -> Value {
     Value::Object(m)
 }
 
-/// The `$MOQTControlMessage` form of `msg` (events-04 §6.6.x, one per message type).
+/// The `$MOQTControlMessage` form of `msg` (events-04 §5.6.x, one per message type).
 pub fn control_message(msg: &ControlMessage) -> Value {
     use ControlMessage as M;
     match msg {
@@ -439,7 +439,7 @@ pub fn control_message(msg: &ControlMessage) -> Value {
     }
 }
 
-/// Extension headers as `[* MOQTExtensionHeader]` (§6.7): varint values for even types,
+/// Extension headers as `[* MOQTExtensionHeader]` (§5.7): varint values for even types,
 /// length and RawInfo payload for odd ones.
 pub(super) fn extension_headers(e: &Extensions) -> Value {
     Value::Array(

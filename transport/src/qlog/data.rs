@@ -1,5 +1,5 @@
 //! Data-plane event bodies: subgroup and fetch headers and objects, datagrams
-//! (events-04 §5.4-§5.13). Payload bytes are never copied into the trace, only their length.
+//! (events-04 §4.4-§4.13). Payload bytes are never copied into the trace, only their length.
 
 use super::control::extension_headers;
 use moqlink_model::data::{
@@ -15,7 +15,7 @@ fn extensions(m: &mut Map<String, Value>, e: &Extensions) {
     }
 }
 
-/// `subgroup_header_created` / `_parsed` (§5.6, §5.7): `subgroup_id` is omitted when it is the
+/// `subgroup_header_created` / `_parsed` (§4.6, §4.7): `subgroup_id` is omitted when it is the
 /// first object's ID.
 pub fn subgroup_header(stream_id: u64, h: &SubgroupHeader) -> Value {
     let mut m = Map::new();
@@ -37,7 +37,7 @@ pub fn subgroup_header(stream_id: u64, h: &SubgroupHeader) -> Value {
     Value::Object(m)
 }
 
-/// `subgroup_object_created` / `_parsed` (§5.8, §5.9). `subgroup_id` is the stream's, once
+/// `subgroup_object_created` / `_parsed` (§4.8, §4.9). `subgroup_id` is the stream's, once
 /// known (the first object's ID in that mode).
 pub fn subgroup_object(
     stream_id: u64,
@@ -61,7 +61,7 @@ pub fn subgroup_object(
     Value::Object(m)
 }
 
-/// `fetch_object_created` / `_parsed` (§5.12, §5.13).
+/// `fetch_object_created` / `_parsed` (§4.12, §4.13).
 pub fn fetch_object(stream_id: u64, o: &FetchObject) -> Value {
     let mut m = Map::new();
     m.insert("stream_id".into(), json!(stream_id));
@@ -77,7 +77,7 @@ pub fn fetch_object(stream_id: u64, o: &FetchObject) -> Value {
     Value::Object(m)
 }
 
-/// `object_datagram_created` / `_parsed` (§5.4, §5.5).
+/// `object_datagram_created` / `_parsed` (§4.4, §4.5).
 pub fn datagram(d: &ObjectDatagram) -> Value {
     let mut m = Map::new();
     m.insert("track_alias".into(), json!(d.track_alias));

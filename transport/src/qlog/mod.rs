@@ -181,7 +181,7 @@ impl Qlog {
         }
     }
 
-    /// `moqt:control_message_created` / `_parsed` (events-04 §5.1, §5.2) for a whole framed
+    /// `moqt:control_message_created` / `_parsed` (events-04 §4.1, §4.2) for a whole framed
     /// message as it is on the wire.
     pub fn control(&self, dir: Dir, stream_id: u64, framed: &[u8]) {
         let name = match dir {
@@ -214,7 +214,7 @@ impl Qlog {
         }
     }
 
-    /// `moqt:stream_type_set` (events-04 §5.3).
+    /// `moqt:stream_type_set` (events-04 §4.3).
     pub fn stream_type(&self, local: bool, stream_id: u64, stream_type: &'static str) {
         self.emit(
             "moqt:stream_type_set",
@@ -237,7 +237,7 @@ impl Qlog {
     }
 }
 
-/// The data-plane events of events-04 §5.4-§5.13.
+/// The data-plane events of events-04 §4.4-§4.13.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataEvent {
     /// `object_datagram_*`.
