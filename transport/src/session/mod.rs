@@ -245,6 +245,11 @@ impl<C: Connection> Inner<C> {
             } else {
                 tracing::info!(code, reason, "closing session");
             }
+            if let Some(q) = &self.qlog {
+                let by = if by_peer { "by the peer" } else { "locally" };
+                q.info(format!("session closed {by}: code 0x{code:x} {reason:?}"));
+                q.finish();
+            }
             self.credit.notify_waiters();
             // Every request's follow-up channel ends with the session, so whoever waits on a
             // reply or a follow-up sees the end instead of waiting forever.
@@ -330,7 +335,6 @@ impl<C: Connection> Session<C> {
         let (send, recv, mut reader, client, version) =
             setup::server(&conn, &cfg, peer.granted(), qlog.as_ref()).await?;
         if version.is_lite() {
-            setup::lite_note(qlog.as_ref(), version);
             let leftover = reader.take_buffered();
             let (s, rx) = LiteSession::start(
                 conn,
@@ -340,6 +344,7 @@ impl<C: Connection> Session<C> {
                 client.parameters,
                 cfg.send_limits,
             );
+            setup::lite_trace(qlog, &s);
             return Ok(Accepted::Lite(s, rx));
         }
         let local = LocalIds::new(
@@ -374,7 +379,6 @@ impl<C: Connection> Session<C> {
         let (send, recv, mut reader, server) =
             setup::client(&conn, &cfg, &target, peer.granted(), qlog.as_ref()).await?;
         if server.version.is_lite() {
-            setup::lite_note(qlog.as_ref(), server.version);
             let leftover = reader.take_buffered();
             let (s, rx) = LiteSession::start(
                 conn,
@@ -384,6 +388,7 @@ impl<C: Connection> Session<C> {
                 Default::default(),
                 cfg.send_limits,
             );
+            setup::lite_trace(qlog, &s);
             return Ok(Accepted::Lite(s, rx));
         }
         let local = LocalIds::new(

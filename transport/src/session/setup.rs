@@ -3,6 +3,7 @@
 
 use super::{SessionClose, SessionConfig, SessionError};
 use crate::connection::{Connection, RecvStream, SendStream, StreamError, TransportKind};
+use crate::lite::LiteSession;
 use crate::qlog::{Dir, Qlog, Vantage};
 use bytes::BytesMut;
 use moqlink_model::control::*;
@@ -110,8 +111,8 @@ fn common_params(cfg: &SessionConfig, granted: u64) -> SetupParameters {
     p
 }
 
-/// Starts the session's qlog trace when `cfg` asks for one; it is finished when the connection
-/// ends.
+/// Starts the session's qlog trace when `cfg` asks for one. It is finished when the session
+/// closes, or when SETUP fails and its last handle is dropped.
 pub(crate) fn start_trace<C: Connection>(
     conn: &C,
     cfg: &SessionConfig,
@@ -120,15 +121,7 @@ pub(crate) fn start_trace<C: Connection>(
     let qcfg = cfg.qlog.as_ref()?;
     let title = format!("MoQT session with {} over {:?}", conn.peer(), conn.kind());
     match Qlog::start(qcfg, vantage, &title) {
-        Ok(q) => {
-            let (end, c) = (q.clone(), conn.clone());
-            tokio::spawn(async move {
-                let e = c.closed().await;
-                end.info(format!("connection ended: {e}"));
-                end.finish();
-            });
-            Some(q)
-        }
+        Ok(q) => Some(q),
         Err(e) => {
             tracing::warn!(error = %e, "no qlog trace for this session");
             None
@@ -137,15 +130,20 @@ pub(crate) fn start_trace<C: Connection>(
 }
 
 /// Notes in the trace that the session went on as moq-lite, whose messages events-04 does not
-/// define: only the setup exchange is in the trace.
-pub(crate) fn lite_note(qlog: Option<&Qlog>, version: Version) {
-    if let Some(q) = qlog {
-        q.info(format!(
-            "moq-lite session ({}): its messages have no moqt qlog events; only the setup \
-             exchange is logged",
-            version.label()
-        ));
-    }
+/// define: only the setup exchange is in the trace, which ends with the session.
+pub(crate) fn lite_trace<C: Connection>(qlog: Option<Qlog>, session: &LiteSession<C>) {
+    let Some(q) = qlog else { return };
+    q.info(format!(
+        "moq-lite session ({}): its messages have no moqt qlog events; only the setup \
+         exchange is logged",
+        session.version().label()
+    ));
+    let s = session.clone();
+    tokio::spawn(async move {
+        let c = s.closed().await;
+        q.info(format!("session closed: {c}"));
+        q.finish();
+    });
 }
 
 fn log_control(qlog: Option<&Qlog>, dir: Dir, stream_id: Option<u64>, msg: &ControlMessage) {
