@@ -139,3 +139,130 @@ async fn a_failed_setup_still_ends_the_trace() {
     );
     let _ = std::fs::remove_dir_all(&sdir);
 }
+
+#[path = "../../tests/qlog_schema/mod.rs"]
+mod qlog_schema;
+
+/// The events named `name` in the trace file in `dir` once there are `n` of them (the file is
+/// flushed as events come; waits up to 10 s).
+async fn wait_for(dir: &Path, name: &str, n: usize) -> Vec<Value> {
+    for _ in 0..1000 {
+        if let Some(Ok(e)) = std::fs::read_dir(dir).ok().and_then(|mut d| d.next()) {
+            let bytes = std::fs::read(e.path()).unwrap();
+            // Only whole records: up to the last LF.
+            let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let found: Vec<Value> = bytes[..end]
+                .split(|b| *b == 0x1e)
+                .filter(|r| !r.is_empty())
+                .map(|r| serde_json::from_slice::<Value>(r).unwrap())
+                .filter(|r| r["name"] == name)
+                .collect();
+            if found.len() >= n {
+                return found;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("fewer than {n} {name} in {}", dir.display());
+}
+
+#[tokio::test]
+async fn datagrams_are_logged_as_the_draft_defines_them() {
+    use moqlink_model::data::{DatagramBody, Extensions, ObjectDatagram, ObjectStatus};
+    use moqlink_model::params::{KeyValuePair, KvValue};
+    use moqlink_model::Blob;
+    let (c, s) = pair();
+    let (cdir, sdir) = (dir("dgram-client"), dir("dgram-server"));
+    let cfg = |d: &PathBuf| SessionConfig {
+        qlog: Some(QlogConfig::new(d)),
+        ..Default::default()
+    };
+    let server = tokio::spawn(Session::accept(s, cfg(&sdir)));
+    let (client, _crx) = Session::connect(c, cfg(&cdir), ClientTarget::default())
+        .await
+        .unwrap();
+    let (server, _srx) = server.await.unwrap().unwrap();
+    let ext = Extensions::from_pairs(&[
+        KeyValuePair {
+            key: 0x20,
+            value: KvValue::Varint(7),
+        },
+        KeyValuePair {
+            key: 0x21,
+            value: KvValue::Bytes(Blob::from("ab")),
+        },
+    ])
+    .unwrap();
+    server
+        .send_datagram(&ObjectDatagram {
+            track_alias: 5,
+            group_id: 9,
+            object_id: 3,
+            object_id_present: true,
+            publisher_priority: 200,
+            end_of_group: true,
+            extensions: Some(ext),
+            body: DatagramBody::Payload(Blob::from("hello")),
+        })
+        .unwrap();
+    server
+        .send_datagram(&ObjectDatagram {
+            track_alias: 5,
+            group_id: 10,
+            object_id: 0,
+            object_id_present: false,
+            publisher_priority: 1,
+            end_of_group: false,
+            extensions: None,
+            body: DatagramBody::Payload(Blob::from("x")),
+        })
+        .unwrap();
+    server
+        .send_datagram(&ObjectDatagram {
+            track_alias: 5,
+            group_id: 11,
+            object_id: 4,
+            object_id_present: true,
+            publisher_priority: 2,
+            end_of_group: false,
+            extensions: None,
+            body: DatagramBody::Status(ObjectStatus::DoesNotExist),
+        })
+        .unwrap();
+    let sent = wait_for(&sdir, "moqt:object_datagram_created", 3).await;
+    let got = wait_for(&cdir, "moqt:object_datagram_parsed", 3).await;
+    for e in sent.iter().chain(&got) {
+        let fields = qlog_schema::event_fields(e["name"].as_str().unwrap()).unwrap();
+        qlog_schema::check(&e["data"], qlog_schema::Ty::Obj(fields), "datagram").unwrap();
+    }
+    // events-04 §4.4 / §4.5, field by field; both ends log the same datagrams.
+    let first = serde_json::json!({
+        "track_alias": 5, "group_id": 9, "object_id": 3, "publisher_priority": 200,
+        "extension_headers_length": 6,
+        "extension_headers": [
+            { "header_type": 0x20, "header_value": 7 },
+            { "header_type": 0x21, "header_length": 2, "payload": { "length": 2, "data": "6162" } },
+        ],
+        "object_payload": { "length": 5 }, "end_of_group": true,
+    });
+    // No Object ID on the wire (a type without it): the optional field is left out; no
+    // extensions field in the type: neither extension field is there.
+    let second = serde_json::json!({
+        "track_alias": 5, "group_id": 10, "publisher_priority": 1,
+        "object_payload": { "length": 1 }, "end_of_group": false,
+    });
+    // A status datagram: object_status instead of a payload.
+    let third = serde_json::json!({
+        "track_alias": 5, "group_id": 11, "object_id": 4, "publisher_priority": 2,
+        "object_status": 1, "end_of_group": false,
+    });
+    for events in [&sent, &got] {
+        assert_eq!(events[0]["data"], first);
+        assert_eq!(events[1]["data"], second);
+        assert_eq!(events[2]["data"], third);
+    }
+    client.close(SessionErrorCode::NoError, "done");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&cdir);
+    let _ = std::fs::remove_dir_all(&sdir);
+}
