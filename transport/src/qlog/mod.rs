@@ -200,7 +200,8 @@ impl Qlog {
         }
     }
 
-    /// `moqt:control_message_created` / `_parsed` for a decoded message.
+    /// `moqt:control_message_created` / `_parsed` for a decoded message; its `length` is that
+    /// of the minimal encoding (the received one differs only for non-minimal varints).
     pub fn control_msg(
         &self,
         dir: Dir,
@@ -280,7 +281,7 @@ fn random_id() -> Result<String, QlogError> {
     Ok(hex::encode(b))
 }
 
-/// Used by the suffix of event names in messages.
+/// `created` or `parsed`, as in the event names.
 impl std::fmt::Display for Dir {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.suffix())
