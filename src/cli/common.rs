@@ -7,6 +7,7 @@ use moqlink::{connect, AnySession};
 use moqlink_model::control::{ControlMessage, FetchEnd, RequestRef};
 use moqlink_model::{Location, SessionErrorCode, Version};
 use moqlink_transport::endpoint::{Client, ClientConfig};
+use moqlink_transport::qlog::QlogConfig;
 use moqlink_transport::session::{
     IncomingEvent, IncomingRequest, SessionConfig, SessionError, TRACK_DOES_NOT_EXIST,
 };
@@ -43,6 +44,12 @@ pub struct ConnectArgs {
     /// draft-14 and moq-lite alike; for relays that read it from the URL, add `?jwt=...` there.
     #[arg(long, env = "MOQLINK_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Write a qlog trace of the session (JSON-SEQ, MoQT events) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub qlog_dir: Option<PathBuf>,
+    /// Largest qlog file in bytes; later events are counted, not written (default 64 MiB).
+    #[arg(long, value_name = "BYTES", requires = "qlog_dir")]
+    pub qlog_max_bytes: Option<u64>,
 }
 
 impl ConnectArgs {
@@ -65,6 +72,7 @@ impl ConnectArgs {
         SessionConfig {
             versions,
             auth_tokens: self.token.iter().map(|t| t.as_str().into()).collect(),
+            qlog: qlog_config(self.qlog_dir.as_ref(), self.qlog_max_bytes),
             ..Default::default()
         }
     }
@@ -83,6 +91,15 @@ impl ConnectArgs {
         tracing::info!(url = %self.url, version = %session.version(), "session established");
         Ok((session, events))
     }
+}
+
+/// The qlog settings `--qlog-dir` and `--qlog-max-bytes` give (relay and clients alike).
+pub fn qlog_config(dir: Option<&PathBuf>, max_bytes: Option<u64>) -> Option<QlogConfig> {
+    let mut cfg = QlogConfig::new(dir?);
+    if let Some(m) = max_bytes {
+        cfg.max_file_bytes = m;
+    }
+    Some(cfg)
 }
 
 /// The track a command works on.

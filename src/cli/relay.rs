@@ -54,6 +54,12 @@ pub struct RelayArgs {
     /// (overrides `http` in the config file; off by default).
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
+    /// Write a qlog trace of every session into this directory (overrides `qlog_dir`).
+    #[arg(long, value_name = "DIR")]
+    qlog_dir: Option<PathBuf>,
+    /// Largest qlog file in bytes (overrides `qlog_max_bytes`; default 64 MiB).
+    #[arg(long, value_name = "BYTES")]
+    qlog_max_bytes: Option<u64>,
 }
 
 fn identity(args: &RelayArgs, file: &FileConfig) -> anyhow::Result<ServerIdentity> {
@@ -156,6 +162,10 @@ pub async fn run(args: RelayArgs, file: FileConfig) -> anyhow::Result<()> {
                 l
             },
             request_window: file.limits.requests_per_session.unwrap_or(100),
+            qlog: super::common::qlog_config(
+                args.qlog_dir.as_ref().or(file.qlog_dir.as_ref()),
+                args.qlog_max_bytes.or(file.qlog_max_bytes),
+            ),
             ..Default::default()
         },
         server: server_limits(&file),

@@ -45,6 +45,10 @@ pub struct FileConfig {
     /// Per-session and connection limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Directory for one qlog trace per session (MoQT events, JSON-SEQ); none = off.
+    pub qlog_dir: Option<PathBuf>,
+    /// Largest qlog file in bytes (default 64 MiB).
+    pub qlog_max_bytes: Option<u64>,
 }
 
 /// Per-session limits (defaults in [`super::SessionLimits`]).

@@ -6,6 +6,7 @@ pub mod data;
 pub mod endpoint;
 pub mod limits;
 pub mod lite;
+pub mod qlog;
 pub mod session;
 pub mod stats;
 pub mod tls;

@@ -258,6 +258,14 @@ impl SendStream for AnySend {
             AnySend::Memory(s) => s.stopped().await,
         }
     }
+
+    fn stream_id(&self) -> Option<u64> {
+        match self {
+            AnySend::Quic(s) => s.stream_id(),
+            AnySend::WebTransport(s) => s.stream_id(),
+            AnySend::Memory(s) => s.stream_id(),
+        }
+    }
 }
 
 impl RecvStream for AnyRecv {
@@ -274,6 +282,14 @@ impl RecvStream for AnyRecv {
             AnyRecv::Quic(r) => r.stop(code),
             AnyRecv::WebTransport(r) => r.stop(code),
             AnyRecv::Memory(r) => r.stop(code),
+        }
+    }
+
+    fn stream_id(&self) -> Option<u64> {
+        match self {
+            AnyRecv::Quic(r) => r.stream_id(),
+            AnyRecv::WebTransport(r) => r.stream_id(),
+            AnyRecv::Memory(r) => r.stream_id(),
         }
     }
 }

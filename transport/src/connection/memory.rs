@@ -3,7 +3,7 @@
 use super::{Connection, ConnectionError, RecvStream, SendStream, StreamError, TransportKind};
 use crate::limits::ConnectionLimits;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch, Mutex};
 
@@ -45,6 +45,8 @@ pub struct MemoryConnection {
     to_peer: Arc<Outlets>,
     closed: Arc<watch::Sender<Option<CloseInfo>>>,
     limits: Arc<ConnectionLimits>,
+    /// Bidirectional and unidirectional streams this end opened, for QUIC-style stream IDs.
+    opened: Arc<[AtomicU64; 2]>,
 }
 
 /// Creates two connected ends: what one opens, the other accepts.
@@ -70,6 +72,7 @@ pub fn pair() -> (MemoryConnection, MemoryConnection) {
         }),
         closed: closed.clone(),
         limits: ConnectionLimits::shared_default(),
+        opened: Arc::default(),
     };
     let b = MemoryConnection {
         id: 1,
@@ -85,11 +88,16 @@ pub fn pair() -> (MemoryConnection, MemoryConnection) {
         }),
         closed,
         limits: ConnectionLimits::shared_default(),
+        opened: Arc::default(),
     };
     (a, b)
 }
 
-fn stream(closed: &Arc<watch::Sender<Option<CloseInfo>>>, id: u8) -> (MemorySend, MemoryRecv) {
+fn stream(
+    closed: &Arc<watch::Sender<Option<CloseInfo>>>,
+    id: u8,
+    sid: u64,
+) -> (MemorySend, MemoryRecv) {
     let (tx, rx) = mpsc::channel(STREAM_WINDOW);
     let (stop_tx, stop_rx) = watch::channel(None);
     (
@@ -99,6 +107,7 @@ fn stream(closed: &Arc<watch::Sender<Option<CloseInfo>>>, id: u8) -> (MemorySend
             priority: Arc::new(AtomicI32::new(0)),
             closed: closed.subscribe(),
             id,
+            sid,
         },
         MemoryRecv {
             rx,
@@ -107,6 +116,7 @@ fn stream(closed: &Arc<watch::Sender<Option<CloseInfo>>>, id: u8) -> (MemorySend
             done: false,
             closed: closed.subscribe(),
             id: id ^ 1,
+            sid,
         },
     )
 }
@@ -143,6 +153,13 @@ impl MemoryConnection {
         self
     }
 
+    /// The next stream ID as QUIC numbers them (RFC 9000 §2.1): the opener in bit 0 (end 0
+    /// acts as client), unidirectional in bit 1.
+    fn next_stream_id(&self, uni: bool) -> u64 {
+        let n = self.opened[usize::from(uni)].fetch_add(1, Ordering::Relaxed);
+        (n << 2) | (u64::from(uni) << 1) | u64::from(self.id)
+    }
+
     fn check_open(&self) -> Result<(), ConnectionError> {
         match &*self.closed.borrow() {
             Some(info) => Err(close_error(info, self.id)),
@@ -157,8 +174,9 @@ impl Connection for MemoryConnection {
 
     async fn open_bi(&self) -> Result<(MemorySend, MemoryRecv), ConnectionError> {
         self.check_open()?;
-        let (our_send, their_recv) = stream(&self.closed, self.id);
-        let (their_send, our_recv) = stream(&self.closed, self.id ^ 1);
+        let sid = self.next_stream_id(false);
+        let (our_send, their_recv) = stream(&self.closed, self.id, sid);
+        let (their_send, our_recv) = stream(&self.closed, self.id ^ 1, sid);
         self.to_peer
             .bi
             .send((their_send, their_recv))
@@ -177,7 +195,7 @@ impl Connection for MemoryConnection {
 
     async fn open_uni(&self) -> Result<MemorySend, ConnectionError> {
         self.check_open()?;
-        let (send, recv) = stream(&self.closed, self.id);
+        let (send, recv) = stream(&self.closed, self.id, self.next_stream_id(true));
         self.to_peer
             .uni
             .send(recv)
@@ -253,6 +271,7 @@ pub struct MemorySend {
     priority: Arc<AtomicI32>,
     closed: watch::Receiver<Option<CloseInfo>>,
     id: u8,
+    sid: u64,
 }
 
 impl MemorySend {
@@ -322,6 +341,10 @@ impl SendStream for MemorySend {
             }
         }
     }
+
+    fn stream_id(&self) -> Option<u64> {
+        Some(self.sid)
+    }
 }
 
 impl Drop for MemorySend {
@@ -351,6 +374,7 @@ pub struct MemoryRecv {
     done: bool,
     closed: watch::Receiver<Option<CloseInfo>>,
     id: u8,
+    sid: u64,
 }
 
 impl RecvStream for MemoryRecv {
@@ -399,6 +423,10 @@ impl RecvStream for MemoryRecv {
     fn stop(&mut self, code: u64) {
         let _ = self.stop.send(Some(code));
         self.rx.close();
+    }
+
+    fn stream_id(&self) -> Option<u64> {
+        Some(self.sid)
     }
 }
 

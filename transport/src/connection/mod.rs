@@ -130,6 +130,10 @@ pub trait SendStream: Send + Sync + Unpin + 'static {
     fn set_priority(&self, priority: i32);
     /// Resolves when the peer sends STOP_SENDING, with its code; `None` if the stream ended first.
     fn stopped(&mut self) -> impl Future<Output = Option<u64>> + Send;
+    /// The transport's stream ID, where it has one (for qlog).
+    fn stream_id(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The receiving half of a stream.
@@ -141,6 +145,10 @@ pub trait RecvStream: Send + Sync + Unpin + 'static {
     ) -> impl Future<Output = Result<Option<Bytes>, StreamError>> + Send;
     /// Asks the peer to stop sending (STOP_SENDING).
     fn stop(&mut self, code: u64);
+    /// The transport's stream ID, where it has one (for qlog).
+    fn stream_id(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A connection a MoQ session runs on.

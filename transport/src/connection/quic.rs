@@ -260,6 +260,10 @@ impl SendStream for QuicSend {
             _ => None,
         }
     }
+
+    fn stream_id(&self) -> Option<u64> {
+        Some(self.inner.id().into())
+    }
 }
 
 /// The receiving half of a raw QUIC stream.
@@ -286,5 +290,9 @@ impl RecvStream for QuicRecv {
 
     fn stop(&mut self, code: u64) {
         let _ = self.inner.stop(varint(code));
+    }
+
+    fn stream_id(&self) -> Option<u64> {
+        Some(self.inner.id().into())
     }
 }

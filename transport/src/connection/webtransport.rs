@@ -273,6 +273,10 @@ impl SendStream for WebTransportSend {
             _ => None,
         }
     }
+
+    fn stream_id(&self) -> Option<u64> {
+        Some(self.inner.id().into_u64())
+    }
 }
 
 /// The receiving half of a WebTransport stream.
@@ -302,6 +306,10 @@ impl RecvStream for WebTransportRecv {
             .inner
             .quic_stream_mut()
             .stop(varint(code_to_http3(code)));
+    }
+
+    fn stream_id(&self) -> Option<u64> {
+        Some(self.inner.id().into_u64())
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::connection::{Connection, RecvStream, StreamError};
 use crate::limits::{BudgetShare, ReceiveBudget, STOP_HEADER_TIMEOUT, STOP_OVER_BUDGET};
+use crate::qlog::{DataEvent, Dir, Qlog, StreamTrace};
 use moqlink_model::data::{
     reset_code, FetchObject, ObjectDatagram, StreamEvent, StreamReader, SubgroupHeader,
     SubgroupObject,
@@ -230,7 +231,12 @@ impl DataRouter {
 
     /// Starts the tasks that accept streams and datagrams on `conn`, reading them within the
     /// connection's [`crate::limits::ConnectionLimits`].
-    pub(crate) fn spawn<C: Connection>(self: &Arc<Self>, conn: C, closer: Closer) {
+    pub(crate) fn spawn<C: Connection>(
+        self: &Arc<Self>,
+        conn: C,
+        closer: Closer,
+        qlog: Option<Qlog>,
+    ) {
         let me = self.clone();
         let c = conn.clone();
         let close = closer.clone();
@@ -239,6 +245,7 @@ impl DataRouter {
             budget: ReceiveBudget::new(l.partial_object_bytes),
             max_object: l.max_object_size,
             header_deadline: l.header_deadline,
+            qlog: qlog.clone(),
         });
         tokio::spawn(async move {
             while let Ok(recv) = c.accept_uni().await {
@@ -248,12 +255,12 @@ impl DataRouter {
         let me = self.clone();
         tokio::spawn(async move {
             while let Ok(d) = conn.recv_datagram().await {
-                me.on_datagram(d, &closer);
+                me.on_datagram(d, &closer, qlog.as_ref());
             }
         });
     }
 
-    fn on_datagram(&self, mut bytes: bytes::Bytes, closer: &Closer) {
+    fn on_datagram(&self, mut bytes: bytes::Bytes, closer: &Closer, qlog: Option<&Qlog>) {
         let mut d = match ObjectDatagram::decode(&mut bytes) {
             Ok(d) => d,
             Err(e) => {
@@ -261,6 +268,13 @@ impl DataRouter {
                 return;
             }
         };
+        if let Some(q) = qlog {
+            q.data_event(
+                DataEvent::ObjectDatagram,
+                Dir::Parsed,
+                crate::qlog::datagram(&d),
+            );
+        }
         if let moqlink_model::data::DatagramBody::Payload(p) = &mut d.body {
             p.0 = compact(std::mem::take(&mut p.0));
         }
@@ -316,6 +330,10 @@ impl DataRouter {
             closer: &closer,
             share: BudgetShare::new(limits.budget.clone()),
             begun: None,
+            trace: limits
+                .qlog
+                .as_ref()
+                .map(|q| StreamTrace::new(q, Dir::Parsed, recv.stream_id())),
         };
         // The stream type and header must arrive within the deadline (§12.2), so streams that
         // never say what they are cannot pin stream slots and tasks.
@@ -490,6 +508,8 @@ struct StreamLimits {
     max_object: usize,
     /// How long a new stream may take to deliver its header.
     header_deadline: Duration,
+    /// The session's qlog trace, if tracing is on.
+    qlog: Option<Qlog>,
 }
 
 /// What reading one stream carries along: where violations go, its share of the session's
@@ -498,6 +518,8 @@ struct Input<'a> {
     closer: &'a Closer,
     share: BudgetShare,
     begun: Option<u64>,
+    /// Logs the stream's header and objects when tracing is on.
+    trace: Option<StreamTrace>,
 }
 
 /// Reads objects and passes them on until FIN, reset, STOP from the consumer, or an error.
@@ -560,7 +582,12 @@ async fn next_event<R: RecvStream>(
         // Decoding consumed bytes: hand them back (shrinking never fails).
         input.share.hold(reader.buffered());
         match decoded {
-            Ok(Some(ev)) => return Some(Ok(Read::Event(ev))),
+            Ok(Some(ev)) => {
+                if let Some(t) = &mut input.trace {
+                    t.on_event(&ev);
+                }
+                return Some(Ok(Read::Event(ev)));
+            }
             Ok(None) => {
                 if let Some(id) = reader.pending_object() {
                     if input.begun != Some(id) {

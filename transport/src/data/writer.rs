@@ -3,6 +3,7 @@
 
 use super::arbiter::{SendArbiter, WriterSlot};
 use crate::connection::{Connection, SendStream, StreamError};
+use crate::qlog::{Dir, Qlog, StreamTrace};
 use bytes::BytesMut;
 use moqlink_model::data::{FetchHeader, FetchObject, SubgroupHeader, SubgroupObject};
 use moqlink_model::{EncodeError, Encoding, Version};
@@ -28,6 +29,7 @@ pub struct SubgroupWriter<S: SendStream> {
     buf: BytesMut,
     /// Where resets of this stream are counted.
     stats: Option<Arc<crate::stats::TrackStats>>,
+    trace: Option<StreamTrace>,
 }
 
 impl<S: SendStream> SubgroupWriter<S> {
@@ -79,7 +81,21 @@ impl<S: SendStream> SubgroupWriter<S> {
             prev: None,
             buf,
             stats: None,
+            trace: None,
         })
+    }
+
+    /// Logs this stream into `qlog` from now on: its type and header at once when the header
+    /// went out already, else with the first object.
+    pub fn traced(mut self, qlog: Option<&Qlog>) -> Self {
+        if let Some(q) = qlog {
+            let mut t = StreamTrace::new(q, Dir::Created, self.stream.stream_id());
+            if self.buf.is_empty() {
+                t.subgroup_header(&self.header);
+            }
+            self.trace = Some(t);
+        }
+        self
     }
 
     /// The header this stream was opened with.
@@ -105,6 +121,12 @@ impl<S: SendStream> SubgroupWriter<S> {
         ) {
             self.buf.truncate(pending);
             return Err(e.into());
+        }
+        if let Some(t) = &mut self.trace {
+            if pending > 0 {
+                t.subgroup_header(&self.header);
+            }
+            t.subgroup_object(obj);
         }
         let head = self.buf.split().freeze();
         self.slot.send(&mut self.stream, head).await?;
@@ -154,6 +176,8 @@ pub struct FetchWriter<S: SendStream> {
     stream: S,
     slot: WriterSlot,
     buf: BytesMut,
+    request_id: u64,
+    trace: Option<StreamTrace>,
 }
 
 impl<S: SendStream> FetchWriter<S> {
@@ -171,6 +195,8 @@ impl<S: SendStream> FetchWriter<S> {
             stream,
             slot: arbiter.register(priority),
             buf: BytesMut::with_capacity(64),
+            request_id,
+            trace: None,
         };
         FetchHeader { request_id }.encode(&mut w.buf, Encoding::new(Version::DRAFT_14))?;
         let head = w.buf.split().freeze();
@@ -178,9 +204,22 @@ impl<S: SendStream> FetchWriter<S> {
         Ok(w)
     }
 
+    /// Logs this stream into `qlog` from now on (its type and header at once).
+    pub fn traced(mut self, qlog: Option<&Qlog>) -> Self {
+        if let Some(q) = qlog {
+            let mut t = StreamTrace::new(q, Dir::Created, self.stream.stream_id());
+            t.fetch_header(self.request_id);
+            self.trace = Some(t);
+        }
+        self
+    }
+
     /// Writes one object.
     pub async fn write(&mut self, obj: &FetchObject) -> Result<(), WriteError> {
         obj.encode_head(&mut self.buf, Encoding::new(Version::DRAFT_14))?;
+        if let Some(t) = &mut self.trace {
+            t.fetch_object(obj);
+        }
         let head = self.buf.split().freeze();
         self.slot.send(&mut self.stream, head).await?;
         if !obj.payload.is_empty() {

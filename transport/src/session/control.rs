@@ -7,7 +7,8 @@ use super::outbound::Outbound;
 use super::setup::{read_message, ReadFailure};
 use super::tokens::TokenOutcome;
 use super::{Inner, Role, SessionClose};
-use crate::connection::{Connection, SendStream};
+use crate::connection::{Connection, RecvStream, SendStream};
+use crate::qlog::Dir;
 use moqlink_model::control::*;
 use moqlink_model::SessionErrorCode;
 use std::sync::Arc;
@@ -51,6 +52,9 @@ async fn writer<C: Connection>(
             _ = closed.changed() => break,
         };
         tracing::debug!(msg = msg.kind.name(), id = ?msg.id, "send");
+        if let Some(q) = &inner.qlog {
+            q.control(Dir::Created, send.stream_id().unwrap_or(0), &msg.bytes);
+        }
         if let Err(e) = send.write_chunk(msg.bytes).await {
             if inner.closed_state().is_none() {
                 let reason = format!("writing {}: {e}", msg.kind.name());
@@ -102,6 +106,9 @@ async fn read_loop<C: Connection>(
             }
         };
         tracing::debug!(msg = msg.message_type().name(), id = ?msg.request_id(), "recv");
+        if let Some(q) = &inner.qlog {
+            q.control_msg(Dir::Parsed, recv.stream_id().unwrap_or(0), &msg);
+        }
         tracing::trace!(?msg);
         if let Err(v) = handle(&inner, msg, &incoming).await {
             inner.violation(&v);

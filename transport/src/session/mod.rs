@@ -60,6 +60,8 @@ pub struct SessionConfig {
     pub max_request_id_one_lower: bool,
     /// Counters of how the peer's requests were answered (OK or error code). Default none.
     pub request_stats: Option<Arc<crate::stats::RequestStats>>,
+    /// Write a qlog trace of each session into this directory. Default none (off).
+    pub qlog: Option<crate::qlog::QlogConfig>,
 }
 
 impl Default for SessionConfig {
@@ -75,6 +77,7 @@ impl Default for SessionConfig {
             send_limits: SendLimits::default(),
             max_request_id_one_lower: false,
             request_stats: None,
+            qlog: None,
         }
     }
 }
@@ -213,6 +216,8 @@ pub(crate) struct Inner<C: Connection> {
     pub(crate) sending: Arc<SendTotals>,
     /// Where answers to the peer's requests are counted.
     pub(crate) request_stats: Option<Arc<crate::stats::RequestStats>>,
+    /// The session's qlog trace, if tracing is on.
+    pub(crate) qlog: Option<crate::qlog::Qlog>,
 }
 
 impl<C: Connection> Inner<C> {
@@ -244,6 +249,11 @@ impl<C: Connection> Inner<C> {
                 tracing::info!(code, reason, "session closed by peer");
             } else {
                 tracing::info!(code, reason, "closing session");
+            }
+            if let Some(q) = &self.qlog {
+                let by = if by_peer { "by the peer" } else { "locally" };
+                q.info(format!("session closed {by}: code 0x{code:x} {reason:?}"));
+                q.finish();
             }
             self.credit.notify_waiters();
             // Every request's follow-up channel ends with the session, so whoever waits on a
@@ -326,8 +336,9 @@ impl<C: Connection> Session<C> {
         if cfg.max_request_id_one_lower {
             peer = peer.advertise_one_lower();
         }
+        let qlog = setup::start_trace(&conn, &cfg, crate::qlog::Vantage::Server);
         let (send, recv, mut reader, client, version) =
-            setup::server(&conn, &cfg, peer.granted()).await?;
+            setup::server(&conn, &cfg, peer.granted(), qlog.as_ref()).await?;
         if version.is_lite() {
             let leftover = reader.take_buffered();
             let (s, rx) = LiteSession::start(
@@ -338,6 +349,7 @@ impl<C: Connection> Session<C> {
                 client.parameters,
                 cfg.send_limits,
             );
+            setup::lite_trace(qlog, &s);
             return Ok(Accepted::Lite(s, rx));
         }
         let local = LocalIds::new(
@@ -353,6 +365,7 @@ impl<C: Connection> Session<C> {
             local,
             peer,
             (send, recv, reader),
+            qlog,
         );
         Ok(Accepted::Ietf(s, rx))
     }
@@ -367,8 +380,9 @@ impl<C: Connection> Session<C> {
         if cfg.max_request_id_one_lower {
             peer = peer.advertise_one_lower();
         }
+        let qlog = setup::start_trace(&conn, &cfg, crate::qlog::Vantage::Client);
         let (send, recv, mut reader, server) =
-            setup::client(&conn, &cfg, &target, peer.granted()).await?;
+            setup::client(&conn, &cfg, &target, peer.granted(), qlog.as_ref()).await?;
         if server.version.is_lite() {
             let leftover = reader.take_buffered();
             let (s, rx) = LiteSession::start(
@@ -379,6 +393,7 @@ impl<C: Connection> Session<C> {
                 Default::default(),
                 cfg.send_limits,
             );
+            setup::lite_trace(qlog, &s);
             return Ok(Accepted::Lite(s, rx));
         }
         let local = LocalIds::new(
@@ -394,6 +409,7 @@ impl<C: Connection> Session<C> {
             local,
             peer,
             (send, recv, reader),
+            qlog,
         );
         Ok(Accepted::Ietf(s, rx))
     }
@@ -417,6 +433,7 @@ impl<C: Connection> Session<C> {
         local: LocalIds,
         peer: PeerIds,
         control: (C::Send, C::Recv, ControlReader),
+        qlog: Option<crate::qlog::Qlog>,
     ) -> (Self, mpsc::Receiver<IncomingEvent>) {
         let (out, out_rx) = mpsc::channel(1024);
         let mut tokens = tokens::TokenCache::new(cfg.max_auth_token_cache_size);
@@ -449,6 +466,7 @@ impl<C: Connection> Session<C> {
             send_limits: cfg.send_limits,
             sending: Arc::default(),
             request_stats: cfg.request_stats.clone(),
+            qlog,
         });
         let (send, recv, reader) = control;
         control::spawn(inner.clone(), send, recv, reader, out_rx, incoming_tx);
@@ -460,6 +478,7 @@ impl<C: Connection> Session<C> {
                     inner.close(code.code(), &reason, false);
                 }
             }),
+            inner.qlog.clone(),
         );
         (Session { inner }, incoming_rx)
     }
@@ -475,7 +494,9 @@ impl<C: Connection> Session<C> {
         header: SubgroupHeader,
         priority: i32,
     ) -> Result<SubgroupWriter<C::Send>, WriteError> {
-        SubgroupWriter::open(&self.inner.conn, &self.inner.arbiter, header, priority).await
+        SubgroupWriter::open(&self.inner.conn, &self.inner.arbiter, header, priority)
+            .await
+            .map(|w| w.traced(self.inner.qlog.as_ref()))
     }
 
     /// Opens the fetch stream answering `request_id`.
@@ -484,7 +505,9 @@ impl<C: Connection> Session<C> {
         request_id: u64,
         priority: i32,
     ) -> Result<FetchWriter<C::Send>, WriteError> {
-        FetchWriter::open(&self.inner.conn, &self.inner.arbiter, request_id, priority).await
+        FetchWriter::open(&self.inner.conn, &self.inner.arbiter, request_id, priority)
+            .await
+            .map(|w| w.traced(self.inner.qlog.as_ref()))
     }
 
     /// Sends one object as a datagram (dropped silently if larger than the path allows).
@@ -502,6 +525,13 @@ impl<C: Connection> Session<C> {
                 "datagram larger than the path allows, dropped"
             );
             return Ok(());
+        }
+        if let Some(q) = &self.inner.qlog {
+            q.data_event(
+                crate::qlog::DataEvent::ObjectDatagram,
+                crate::qlog::Dir::Created,
+                crate::qlog::datagram(d),
+            );
         }
         self.inner
             .conn

@@ -265,7 +265,7 @@ async fn send_subgroup_inner<C: Connection>(
             Ok(mut w) => {
                 *opened = true;
                 w.count_into(sc.stats());
-                w
+                w.traced(session.inner.qlog.as_ref())
             }
             Err(e) => {
                 tracing::debug!(error = %e, "could not open a subgroup stream");
@@ -314,7 +314,7 @@ async fn send_subgroup_inner<C: Connection>(
                         r = opening => match r {
                             Ok(mut w) => {
                                 w.count_into(sc.stats());
-                                w
+                                w.traced(session.inner.qlog.as_ref())
                             }
                             Err(e) => {
                                 tracing::debug!(error = %e, "could not open a subgroup stream");

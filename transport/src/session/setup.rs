@@ -3,6 +3,8 @@
 
 use super::{SessionClose, SessionConfig, SessionError};
 use crate::connection::{Connection, RecvStream, SendStream, StreamError, TransportKind};
+use crate::lite::LiteSession;
+use crate::qlog::{Dir, Qlog, Vantage};
 use bytes::BytesMut;
 use moqlink_model::control::*;
 use moqlink_model::params::{SetupParameter, SetupParameters};
@@ -109,14 +111,60 @@ fn common_params(cfg: &SessionConfig, granted: u64) -> SetupParameters {
     p
 }
 
+/// Starts the session's qlog trace when `cfg` asks for one. It is finished when the session
+/// closes, or when SETUP fails and its last handle is dropped.
+pub(crate) fn start_trace<C: Connection>(
+    conn: &C,
+    cfg: &SessionConfig,
+    vantage: Vantage,
+) -> Option<Qlog> {
+    let qcfg = cfg.qlog.as_ref()?;
+    let title = format!("MoQT session with {} over {:?}", conn.peer(), conn.kind());
+    match Qlog::start(qcfg, vantage, &title) {
+        Ok(q) => Some(q),
+        Err(e) => {
+            tracing::warn!(error = %e, "no qlog trace for this session");
+            None
+        }
+    }
+}
+
+/// Notes in the trace that the session went on as moq-lite, whose messages events-04 does not
+/// define: only the setup exchange is in the trace, which ends with the session.
+pub(crate) fn lite_trace<C: Connection>(qlog: Option<Qlog>, session: &LiteSession<C>) {
+    let Some(q) = qlog else { return };
+    q.info(format!(
+        "moq-lite session ({}): its messages have no moqt qlog events; only the setup \
+         exchange is logged",
+        session.version().label()
+    ));
+    let s = session.clone();
+    tokio::spawn(async move {
+        let c = s.closed().await;
+        q.info(format!("session closed: {c}"));
+        q.finish();
+    });
+}
+
+fn log_control(qlog: Option<&Qlog>, dir: Dir, stream_id: Option<u64>, msg: &ControlMessage) {
+    if let Some(q) = qlog {
+        q.control_msg(dir, stream_id.unwrap_or(0), msg);
+    }
+}
+
 /// Client side: open the control stream, send CLIENT_SETUP, read and check SERVER_SETUP.
 pub(crate) async fn client<C: Connection>(
     conn: &C,
     cfg: &SessionConfig,
     target: &ClientTarget,
     granted: u64,
+    qlog: Option<&Qlog>,
 ) -> Result<(C::Send, C::Recv, ControlReader, ServerSetup), SessionError> {
     let (mut send, mut recv) = conn.open_bi().await?;
+    let sid = send.stream_id();
+    if let Some(q) = qlog {
+        q.stream_type(true, sid.unwrap_or(0), "control");
+    }
     let mut parameters = common_params(cfg, granted);
     for token in &cfg.auth_tokens {
         parameters.push(SetupParameter::AuthorizationToken {
@@ -144,6 +192,7 @@ pub(crate) async fn client<C: Connection>(
         parameters,
     });
     tracing::debug!(?setup, "sending CLIENT_SETUP");
+    log_control(qlog, Dir::Created, sid, &setup);
     write_message(&mut send, &setup)
         .await
         .map_err(|e| fail(conn, SessionErrorCode::InternalError, &e))?;
@@ -158,6 +207,7 @@ pub(crate) async fn client<C: Connection>(
             )
         })?
         .map_err(|f| read_failure(conn, f, "SERVER_SETUP"))?;
+    log_control(qlog, Dir::Parsed, sid, &reply);
     let ControlMessage::ServerSetup(server) = reply else {
         return Err(fail(
             conn,
@@ -203,6 +253,7 @@ pub(crate) async fn server<C: Connection>(
     conn: &C,
     cfg: &SessionConfig,
     granted: u64,
+    qlog: Option<&Qlog>,
 ) -> Result<(C::Send, C::Recv, ControlReader, ClientSetup, Version), SessionError> {
     let (mut send, mut recv) = tokio::time::timeout(cfg.setup_timeout, conn.accept_bi())
         .await
@@ -213,6 +264,10 @@ pub(crate) async fn server<C: Connection>(
                 "no control stream in time",
             )
         })??;
+    let sid = send.stream_id();
+    if let Some(q) = qlog {
+        q.stream_type(false, sid.unwrap_or(0), "control");
+    }
     let mut reader = ControlReader::new(Version::DRAFT_14);
     let first = tokio::time::timeout(cfg.setup_timeout, read_message(&mut recv, &mut reader))
         .await
@@ -224,6 +279,7 @@ pub(crate) async fn server<C: Connection>(
             )
         })?
         .map_err(|f| read_failure(conn, f, "CLIENT_SETUP"))?;
+    log_control(qlog, Dir::Parsed, sid, &first);
     let ControlMessage::ClientSetup(client) = first else {
         return Err(fail(
             conn,
@@ -297,6 +353,7 @@ pub(crate) async fn server<C: Connection>(
         parameters: common_params(cfg, granted),
     });
     tracing::debug!(?reply, "sending SERVER_SETUP");
+    log_control(qlog, Dir::Created, sid, &reply);
     write_message(&mut send, &reply)
         .await
         .map_err(|e| fail(conn, SessionErrorCode::InternalError, &e))?;
