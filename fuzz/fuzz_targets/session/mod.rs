@@ -137,9 +137,13 @@ impl Script {
         if !ty.is_request() {
             // A reference to a request neither side made may close the session first (§9.1
             // INVALID_REQUEST_ID, or PROTOCOL_VIOLATION): later codes are no longer certain.
+            // A reply must name one of the relay's requests: a reply naming one of ours has
+            // the wrong parity for its sender (§9.1, INVALID_REQUEST_ID).
             if let Some(id) = m.request_id() {
                 let known = |l: &[(u64, MessageType)]| l.iter().any(|(i, _)| *i == id);
-                if !known(&self.known.ours) && !known(&self.known.relays) {
+                let name = ty.name();
+                let reply = name.ends_with("_OK") || name.ends_with("_ERROR");
+                if !known(&self.known.relays) && (reply || !known(&self.known.ours)) {
                     self.uncertain = true;
                 }
             }
