@@ -88,6 +88,9 @@ pub async fn run(
     traffic: &Traffic,
     opts: &ChurnOptions,
 ) -> anyhow::Result<ChurnReport> {
+    if dialer.is_lite() {
+        anyhow::bail!("--churn is draft-14 only");
+    }
     let meter = Meter::new();
     meter.open_window();
     let publisher = Publisher::start(dialer, traffic, meter.clone()).await?;

@@ -6,7 +6,8 @@ use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::connection::quic::QuicConnection;
 use moqlink_transport::connection::stalling::Stalling;
 use moqlink_transport::endpoint::{Client, ClientConfig, MoqUrl, Scheme};
-use moqlink_transport::session::{ClientTarget, IncomingEvent, Session, SessionConfig};
+use moqlink_transport::lite::{LiteEvent, LiteSession};
+use moqlink_transport::session::{Accepted, ClientTarget, IncomingEvent, Session, SessionConfig};
 use moqlink_transport::tls::ClientTls;
 use moqlink_transport::ConnectionLimits;
 use std::io::IoSliceMut;
@@ -98,9 +99,19 @@ pub struct Dialer {
 }
 
 impl Dialer {
-    /// A dialer for `url` with this certificate policy and session settings.
-    pub fn new(url: &str, tls: ClientTls, cfg: SessionConfig) -> anyhow::Result<Self> {
+    /// A dialer for `url` with this certificate policy and session settings. A `moql://` URL
+    /// offers the moq-lite versions of `cfg` only (lite-02 and lite-01 if it has none).
+    pub fn new(url: &str, tls: ClientTls, mut cfg: SessionConfig) -> anyhow::Result<Self> {
         let url: MoqUrl = url.parse()?;
+        if url.scheme == Scheme::Moql {
+            cfg.versions.retain(|v| v.is_lite());
+            if cfg.versions.is_empty() {
+                cfg.versions = vec![
+                    moqlink_model::Version::LITE_02,
+                    moqlink_model::Version::LITE_01,
+                ];
+            }
+        }
         let client = Client::new(ClientConfig {
             tls: tls.clone(),
             ..Default::default()
@@ -177,6 +188,34 @@ impl Dialer {
         let conn = endpoint.connect_with(quic, addr, &self.url.host)?.await?;
         let conn = QuicConnection::new(conn, alpn.as_str()).with_limits(limits);
         Ok((conn.into(), target, Vanish(Some(off))))
+    }
+
+    /// Whether sessions speak moq-lite: a `moql://` URL, or a lite version offered first.
+    pub fn is_lite(&self) -> bool {
+        self.url.scheme == Scheme::Moql || self.cfg.versions.first().is_some_and(|v| v.is_lite())
+    }
+
+    /// Connects and completes a moq-lite SETUP (an error if the peer chose draft-14).
+    pub async fn lite_session(
+        &self,
+    ) -> anyhow::Result<(
+        LiteSession<AnyConnection>,
+        mpsc::Receiver<LiteEvent<AnyConnection>>,
+    )> {
+        let (conn, target, _) = self.connection().await?;
+        let accepted = tokio::time::timeout(
+            CONNECT_LIMIT,
+            Session::connect_any(conn, self.cfg.clone(), target),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("SETUP timed out"))??;
+        match accepted {
+            Accepted::Lite(s, rx) => Ok((s, rx)),
+            Accepted::Ietf(s, _) => {
+                s.close(moqlink_model::SessionErrorCode::NoError, "");
+                anyhow::bail!("the peer chose draft-14, not moq-lite")
+            }
+        }
     }
 
     /// Connects and completes draft-14 SETUP.

@@ -101,6 +101,9 @@ pub async fn run(
     traffic: &Traffic,
     opts: &LoadOptions,
 ) -> anyhow::Result<LoadReport> {
+    if dialer.is_lite() && opts.stalled > 0 {
+        anyhow::bail!("--stall is draft-14 only");
+    }
     let idle = opts.relay_pid.and_then(stats::sample);
     let meter = Meter::new();
     let publisher = Publisher::start(dialer, traffic, meter.clone()).await?;
@@ -141,6 +144,32 @@ pub async fn run(
                     }
                     Err(e) => {
                         errors.push(format!("stalled subscriber: {e:#}"));
+                        let _ = ready.send(false).await;
+                    }
+                }
+                return;
+            }
+            if dialer.is_lite() {
+                let r = async {
+                    let (s, events) = dialer.lite_session().await?;
+                    let path = moqlink_transport::lite::path_of(&name.namespace);
+                    let sub = s
+                        .subscribe(&path, &name.name, 128, subscriber_track())
+                        .await
+                        .map_err(|e| anyhow::anyhow!("SUBSCRIBE: {e}"))?;
+                    anyhow::Ok((s, sub, events))
+                }
+                .await;
+                drop(permit);
+                match r {
+                    Ok((s, sub, _events)) => {
+                        let _ = ready.send(true).await;
+                        read(sub.track().consume(Default::default(), None), meter, None).await;
+                        drop(sub);
+                        drop(s);
+                    }
+                    Err(e) => {
+                        errors.push(format!("subscriber: {e:#}"));
                         let _ = ready.send(false).await;
                     }
                 }

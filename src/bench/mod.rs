@@ -16,6 +16,7 @@ use moqlink_model::control::{ControlMessage, RequestRef};
 use moqlink_model::data::{ObjectStatus, SubgroupIdMode};
 use moqlink_model::params::VersionParameters;
 use moqlink_transport::connection::any::AnyConnection;
+use moqlink_transport::lite::{path_of, LiteEvent, LiteSession};
 use moqlink_transport::session::{IncomingEvent, IncomingRequest, Session, TRACK_DOES_NOT_EXIST};
 use moqlink_transport::track::{
     Object, SubgroupEnd, SubgroupInfo, TrackConfig, TrackConsumer, TrackItem, TrackName,
@@ -108,19 +109,25 @@ impl Meter {
 /// The publisher: its session (answering SUBSCRIBEs from the track) and the task writing
 /// objects at the configured rate.
 pub struct Publisher {
-    session: Session<AnyConnection>,
+    session: PublisherSession,
     track: TrackProducer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// The publisher's session, of the profile the bench speaks.
+enum PublisherSession {
+    Ietf(Session<AnyConnection>),
+    Lite(LiteSession<AnyConnection>),
+}
+
 impl Publisher {
-    /// Connects, publishes the namespace, and starts writing objects.
+    /// Connects, publishes the namespace (draft-14; moq-lite announces the broadcast when the
+    /// relay asks), and starts writing objects.
     pub async fn start(
         dialer: &Dialer,
         traffic: &Traffic,
         meter: Arc<Meter>,
     ) -> anyhow::Result<Self> {
-        let (session, events, _) = dialer.session().await?;
         let track = TrackProducer::new(
             traffic.track.clone(),
             TrackConfig {
@@ -128,6 +135,28 @@ impl Publisher {
                 ..Default::default()
             },
         );
+        if dialer.is_lite() {
+            let (session, events) = dialer.lite_session().await?;
+            let (announced_tx, announced) = tokio::sync::oneshot::channel();
+            let answering = tokio::spawn(answer_lite(events, track.clone(), announced_tx));
+            // Subscribers come next: a relay that has not heard the broadcast yet may answer
+            // them with nothing (moq-dev's relay does), so wait for its ANNOUNCE_PLEASE to be
+            // answered, and a moment for the relay to take the announcement in.
+            if tokio::time::timeout(Duration::from_secs(5), announced)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the relay did not ask for the broadcast within 5 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let writing = tokio::spawn(write_objects(track.clone(), traffic.clone(), meter));
+            return Ok(Publisher {
+                session: PublisherSession::Lite(session),
+                track,
+                tasks: vec![answering, writing],
+            });
+        }
+        let (session, events, _) = dialer.session().await?;
         let answering = tokio::spawn(answer(session.clone(), events, track.clone()));
         let ns = session
             .publish_namespace(traffic.track.namespace.clone(), VersionParameters::new())
@@ -140,7 +169,7 @@ impl Publisher {
         });
         let writing = tokio::spawn(write_objects(track.clone(), traffic.clone(), meter));
         Ok(Publisher {
-            session,
+            session: PublisherSession::Ietf(session),
             track,
             tasks: vec![answering, hold, writing],
         })
@@ -152,13 +181,17 @@ impl Publisher {
             t.abort();
         }
         drop(self.track);
-        self.session
-            .close_gracefully(
-                moqlink_model::SessionErrorCode::NoError,
-                "",
-                Duration::from_millis(500),
-            )
-            .await;
+        match self.session {
+            PublisherSession::Ietf(s) => {
+                s.close_gracefully(
+                    moqlink_model::SessionErrorCode::NoError,
+                    "",
+                    Duration::from_millis(500),
+                )
+                .await
+            }
+            PublisherSession::Lite(s) => s.close(moqlink_model::SessionErrorCode::NoError, ""),
+        }
     }
 }
 
@@ -244,6 +277,42 @@ async fn answer(
                 }
             };
         });
+    }
+}
+
+/// Answers a moq-lite relay: the broadcast in ANNOUNCE_INIT when asked, SUBSCRIBE for the
+/// track served from it, any other track refused.
+async fn answer_lite(
+    mut events: mpsc::Receiver<LiteEvent<AnyConnection>>,
+    track: TrackProducer,
+    announced: tokio::sync::oneshot::Sender<()>,
+) {
+    let path = path_of(&track.name().namespace);
+    let mut announced = Some(announced);
+    while let Some(ev) = events.recv().await {
+        match ev {
+            LiteEvent::AnnouncePlease(req) => {
+                let path = path.clone();
+                let first = announced.take();
+                tokio::spawn(async move {
+                    if let Ok(mut a) = req.respond(&[path]).await {
+                        if let Some(tx) = first {
+                            let _ = tx.send(());
+                        }
+                        a.closed().await;
+                    }
+                });
+            }
+            LiteEvent::Subscribe(req) if req.name() == *track.name() => {
+                let track = track.clone();
+                tokio::spawn(async move {
+                    if let Ok(task) = req.serve(&track).await {
+                        let _ = task.await;
+                    }
+                });
+            }
+            LiteEvent::Subscribe(req) => req.reject("no such track here"),
+        }
     }
 }
 
