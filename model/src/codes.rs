@@ -243,6 +243,18 @@ code_table! {
 pub struct RequestErrorCode(u64);
 
 impl RequestErrorCode {
+    /// INTERNAL_ERROR (0x0), the same in every request error table (§13.1.2-§13.1.7).
+    pub const INTERNAL_ERROR: Self = RequestErrorCode(0x0);
+    /// UNAUTHORIZED (0x1), the same in every request error table (§13.1.2-§13.1.7).
+    pub const UNAUTHORIZED: Self = RequestErrorCode(0x1);
+    /// TIMEOUT (0x2), the same in every request error table (§13.1.2-§13.1.7).
+    pub const TIMEOUT: Self = RequestErrorCode(0x2);
+    /// NOT_SUPPORTED (0x3), the same in every request error table (§13.1.2-§13.1.7).
+    pub const NOT_SUPPORTED: Self = RequestErrorCode(0x3);
+    /// MALFORMED_AUTH_TOKEN (0x10) in the SUBSCRIBE, FETCH, PUBLISH_NAMESPACE and
+    /// SUBSCRIBE_NAMESPACE error tables; PUBLISH_ERROR's table (§13.1.4) does not define 0x10.
+    pub const MALFORMED_AUTH_TOKEN: Self = RequestErrorCode(0x10);
+
     /// A wire value taken as is (e.g. a code a peer sent, passed on).
     pub const fn raw(code: u64) -> Self {
         RequestErrorCode(code)
@@ -428,6 +440,21 @@ mod tests {
             ]
         );
         assert_eq!(session_code_name(0x4), Some("INVALID_REQUEST_ID"));
+        // The codes every request table shares (§13.1.2-§13.1.7).
+        let shared = [
+            RequestErrorCode::INTERNAL_ERROR,
+            RequestErrorCode::UNAUTHORIZED,
+            RequestErrorCode::TIMEOUT,
+            RequestErrorCode::NOT_SUPPORTED,
+        ];
+        for (ty, _) in rows {
+            let names: Vec<_> = shared
+                .iter()
+                .map(|c| request_error_name(*ty, c.code()))
+                .collect();
+            let want = ["INTERNAL_ERROR", "UNAUTHORIZED", "TIMEOUT", "NOT_SUPPORTED"].map(Some);
+            assert_eq!(names, want, "{}", ty.name());
+        }
         assert_eq!(session_code_name(0x1A), Some("MALFORMED_AUTHORITY"));
         assert_eq!(session_code_name(0xA), None);
     }

@@ -449,7 +449,7 @@ async fn fetch_error(
     exact: bool,
     rule: &str,
 ) -> CheckOutput {
-    let name = request_error_name("FETCH_ERROR", code);
+    let name = request_error_name(moqlink_model::control::MessageType::FetchError, code);
     match fetch(env, f, kind, GroupOrder::Ascending).await? {
         Ok(r) => Err(Failure::new(
             format!("FETCH_ERROR {name} (0x{code:x})"),
@@ -474,7 +474,7 @@ async fn fetch_error(
             format!("FETCH_ERROR {name} (0x{code:x})"),
             format!(
                 "FETCH_ERROR 0x{c:x} ({}) {reason:?}",
-                request_error_name("FETCH_ERROR", c)
+                request_error_name(moqlink_model::control::MessageType::FetchError, c)
             ),
             format!(
                 "an error is what the draft requires; the application SHOULD use a relevant \

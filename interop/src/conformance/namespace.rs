@@ -233,7 +233,10 @@ pub async fn overlap(env: Env) -> CheckOutput {
             "SUBSCRIBE_NAMESPACE_ERROR code 0x5 (NAMESPACE_PREFIX_OVERLAP)",
             format!(
                 "SUBSCRIBE_NAMESPACE_ERROR code 0x{code:x} ({}) {reason:?}",
-                request_error_name("SUBSCRIBE_NAMESPACE_ERROR", code)
+                request_error_name(
+                    moqlink_model::control::MessageType::SubscribeNamespaceError,
+                    code
+                )
             ),
             "an overlapping prefix MUST get NAMESPACE_PREFIX_OVERLAP (§9.28)",
         )

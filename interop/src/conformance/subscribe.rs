@@ -588,7 +588,7 @@ pub async fn absolute_range_invalid(env: Env) -> CheckOutput {
             "SUBSCRIBE_ERROR INVALID_RANGE (0x5)",
             format!(
                 "SUBSCRIBE_ERROR code 0x{code:x} ({}) {reason:?}",
-                request_error_name("SUBSCRIBE_ERROR", code)
+                request_error_name(moqlink_model::control::MessageType::SubscribeError, code)
             ),
             "a publisher that cannot satisfy the requested start or end SHOULD answer \
              SUBSCRIBE_ERROR with code INVALID_RANGE (§9.7)",

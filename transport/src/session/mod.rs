@@ -132,11 +132,11 @@ pub enum SessionError {
     #[error("connection: {0}")]
     Connection(#[from] ConnectionError),
     /// The peer answered a request with an error message.
-    #[error("{kind} error 0x{code:x}: {reason}")]
+    #[error("{} error 0x{code:x}: {reason}", kind.name())]
     Rejected {
         /// The error message type, e.g. SUBSCRIBE_ERROR.
-        kind: &'static str,
-        /// Its error code.
+        kind: MessageType,
+        /// Its error code, from the table of `kind` ([`moqlink_model::codes::request_error_name`]).
         code: u64,
         /// Its reason phrase.
         reason: String,
