@@ -96,9 +96,7 @@ pub struct SessionClose {
 impl SessionClose {
     /// The draft's name for the code, if it has one.
     pub fn code_name(&self) -> &'static str {
-        SessionErrorCode::from_code(self.code)
-            .map(SessionErrorCode::name)
-            .unwrap_or("UNKNOWN")
+        moqlink_model::codes::session_code_name(self.code).unwrap_or("UNKNOWN")
     }
 }
 
