@@ -13,13 +13,12 @@
 //! `moqt://localhost:4443` uses raw QUIC instead of WebTransport. A relay that does not route
 //! yet refuses PUBLISH_NAMESPACE; the example then prints the error and exits.
 
+use moqlink::model::codes::{PublishDoneCode, SubscribeErrorCode};
 use moqlink::model::control::ControlMessage;
 use moqlink::model::params::VersionParameters;
 use moqlink::model::SessionErrorCode;
 use moqlink::transport::endpoint::{Client, ClientConfig};
-use moqlink::transport::session::{
-    IncomingEvent, SessionConfig, TRACK_DOES_NOT_EXIST, TRACK_ENDED,
-};
+use moqlink::transport::session::{IncomingEvent, SessionConfig};
 use moqlink::transport::tls::ClientTls;
 use moqlink::transport::track::{
     Object, SubgroupInfo, TrackConfig, TrackEnd, TrackName, TrackProducer,
@@ -65,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ControlMessage::Subscribe(_) => {
                         let _ = req
                             .responder
-                            .reject(TRACK_DOES_NOT_EXIST, "no such track")
+                            .reject(SubscribeErrorCode::TrackDoesNotExist, "no such track")
                             .await;
                     }
                     _ => {
@@ -94,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // End the track: subscribers get PUBLISH_DONE (TRACK_ENDED) once their streams are done.
     track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: "clock stopped".into(),
     });
     tokio::time::sleep(Duration::from_millis(500)).await;

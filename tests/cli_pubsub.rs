@@ -3,6 +3,7 @@
 //! yet): it subscribes to what `pub` announces, and serves a track to `sub` and `fetch`.
 
 use bytes::Bytes;
+use moqlink::model::codes::{PublishDoneCode, RequestErrorCode, SubscribeErrorCode};
 use moqlink::model::control::{ControlMessage, FetchEnd, FetchKind, Filter, RequestRef};
 use moqlink::model::params::VersionParameters;
 use moqlink::model::{GroupOrder, Location, SessionErrorCode, TrackNamespace};
@@ -86,7 +87,11 @@ fn serve(session: AnySession, mut events: mpsc::Receiver<IncomingEvent>, track: 
             let _ = match &req.message {
                 ControlMessage::Subscribe(s) => match ours(&s.namespace, &s.name) {
                     Some(t) => session.serve_subscribe(*req, t).await.map(drop),
-                    None => req.responder.reject(TRACK_DOES_NOT_EXIST, "nope").await,
+                    None => {
+                        req.responder
+                            .reject(SubscribeErrorCode::TrackDoesNotExist, "nope")
+                            .await
+                    }
                 },
                 ControlMessage::Fetch(f) => {
                     let t = match &f.fetch {
@@ -240,7 +245,7 @@ fn finished_track(ns: &str) -> TrackProducer {
         sg.finish();
     }
     track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: "done".into(),
     });
     track
@@ -288,7 +293,7 @@ async fn pub_announces_and_serves_stdin_lines_as_objects() {
         matches!(
             err,
             SessionError::Rejected {
-                kind: "SUBSCRIBE_ERROR",
+                kind: moqlink::model::control::MessageType::SubscribeError,
                 code: 0x4,
                 ..
             }
@@ -358,7 +363,10 @@ async fn pub_announces_and_serves_stdin_lines_as_objects() {
     p.close_stdin();
     assert_eq!(read(&mut c, None).await, vec![obj(2, 0, "epsilon")]);
     let done = tokio::time::timeout(T, sub.done()).await.unwrap().unwrap();
-    assert_eq!((done.status_code, done.stream_count), (TRACK_ENDED, 3));
+    assert_eq!(
+        (done.status_code, done.stream_count),
+        (PublishDoneCode::TrackEnded.code(), 3)
+    );
     // Then PUBLISH_NAMESPACE_DONE and a clean close.
     let notice = tokio::time::timeout(T, events.recv()).await.unwrap();
     assert!(
@@ -413,7 +421,10 @@ async fn pub_sends_datagrams_with_publish() {
     let got = read(&mut c, None).await;
     assert_eq!(got, vec![obj(0, 0, "one"), obj(1, 0, "two")]);
     let done = tokio::time::timeout(T, sub.done()).await.unwrap().unwrap();
-    assert_eq!((done.status_code, done.stream_count), (TRACK_ENDED, 0));
+    assert_eq!(
+        (done.status_code, done.stream_count),
+        (PublishDoneCode::TrackEnded.code(), 0)
+    );
     let out = p.finish().await;
     assert!(out.status.success(), "pub failed: {}", stderr(&out));
 }
@@ -591,7 +602,10 @@ async fn token_goes_in_client_setup_and_never_into_the_log() {
         .collect();
     assert_eq!(tokens, ["s3cret-token"]);
     let req = next_request(&mut events).await;
-    req.responder.reject(0x1, "unauthorized").await.unwrap();
+    req.responder
+        .reject(RequestErrorCode::UNAUTHORIZED, "unauthorized")
+        .await
+        .unwrap();
     let out = p.finish().await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use moqlink::relay::auth::AuthRules;
 use moqlink::relay::config::AuthRuleConfig;
 use moqlink::relay::{RelayConfig, Upstream};
+use moqlink_model::codes::PublishDoneCode;
 use moqlink_model::control::{ControlMessage, FetchEnd, FetchKind, Filter};
 use moqlink_model::params::{Parameter, Token, VersionParameters};
 use moqlink_model::{Blob, GroupOrder, Location};
@@ -173,12 +174,18 @@ async fn fan_out_shares_one_upstream_subscription_and_releases_it() {
     );
     // The publisher ends the track: PUBLISH_DONE reaches both subscribers through the relay.
     track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: "over".into(),
     });
     let da = tokio::time::timeout(T, sa.done()).await.unwrap().unwrap();
     let db = tokio::time::timeout(T, sb.done()).await.unwrap().unwrap();
-    assert_eq!((da.status_code, db.status_code), (TRACK_ENDED, TRACK_ENDED));
+    assert_eq!(
+        (da.status_code, db.status_code),
+        (
+            PublishDoneCode::TrackEnded.code(),
+            PublishDoneCode::TrackEnded.code()
+        )
+    );
 }
 
 #[tokio::test]

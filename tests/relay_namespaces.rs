@@ -248,7 +248,7 @@ async fn an_ended_publish_frees_its_slot_and_is_offered_again_when_republished()
             }
         }
         track.finish(TrackEnd {
-            status: 0x2,
+            status: moqlink_model::codes::PublishDoneCode::TrackEnded,
             reason: "done".into(),
         });
         tokio::time::sleep(Duration::from_millis(200)).await;

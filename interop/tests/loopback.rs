@@ -4,6 +4,7 @@
 
 use moqlink_interop::cases::{self, Ctx, CASES};
 use moqlink_interop::tap::{self, Outcome};
+use moqlink_model::codes::SubscribeErrorCode;
 use moqlink_model::control::{ControlMessage, FetchKind, RequestRef};
 use moqlink_model::params::VersionParameters;
 use moqlink_model::TrackNamespace;
@@ -11,7 +12,6 @@ use moqlink_transport::client::AnySession;
 use moqlink_transport::endpoint::{Client, ClientConfig, Server};
 use moqlink_transport::session::{
     IncomingEvent, IncomingRequest, PublishAccept, Session, SessionConfig, SubscribeOptions,
-    TRACK_DOES_NOT_EXIST,
 };
 use moqlink_transport::tls::{ClientTls, ServerIdentity};
 use moqlink_transport::track::{TrackName, TrackProducer};
@@ -170,7 +170,12 @@ impl Relay {
         let _ = match &req.message {
             M::PublishNamespace(m) if self.mode == Mode::RefuseAnnounce => {
                 let _ = m;
-                req.responder.reject(0x1, "not allowed here").await
+                req.responder
+                    .reject(
+                        moqlink_model::codes::PublishNamespaceErrorCode::Unauthorized,
+                        "not allowed here",
+                    )
+                    .await
             }
             M::PublishNamespace(m) => {
                 let ns = m.namespace.clone();
@@ -205,7 +210,7 @@ impl Relay {
                     Some(t) => s.serve_subscribe(req, &t).await.map(|_| ()),
                     None => {
                         req.responder
-                            .reject(TRACK_DOES_NOT_EXIST, "no such track")
+                            .reject(SubscribeErrorCode::TrackDoesNotExist, "no such track")
                             .await
                     }
                 }

@@ -78,7 +78,7 @@ impl SessionErrorCode {
     ];
 
     /// The code carried in CONNECTION_CLOSE / CLOSE_WEBTRANSPORT_SESSION.
-    pub fn code(self) -> u64 {
+    pub const fn code(self) -> u64 {
         match self {
             Self::NoError => 0x0,
             Self::InternalError => 0x1,

@@ -20,6 +20,7 @@
 
 mod blob;
 pub mod codec;
+pub mod codes;
 pub mod control;
 pub mod data;
 pub mod error;

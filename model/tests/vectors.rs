@@ -248,3 +248,26 @@ fn coverage_of_every_wire_type() {
         }
     }
 }
+
+/// The registry's kinds agree with the payloads: a message carries a Request ID exactly when its
+/// kind is a request, a reply or a follow-up (§9.1), checked on a valid vector of every type.
+#[test]
+fn request_ids_follow_the_registry() {
+    use moqlink_model::ControlMessage;
+    let mut seen = std::collections::HashSet::new();
+    for v in load("control").iter().filter(|v| v.decoded.is_some()) {
+        let Ok(m) = ControlMessage::decode(&mut &v.bytes[..], Version::DRAFT_14) else {
+            continue;
+        };
+        let ty = m.message_type();
+        seen.insert(ty);
+        assert_eq!(
+            m.request_id().is_some(),
+            ty.has_request_id(),
+            "{} ({})",
+            ty.name(),
+            v.id
+        );
+    }
+    assert_eq!(seen.len(), moqlink_model::MessageType::ALL.len());
+}

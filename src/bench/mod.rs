@@ -12,12 +12,13 @@ pub mod stats;
 
 use bytes::Bytes;
 use conn::Dialer;
+use moqlink_model::codes::SubscribeErrorCode;
 use moqlink_model::control::{ControlMessage, RequestRef};
 use moqlink_model::data::{ObjectStatus, SubgroupIdMode};
 use moqlink_model::params::VersionParameters;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::lite::{path_of, LiteEvent, LiteSession};
-use moqlink_transport::session::{IncomingEvent, IncomingRequest, Session, TRACK_DOES_NOT_EXIST};
+use moqlink_transport::session::{IncomingEvent, IncomingRequest, Session};
 use moqlink_transport::track::{
     Object, SubgroupEnd, SubgroupInfo, TrackConfig, TrackConsumer, TrackItem, TrackName,
     TrackProducer,
@@ -252,7 +253,7 @@ async fn answer(
                 }
                 ControlMessage::Subscribe(_) => {
                     req.responder
-                        .reject(TRACK_DOES_NOT_EXIST, "no such track here")
+                        .reject(SubscribeErrorCode::TrackDoesNotExist, "no such track here")
                         .await
                 }
                 ControlMessage::SubscribeNamespace(s) => {

@@ -4,13 +4,14 @@
 use anyhow::{anyhow, Context};
 use clap::Args;
 use moqlink::{connect, AnySession};
+use moqlink_model::codes::{
+    request_error_name, PublishDoneCode, PublishErrorCode, SubscribeErrorCode,
+};
 use moqlink_model::control::{ControlMessage, FetchEnd, RequestRef};
 use moqlink_model::{Location, SessionErrorCode, Version};
 use moqlink_transport::endpoint::{Client, ClientConfig};
 use moqlink_transport::qlog::QlogConfig;
-use moqlink_transport::session::{
-    IncomingEvent, IncomingRequest, SessionConfig, SessionError, TRACK_DOES_NOT_EXIST,
-};
+use moqlink_transport::session::{IncomingEvent, IncomingRequest, SessionConfig, SessionError};
 use moqlink_transport::tls::{ClientTls, Fingerprint};
 use moqlink_transport::track::{TrackName, TrackProducer};
 use std::io::Write;
@@ -19,9 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// PUBLISH_ERROR code 0x4 (UNINTERESTED): we take no PUBLISH.
-const UNINTERESTED: u64 = 0x4;
 
 /// Where to connect and how to check the server's certificate.
 #[derive(Args, Debug, Clone)]
@@ -151,35 +149,9 @@ pub fn parse_fetch_end(s: &str) -> Result<FetchEnd, String> {
     }
 }
 
-/// The draft-14 name of a request error code, when it has a well-known one.
-pub fn request_error_name(kind: &str, code: u64) -> Option<&'static str> {
-    let track_errors = matches!(
-        kind,
-        "SUBSCRIBE_ERROR" | "FETCH_ERROR" | "TRACK_STATUS_ERROR"
-    );
-    Some(match code {
-        0x0 => "INTERNAL_ERROR",
-        0x1 => "UNAUTHORIZED",
-        0x2 => "TIMEOUT",
-        0x3 => "NOT_SUPPORTED",
-        0x4 if track_errors => "TRACK_DOES_NOT_EXIST",
-        0x5 if track_errors => "INVALID_RANGE",
-        0x6 if kind == "FETCH_ERROR" => "NO_OBJECTS",
-        0x7 if kind == "FETCH_ERROR" => "INVALID_JOINING_REQUEST_ID",
-        _ => return None,
-    })
-}
-
-/// The draft-14 name of a PUBLISH_DONE status code, when it has a well-known one.
+/// The draft-14 name of a PUBLISH_DONE status code (§13.1.3), `UNKNOWN` for one it does not define.
 pub fn publish_done_name(code: u64) -> &'static str {
-    match code {
-        0x0 => "INTERNAL_ERROR",
-        0x1 => "UNAUTHORIZED",
-        0x2 => "TRACK_ENDED",
-        0x3 => "SUBSCRIPTION_ENDED",
-        0x4 => "GOING_AWAY",
-        _ => "UNKNOWN",
-    }
+    PublishDoneCode::from_code(code).name().unwrap_or("UNKNOWN")
 }
 
 /// Turns a failed request into a message naming the error message, code and reason.
@@ -189,6 +161,7 @@ pub fn request_failed(what: &str, e: SessionError) -> anyhow::Error {
             let name = request_error_name(kind, code)
                 .map(|n| format!(" {n}"))
                 .unwrap_or_default();
+            let kind = kind.name();
             anyhow!("{what} refused: {kind} code 0x{code:x}{name}, reason {reason:?}")
         }
         other => anyhow!("{what} failed: {other}"),
@@ -285,7 +258,7 @@ async fn answer(
                 }
                 None => {
                     req.responder
-                        .reject(TRACK_DOES_NOT_EXIST, "no such track here")
+                        .reject(SubscribeErrorCode::TrackDoesNotExist, "no such track here")
                         .await
                 }
             }
@@ -309,7 +282,10 @@ async fn answer(
         }
         ControlMessage::Publish(_) => {
             req.responder
-                .reject(UNINTERESTED, "this client takes no PUBLISH")
+                .reject(
+                    PublishErrorCode::Uninterested,
+                    "this client takes no PUBLISH",
+                )
                 .await
         }
         other => {
@@ -358,11 +334,32 @@ mod tests {
 
     #[test]
     fn error_names() {
+        use moqlink_model::control::MessageType;
+        let refused = |kind, code| {
+            let e = SessionError::Rejected {
+                kind,
+                code,
+                reason: "r".into(),
+            };
+            request_failed("x", e).to_string()
+        };
+        // §13.1.2: 0x4 in SUBSCRIBE_ERROR; §13.1.6: 0x4 in PUBLISH_NAMESPACE_ERROR.
         assert_eq!(
-            request_error_name("SUBSCRIBE_ERROR", 4),
-            Some("TRACK_DOES_NOT_EXIST")
+            refused(MessageType::SubscribeError, 4),
+            "x refused: SUBSCRIBE_ERROR code 0x4 TRACK_DOES_NOT_EXIST, reason \"r\""
         );
-        assert_eq!(request_error_name("PUBLISH_NAMESPACE_ERROR", 4), None);
+        assert_eq!(
+            refused(MessageType::PublishNamespaceError, 4),
+            "x refused: PUBLISH_NAMESPACE_ERROR code 0x4 UNINTERESTED, reason \"r\""
+        );
+        // §13.1.5 defines no 0x11.
+        assert_eq!(
+            refused(MessageType::FetchError, 0x11),
+            "x refused: FETCH_ERROR code 0x11, reason \"r\""
+        );
+        // §13.1.3.
         assert_eq!(publish_done_name(2), "TRACK_ENDED");
+        assert_eq!(publish_done_name(6), "TOO_FAR_BEHIND");
+        assert_eq!(publish_done_name(8), "UNKNOWN");
     }
 }

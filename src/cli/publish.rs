@@ -5,10 +5,10 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{ArgAction, Args, ValueEnum};
 use moqlink::AnySession;
+use moqlink_model::codes::PublishDoneCode;
 use moqlink_model::data::SubgroupIdMode;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::GroupOrder;
-use moqlink_transport::session::TRACK_ENDED;
 use moqlink_transport::track::{
     Object, SubgroupInfo, SubgroupProducer, TrackConfig, TrackEnd, TrackProducer,
 };
@@ -93,7 +93,7 @@ pub async fn run(args: PubArgs) -> anyhow::Result<()> {
                 };
                 tracing::info!(objects = sent, "end of input, ending the track");
                 track.finish(TrackEnd {
-                    status: TRACK_ENDED,
+                    status: PublishDoneCode::TrackEnded,
                     reason: "end of input".into(),
                 });
                 tokio::time::sleep(LINGER).await;
@@ -155,7 +155,7 @@ async fn publish(
         tokio::time::sleep(DATAGRAM_SETTLE).await;
     }
     track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: "end of input".into(),
     });
     // Subscribers get a moment to receive the last objects and PUBLISH_DONE: until every

@@ -4,10 +4,11 @@ use super::common::{self, ConnectArgs, TrackArgs};
 use anyhow::bail;
 use bytes::Bytes;
 use clap::Args;
+use moqlink_model::codes::PublishDoneCode;
 use moqlink_model::control::Filter;
 use moqlink_model::data::ObjectStatus;
 use moqlink_model::SessionErrorCode;
-use moqlink_transport::session::{SubscribeOptions, SUBSCRIPTION_ENDED, TRACK_ENDED};
+use moqlink_transport::session::SubscribeOptions;
 use moqlink_transport::track::{SubgroupEnd, TrackConfig, TrackConsumer, TrackItem};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -201,7 +202,9 @@ fn ended(
         bail!("subscription ended without PUBLISH_DONE");
     };
     let name = common::publish_done_name(done.status_code);
-    if done.status_code == TRACK_ENDED || done.status_code == SUBSCRIPTION_ENDED {
+    if done.status_code == PublishDoneCode::TrackEnded.code()
+        || done.status_code == PublishDoneCode::SubscriptionEnded.code()
+    {
         tracing::info!(
             objects = printed,
             status = name,

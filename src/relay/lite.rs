@@ -68,7 +68,8 @@ pub(crate) async fn serve_lite(
                 Err(r) => {
                     // moq-lite has no answer to an ANNOUNCE: the broadcast is not routed.
                     tracing::info!(session = id, broadcast = %path, reason = %r.reason, "lite ANNOUNCE refused");
-                    sh.metrics.lite_answered(LiteKind::Announce, Some(r.code));
+                    sh.metrics
+                        .lite_answered(LiteKind::Announce, Some(r.code.code()));
                     continue;
                 }
             };
@@ -97,8 +98,8 @@ pub(crate) async fn serve_lite(
                         }
                         Err(r) => {
                             tracing::info!(session = id, track = %req.name(), reason = %r.reason, "lite SUBSCRIBE refused");
-                            shared.metrics.lite_answered(LiteKind::Subscribe, Some(r.code));
-                            req.reject(&format!("0x{:x} {}", r.code, r.reason));
+                            shared.metrics.lite_answered(LiteKind::Subscribe, Some(r.code.code()));
+                            req.reject(&format!("0x{:x} {}", r.code.code(), r.reason));
                         }
                     }
                 }
@@ -112,7 +113,7 @@ pub(crate) async fn serve_lite(
                         }
                         Err(r) => {
                             tracing::info!(session = id, prefix = %req.prefix, reason = %r.reason, "lite ANNOUNCE_PLEASE refused");
-                            shared.metrics.lite_answered(LiteKind::AnnouncePlease, Some(r.code));
+                            shared.metrics.lite_answered(LiteKind::AnnouncePlease, Some(r.code.code()));
                             req.reject(&r.reason);
                         }
                     }
@@ -134,6 +135,7 @@ async fn subscribe(shared: Arc<Shared>, req: LiteSubscribeRequest<AnyConnection>
     let entry = match acquire_track(&shared, &name, true).await {
         Ok(e) => e.entry,
         Err((code, reason)) => {
+            let code = code.code();
             shared
                 .metrics
                 .lite_answered(LiteKind::Subscribe, Some(code));

@@ -4,6 +4,7 @@
 //! read at scrape time. Nothing on the forward path takes a lock to count.
 
 use super::serve::Shared;
+use moqlink_model::codes::ResetCode;
 use moqlink_model::control::MessageType;
 use moqlink_model::Version;
 use moqlink_transport::endpoint::Alpn;
@@ -30,13 +31,18 @@ const VERSIONS: [&str; 4] = ["draft-14", "lite-01", "lite-02", "other"];
 /// Transports, in index order.
 const TRANSPORTS: [&str; 2] = ["webtransport", "quic"];
 /// Reset code names (§13.1.8), in slot order, then every other code.
-const RESET_NAMES: [&str; RESET_CODES + 1] = [
-    "INTERNAL_ERROR",
-    "CANCELLED",
-    "DELIVERY_TIMEOUT",
-    "SESSION_CLOSED",
-    "other",
-];
+const RESET_NAMES: [&str; RESET_CODES + 1] = {
+    let mut names = ["other"; RESET_CODES + 1];
+    let mut i = 0;
+    while i < RESET_CODES {
+        names[i] = match ResetCode::from_code(i as u64).name() {
+            Some(n) => n,
+            None => "other",
+        };
+        i += 1;
+    }
+    names
+};
 
 /// The label of a negotiated version.
 pub(crate) fn version_label(v: Version) -> &'static str {
@@ -149,27 +155,10 @@ impl Metrics {
     }
 }
 
-/// The name of request error `code` for a request of type `kind` (§13.1.2-§13.1.7).
+/// The name of request error `code` for a request of type `kind` (§13.1.2-§13.1.7), `other`
+/// for a value its table does not define.
 fn error_name(kind: MessageType, code: u64) -> &'static str {
-    use MessageType as M;
-    let common = ["INTERNAL_ERROR", "UNAUTHORIZED", "TIMEOUT", "NOT_SUPPORTED"];
-    if let Some(n) = usize::try_from(code).ok().and_then(|c| common.get(c)) {
-        return n;
-    }
-    match (kind, code) {
-        (_, 0x10) => "MALFORMED_AUTH_TOKEN",
-        (_, 0x12) => "EXPIRED_AUTH_TOKEN",
-        (M::Subscribe | M::TrackStatus | M::Fetch, 0x4) => "TRACK_DOES_NOT_EXIST",
-        (M::Subscribe | M::TrackStatus | M::Fetch, 0x5) => "INVALID_RANGE",
-        (M::Fetch, 0x6) => "NO_OBJECTS",
-        (M::Fetch, 0x7) => "INVALID_JOINING_REQUEST_ID",
-        (M::Fetch, 0x8) => "UNKNOWN_STATUS_IN_RANGE",
-        (M::Fetch, 0x9) => "MALFORMED_TRACK",
-        (M::Publish | M::PublishNamespace, 0x4) => "UNINTERESTED",
-        (M::SubscribeNamespace, 0x4) => "NAMESPACE_PREFIX_UNKNOWN",
-        (M::SubscribeNamespace, 0x5) => "NAMESPACE_PREFIX_OVERLAP",
-        _ => "other",
-    }
+    moqlink_model::codes::request_error_name(kind, code).unwrap_or("other")
 }
 
 /// `name` cut to [`MAX_NAME_BYTES`] at a character boundary.
@@ -436,6 +425,19 @@ mod tests {
         );
         assert_eq!(error_name(MessageType::Publish, 0x1), "UNAUTHORIZED");
         assert_eq!(error_name(MessageType::Publish, 0x7), "other");
+        // §13.1.4: PUBLISH_ERROR's table has no 0x10 (the other request tables do).
+        assert_eq!(error_name(MessageType::Publish, 0x10), "other");
+        assert_eq!(error_name(MessageType::Fetch, 0x10), "MALFORMED_AUTH_TOKEN");
+        assert_eq!(
+            RESET_NAMES,
+            [
+                "INTERNAL_ERROR",
+                "CANCELLED",
+                "DELIVERY_TIMEOUT",
+                "SESSION_CLOSED",
+                "other"
+            ]
+        );
         assert_eq!(error_name(MessageType::Subscribe, u64::MAX), "other");
         let long = "é".repeat(MAX_NAME_BYTES);
         let cut = short_name(long);

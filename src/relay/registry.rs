@@ -2,12 +2,13 @@
 //! (upstream subscriptions and PUBLISHed tracks) and namespace subscribers.
 
 use super::auth::{Action, AuthRules, Credentials};
+use moqlink_model::codes::PublishDoneCode;
 use moqlink_model::control::Filter;
 use moqlink_model::{Location, TrackNamespace};
 use moqlink_transport::client::AnySession;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::lite::LiteSession;
-use moqlink_transport::session::{SessionError, SubscribeOptions, INTERNAL_ERROR, TRACK_ENDED};
+use moqlink_transport::session::{SessionError, SubscribeOptions};
 use moqlink_transport::track::{TrackEnd, TrackName, TrackProducer};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -63,7 +64,7 @@ impl Publisher {
                 let ended: Ended = Box::pin(async move {
                     ended.await;
                     TrackEnd {
-                        status: TRACK_ENDED,
+                        status: PublishDoneCode::TrackEnded,
                         reason: "subscribe stream closed".into(),
                     }
                 });
@@ -93,11 +94,11 @@ pub(crate) fn ended_of(
     Box::pin(async move {
         match ended.await {
             Some(d) => TrackEnd {
-                status: d.status_code,
+                status: PublishDoneCode::from_code(d.status_code),
                 reason: d.reason.to_string(),
             },
             None => TrackEnd {
-                status: INTERNAL_ERROR,
+                status: PublishDoneCode::InternalError,
                 reason: "publisher session ended".into(),
             },
         }

@@ -6,21 +6,16 @@
 //! only `admit` makes, so no protocol path can reach the registry without passing here.
 
 use super::auth::{Action, AuthRules, Credentials};
+use moqlink_model::codes::RequestErrorCode;
 use moqlink_model::limits::{MAX_FULL_TRACK_NAME, MAX_NAMESPACE_FIELDS, MIN_NAMESPACE_FIELDS};
 use moqlink_model::TrackNamespace;
-use moqlink_transport::session::{AuthToken, INTERNAL_ERROR};
-
-/// *_ERROR code 0x3 (NOT_SUPPORTED) in every request error table (§13.1).
-const NOT_SUPPORTED: u64 = 0x3;
+use moqlink_transport::session::AuthToken;
 use moqlink_transport::track::TrackName;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The namespace of a request that names none.
 static EMPTY: TrackNamespace = TrackNamespace(Vec::new());
-
-/// *_ERROR code 0x1 (UNAUTHORIZED) in every request error table (§13.1).
-pub(crate) const UNAUTHORIZED: u64 = 0x1;
 
 /// What one session may hold at once. Every field is a count of concurrent things; a request
 /// beyond it is refused with INTERNAL_ERROR and a reason naming the limit.
@@ -119,7 +114,7 @@ const KINDS: usize = 5;
 /// Why a request was refused: the request error code and reason phrase to answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
-    pub(crate) code: u64,
+    pub(crate) code: RequestErrorCode,
     pub(crate) reason: String,
 }
 
@@ -257,19 +252,19 @@ pub(crate) fn admit(
     match ask {
         Ask::Subscribe(t) | Ask::Fetch(t) | Ask::TrackStatus(t) | Ask::Publish(t) => {
             if let Err(why) = carriable(&t.namespace, &t.name) {
-                return refuse(NOT_SUPPORTED, why);
+                return refuse(RequestErrorCode::NOT_SUPPORTED, why);
             }
         }
         Ask::PublishNamespace(ns) => {
             if let Err(why) = carriable(ns, &[]) {
-                return refuse(NOT_SUPPORTED, why);
+                return refuse(RequestErrorCode::NOT_SUPPORTED, why);
             }
         }
         // A prefix may be empty (moq-lite ANNOUNCE_PLEASE ""); what it reveals is checked per
         // namespace.
         Ask::SubscribeNamespace(ns) if ns.fields().len() > MAX_NAMESPACE_FIELDS => {
             return refuse(
-                NOT_SUPPORTED,
+                RequestErrorCode::NOT_SUPPORTED,
                 "a prefix has at most 32 fields (§9.28)".into(),
             );
         }
@@ -287,7 +282,10 @@ pub(crate) fn admit(
     };
     if !allowed {
         peer.live.denials.fetch_add(1, Ordering::Relaxed);
-        return refuse(UNAUTHORIZED, "not authorized for this namespace".into());
+        return refuse(
+            RequestErrorCode::UNAUTHORIZED,
+            "not authorized for this namespace".into(),
+        );
     }
     let (i, max, what) = match ask.kind() {
         Kind::Subscriptions => (0, limits.subscriptions, "subscriptions"),
@@ -310,7 +308,7 @@ pub(crate) fn admit(
     if taken.is_err() {
         peer.live.limit_hits[i].fetch_add(1, Ordering::Relaxed);
         return refuse(
-            INTERNAL_ERROR,
+            RequestErrorCode::INTERNAL_ERROR,
             format!("limit reached: at most {max} {what} per session"),
         );
     }
@@ -337,7 +335,7 @@ mod tests {
         let peer = Peer::new(1, Credentials::default(), Default::default());
         let empty = Ask::PublishNamespace(TrackNamespace::default());
         let e = admit(&rules, &limits, &peer, &empty, &[]).unwrap_err();
-        assert_eq!(e.code, NOT_SUPPORTED);
+        assert_eq!(e.code, RequestErrorCode::NOT_SUPPORTED);
         let deep = TrackNamespace((0..33).map(|i| Blob::from(format!("f{i}"))).collect());
         let sub = Ask::Subscribe(TrackName {
             namespace: deep,
@@ -371,7 +369,7 @@ mod tests {
         let p1 = admit(&rules, &limits, &peer, &ask, &[]).unwrap();
         let _p2 = admit(&rules, &limits, &peer, &ask, &[]).unwrap();
         let e = admit(&rules, &limits, &peer, &ask, &[]).unwrap_err();
-        assert_eq!(e.code, INTERNAL_ERROR);
+        assert_eq!(e.code, RequestErrorCode::INTERNAL_ERROR);
         assert!(e.reason.contains("at most 2 subscriptions"), "{}", e.reason);
         // Another session has its own count; other kinds are counted apart.
         assert!(admit(&rules, &limits, &other, &ask, &[]).is_ok());

@@ -8,22 +8,19 @@ use super::registry::{
 use super::request::{admit, Ask, Peer, Permit};
 use super::upstream::{acquire_track, join_route, release, upstream_answer};
 use super::RelayConfig;
+use moqlink_model::codes::{FetchErrorCode, RequestErrorCode, SubscribeNamespaceErrorCode};
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{GroupOrder, Location, TrackNamespace};
 use moqlink_transport::client::AnySession;
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{
-    FetchResponse, IncomingEvent, IncomingRequest, PublishAccept, SessionError, INTERNAL_ERROR,
-    TRACK_DOES_NOT_EXIST,
+    FetchResponse, IncomingEvent, IncomingRequest, PublishAccept, SessionError,
 };
 use moqlink_transport::track::TrackName;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-
-/// SUBSCRIBE_NAMESPACE_ERROR: the prefix overlaps an active one (§9.28).
-const NAMESPACE_PREFIX_OVERLAP: u64 = 0x5;
 
 /// What every session task shares.
 pub(crate) struct Shared {
@@ -270,7 +267,7 @@ impl Ctx {
         ) {
             Ok(p) => p,
             Err(refusal) => {
-                tracing::info!(session = self.id, request = kind.name(), code = refusal.code, reason = %refusal.reason, "refused");
+                tracing::info!(session = self.id, request = kind.name(), code = refusal.code.code(), reason = %refusal.reason, "refused");
                 let _ = req.responder.reject(refusal.code, &refusal.reason).await;
                 return;
             }
@@ -317,7 +314,7 @@ impl Ctx {
         if !self.shared.registry.add_route(route.clone()) {
             return responder
                 .reject(
-                    INTERNAL_ERROR,
+                    RequestErrorCode::INTERNAL_ERROR,
                     "namespace already published on this session",
                 )
                 .await;
@@ -389,7 +386,7 @@ impl Ctx {
         let Some(upstream) = route.publisher.ietf() else {
             return self.session.serve_track_status(req, None).await;
         };
-        match upstream_answer("TRACK_STATUS_ERROR", upstream.track_status(&name)).await {
+        match upstream_answer(MessageType::TrackStatusError, upstream.track_status(&name)).await {
             Ok(mut ok) => {
                 ok.request_id = id;
                 ok.track_alias = 0;
@@ -398,9 +395,15 @@ impl Ctx {
                     .await
             }
             Err(SessionError::Rejected { code, reason, .. }) => {
-                req.responder.reject(code, &reason).await
+                req.responder
+                    .reject(RequestErrorCode::raw(code), &reason)
+                    .await
             }
-            Err(e) => req.responder.reject(INTERNAL_ERROR, &e.to_string()).await,
+            Err(e) => {
+                req.responder
+                    .reject(RequestErrorCode::INTERNAL_ERROR, &e.to_string())
+                    .await
+            }
         }
     }
 
@@ -471,9 +474,15 @@ impl Ctx {
         match upstream_fetch(&route, f).await {
             Ok(up) => self.relay_fetch(req, up).await,
             Err(SessionError::Rejected { code, reason, .. }) => {
-                req.responder.reject(code, &reason).await
+                req.responder
+                    .reject(RequestErrorCode::raw(code), &reason)
+                    .await
             }
-            Err(e) => req.responder.reject(INTERNAL_ERROR, &e.to_string()).await,
+            Err(e) => {
+                req.responder
+                    .reject(RequestErrorCode::INTERNAL_ERROR, &e.to_string())
+                    .await
+            }
         }
     }
 
@@ -542,7 +551,7 @@ impl Ctx {
             return req
                 .responder
                 .reject(
-                    INTERNAL_ERROR,
+                    RequestErrorCode::INTERNAL_ERROR,
                     "this track is already published by another session",
                 )
                 .await;
@@ -622,7 +631,7 @@ impl Ctx {
             Err(NsRefusal::Overlap) => {
                 return responder
                     .reject(
-                        NAMESPACE_PREFIX_OVERLAP,
+                        SubscribeNamespaceErrorCode::NamespacePrefixOverlap,
                         "prefix overlaps an active SUBSCRIBE_NAMESPACE",
                     )
                     .await
@@ -654,8 +663,8 @@ async fn upstream_fetch(
 ) -> Result<FetchResponse<AnyConnection>, SessionError> {
     let Some(publisher) = route.publisher.ietf() else {
         return Err(SessionError::Rejected {
-            kind: "FETCH_ERROR",
-            code: TRACK_DOES_NOT_EXIST,
+            kind: MessageType::FetchError,
+            code: FetchErrorCode::TrackDoesNotExist.code(),
             reason: "the publisher speaks moq-lite, which has no FETCH".into(),
         });
     };
@@ -667,7 +676,7 @@ async fn upstream_fetch(
         f.group_order,
         without_tokens(&f.parameters),
     );
-    upstream_answer("FETCH_ERROR", fetch).await
+    upstream_answer(MessageType::FetchError, fetch).await
 }
 
 /// `params` without AUTHORIZATION_TOKEN: what the relay forwards of a client's request.

@@ -5,8 +5,10 @@
 
 use super::registry::{Origin, Route, TrackEntry};
 use super::serve::{upstream_route, Shared};
+use moqlink_model::codes::{RequestErrorCode, SubscribeErrorCode};
+use moqlink_model::control::MessageType;
 use moqlink_model::Location;
-use moqlink_transport::session::{SessionError, INTERNAL_ERROR, TRACK_DOES_NOT_EXIST};
+use moqlink_transport::session::SessionError;
 use moqlink_transport::track::{TrackName, TrackProducer};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +18,10 @@ use tokio::sync::mpsc;
 pub(crate) const UPSTREAM_ANSWER: Duration = Duration::from_secs(10);
 
 /// The publisher's answer to a request the relay forwarded, or, when none came within
-/// [`UPSTREAM_ANSWER`], a refusal of kind `kind` (e.g. FETCH_ERROR) that says so: a publisher
+/// [`UPSTREAM_ANSWER`], a refusal of kind `kind` (e.g. FETCH_ERROR) with INTERNAL_ERROR that says so: a publisher
 /// that never answers must not leave the downstream request unanswered.
 pub(crate) async fn upstream_answer<T>(
-    kind: &'static str,
+    kind: MessageType,
     answer: impl std::future::Future<Output = Result<T, SessionError>>,
 ) -> Result<T, SessionError> {
     tokio::time::timeout(UPSTREAM_ANSWER, answer)
@@ -27,7 +29,7 @@ pub(crate) async fn upstream_answer<T>(
         .unwrap_or_else(|_| {
             Err(SessionError::Rejected {
                 kind,
-                code: INTERNAL_ERROR,
+                code: RequestErrorCode::INTERNAL_ERROR.code(),
                 reason: format!("publisher did not answer within {UPSTREAM_ANSWER:?}"),
             })
         })
@@ -41,7 +43,7 @@ pub(crate) async fn track_for(
     shared: &Arc<Shared>,
     name: &TrackName,
     upstream: bool,
-) -> Result<Acquired, (u64, String)> {
+) -> Result<Acquired, (RequestErrorCode, String)> {
     let registry = &shared.registry;
     let deadline = tokio::time::Instant::now() + shared.config.namespace_wait;
     loop {
@@ -82,7 +84,7 @@ pub(crate) async fn track_for(
                     .await
                     .unwrap_or_else(|_| {
                         Err((
-                            INTERNAL_ERROR,
+                            RequestErrorCode::INTERNAL_ERROR,
                             format!("publisher did not answer within {UPSTREAM_ANSWER:?}"),
                         ))
                     });
@@ -106,10 +108,15 @@ pub(crate) async fn track_for(
                 }
             }
             entry.close_upstreams();
-            return Err(first_error.unwrap_or((INTERNAL_ERROR, "no publisher answered".into())));
+            return Err(first_error.unwrap_or((
+                RequestErrorCode::INTERNAL_ERROR,
+                "no publisher answered".into(),
+            )));
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Err((TRACK_DOES_NOT_EXIST, format!("no publisher for {name}")));
+            // The same code in FETCH_ERROR's and TRACK_STATUS_ERROR's tables (§13.1.2, §13.1.5).
+            let code = SubscribeErrorCode::TrackDoesNotExist.into();
+            return Err((code, format!("no publisher for {name}")));
         }
     }
 }
@@ -121,11 +128,13 @@ async fn subscribe_upstream(
     name: &TrackName,
     entry: &Arc<TrackEntry>,
     route: Route,
-) -> Result<Option<Location>, (u64, String)> {
+) -> Result<Option<Location>, (RequestErrorCode, String)> {
     let (keepalive, ended, largest) = match route.publisher.subscribe(name, &entry.producer).await {
         Ok(s) => s,
-        Err(SessionError::Rejected { code, reason, .. }) => return Err((code, reason)),
-        Err(e) => return Err((INTERNAL_ERROR, format!("upstream: {e}"))),
+        Err(SessionError::Rejected { code, reason, .. }) => {
+            return Err((RequestErrorCode::raw(code), reason))
+        }
+        Err(e) => return Err((RequestErrorCode::INTERNAL_ERROR, format!("upstream: {e}"))),
     };
     if !entry.add_upstream(route.session_id, keepalive) {
         return Ok(largest);
@@ -154,7 +163,7 @@ pub(crate) fn join_route(shared: &Arc<Shared>, route: &Route) {
         tokio::spawn(async move {
             tracing::info!(track = %name, publisher = route.session_id, "new publisher joins an active track");
             if let Err((code, reason)) = subscribe_upstream(&shared, &name, &entry, route).await {
-                tracing::debug!(track = %name, code, %reason, "joining publisher refused");
+                tracing::debug!(track = %name, code = code.code(), %reason, "joining publisher refused");
             }
         });
     }
@@ -167,7 +176,7 @@ pub(crate) async fn acquire_track(
     shared: &Arc<Shared>,
     name: &TrackName,
     upstream: bool,
-) -> Result<Acquired, (u64, String)> {
+) -> Result<Acquired, (RequestErrorCode, String)> {
     loop {
         let got = track_for(shared, name, upstream).await?;
         if got.entry.acquire() {

@@ -38,7 +38,7 @@ pub const LITE_STOP_OVER_LIMIT: u64 = lite::reset::to_code(lite::reset::moq_net_
 /// Reset / STOP_SENDING code for a lite stream that sent no first message or GROUP in time.
 pub const LITE_STOP_TIMEOUT: u64 = lite::reset::to_code(lite::reset::moq_net_0_3::DELIVERY_TIMEOUT);
 /// Session close code when the server is at its session cap (draft-14 §3.4 INTERNAL_ERROR).
-pub const SESSION_LIMIT_CODE: u64 = 0x1;
+pub const SESSION_LIMIT_CODE: u64 = moqlink_model::SessionErrorCode::InternalError.code();
 /// Session close reason when the server is at its session cap.
 pub const SESSION_LIMIT_REASON: &str = "too many sessions";
 

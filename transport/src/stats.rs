@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Reset codes counted one by one (the §13.1.8 codes 0x0..=0x3); any other counts as "other".
-pub const RESET_CODES: usize = 4;
+pub const RESET_CODES: usize = moqlink_model::codes::ResetCode::KNOWN.len();
 
 /// Upper bounds of the receive→forward delay buckets, in seconds (10 µs to 1 s; above it, +Inf).
 pub const DELAY_BUCKETS: [f64; 16] = [

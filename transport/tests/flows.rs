@@ -4,6 +4,7 @@
 //! and datagrams.
 
 use bytes::Bytes;
+use moqlink_model::codes::*;
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{GroupOrder, Location, TrackNamespace};
@@ -53,7 +54,7 @@ fn serve(
                         }
                         None => req
                             .responder
-                            .reject(TRACK_DOES_NOT_EXIST, "no such track")
+                            .reject(SubscribeErrorCode::TrackDoesNotExist, "no such track")
                             .await
                             .unwrap(),
                     },
@@ -167,11 +168,14 @@ async fn subscribe_receives_new_objects_and_publish_done_counts_streams() {
     assert_eq!(got[0], (1, 0, "g1o0".into()));
     assert_eq!(got[3], (2, 0, "g2o0".into()));
     p.track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: "bye".into(),
     });
     let done = tokio::time::timeout(T, sub.done()).await.unwrap().unwrap();
-    assert_eq!((done.status_code, done.stream_count), (TRACK_ENDED, 2));
+    assert_eq!(
+        (done.status_code, done.stream_count),
+        (PublishDoneCode::TrackEnded.code(), 2)
+    );
 }
 
 #[tokio::test]
@@ -190,7 +194,7 @@ async fn unknown_tracks_get_track_does_not_exist() {
             err,
             SessionError::Rejected {
                 code: 0x4,
-                kind: "SUBSCRIBE_ERROR",
+                kind: MessageType::SubscribeError,
                 ..
             }
         ),
@@ -225,7 +229,7 @@ async fn absolute_range_ends_with_subscription_ended() {
     let done = tokio::time::timeout(T, sub.done()).await.unwrap().unwrap();
     assert_eq!(
         (done.status_code, done.stream_count),
-        (SUBSCRIPTION_ENDED, 2)
+        (PublishDoneCode::SubscriptionEnded.code(), 2)
     );
 }
 
@@ -278,7 +282,10 @@ async fn unsubscribe_stops_delivery_without_publish_done() {
         tokio::time::timeout(T, c.next()).await.unwrap().is_none(),
         "objects after UNSUBSCRIBE"
     );
-    assert_eq!(track.status().end.map(|e| e.status), Some(INTERNAL_ERROR));
+    assert_eq!(
+        track.status().end.map(|e| e.status),
+        Some(PublishDoneCode::InternalError)
+    );
     let _ = id;
 }
 
@@ -438,7 +445,7 @@ async fn track_status_reports_the_largest_location() {
             err,
             SessionError::Rejected {
                 code: 0x4,
-                kind: "TRACK_STATUS_ERROR",
+                kind: MessageType::TrackStatusError,
                 ..
             }
         ),
@@ -509,7 +516,7 @@ async fn publish_reaches_a_subscriber_that_accepts_it() {
     let got = collect(&mut c, 1).await;
     assert_eq!(got[0].2, "g0o0");
     track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: String::new(),
     });
     let done = tokio::time::timeout(T, publication.done())
@@ -581,16 +588,22 @@ async fn publish_done_goes_out_with_forward_zero() {
     assert!(!publication.ok.forward);
     write_group(&track, 0, 1);
     track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: String::new(),
     });
     let done = tokio::time::timeout(T, publication.done())
         .await
         .expect("no PUBLISH_DONE with Forward State 0")
         .unwrap();
-    assert_eq!((done.status_code, done.stream_count), (TRACK_ENDED, 0));
+    assert_eq!(
+        (done.status_code, done.stream_count),
+        (PublishDoneCode::TrackEnded.code(), 0)
+    );
     let got = tokio::time::timeout(T, sub.done()).await.unwrap().unwrap();
-    assert_eq!((got.status_code, got.stream_count), (TRACK_ENDED, 0));
+    assert_eq!(
+        (got.status_code, got.stream_count),
+        (PublishDoneCode::TrackEnded.code(), 0)
+    );
 }
 
 #[tokio::test]
@@ -607,7 +620,7 @@ async fn a_subscription_ends_when_its_session_closes() {
         .await
         .expect("the subscription outlived its session")
         .unwrap();
-    assert_eq!(done.status_code, INTERNAL_ERROR);
+    assert_eq!(done.status_code, PublishDoneCode::InternalError.code());
     assert!(track.status().end.is_some(), "the track did not end");
 }
 

@@ -4,6 +4,7 @@
 //! chunk, and a reader behind a trimmed group front gets its stream reset, not a FIN.
 
 use bytes::Bytes;
+use moqlink_model::codes::*;
 use moqlink_model::control::*;
 use moqlink_model::data::*;
 use moqlink_model::params::VersionParameters;
@@ -341,7 +342,10 @@ async fn a_joining_fetch_over_dropped_objects_is_refused() {
     let r = c
         .fetch(kind, 1, GroupOrder::Ascending, VersionParameters::new())
         .await;
-    assert_eq!(rejected_code(r), UNKNOWN_STATUS_IN_RANGE);
+    assert_eq!(
+        rejected_code(r),
+        FetchErrorCode::UnknownStatusInRange.code()
+    );
     // Joining Start 0 from the same subscription: group 1's front is gone too.
     let kind = FetchKind::RelativeJoining {
         joining_request_id: sub.request_id(),
@@ -350,7 +354,10 @@ async fn a_joining_fetch_over_dropped_objects_is_refused() {
     let r = c
         .fetch(kind, 1, GroupOrder::Ascending, VersionParameters::new())
         .await;
-    assert_eq!(rejected_code(r), UNKNOWN_STATUS_IN_RANGE);
+    assert_eq!(
+        rejected_code(r),
+        FetchErrorCode::UnknownStatusInRange.code()
+    );
 }
 
 #[tokio::test]
@@ -366,7 +373,10 @@ async fn a_standalone_fetch_over_dropped_objects_is_refused() {
             VersionParameters::new(),
         )
         .await;
-    assert_eq!(rejected_code(r), UNKNOWN_STATUS_IN_RANGE);
+    assert_eq!(
+        rejected_code(r),
+        FetchErrorCode::UnknownStatusInRange.code()
+    );
     // From the oldest retained object on, the range is whole and served.
     let first = 30 - t.retained_objects() as u64;
     let mut r = c

@@ -275,7 +275,13 @@ async fn max_request_id_is_granted_again_as_requests_finish() {
         let Some(IncomingEvent::Request(req)) = incoming.recv().await else {
             panic!("request not delivered")
         };
-        req.responder.reject(0x4, "no such track").await.unwrap();
+        req.responder
+            .reject(
+                moqlink_model::codes::SubscribeErrorCode::TrackDoesNotExist,
+                "no such track",
+            )
+            .await
+            .unwrap();
         drop(req.followups);
     }
     let mut grants = Vec::new();

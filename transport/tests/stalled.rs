@@ -10,6 +10,7 @@
 //! cache, stream tasks, QUIC send buffers).
 
 use bytes::Bytes;
+use moqlink_model::codes::*;
 use moqlink_model::{Blob, Version};
 use moqlink_transport::client::connect;
 use moqlink_transport::connection::any::AnyConnection;
@@ -487,7 +488,7 @@ async fn publish_done_goes_out_after_the_drain_even_if_a_stream_is_stalled() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     let ended = tokio::time::Instant::now();
     track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: "bye".into(),
     });
     // The stalled stream is given the drain, then reset, and PUBLISH_DONE counts it.
@@ -496,7 +497,10 @@ async fn publish_done_goes_out_after_the_drain_even_if_a_stream_is_stalled() {
         .expect("no PUBLISH_DONE: the stalled stream was waited on")
         .expect("PUBLISH_DONE");
     assert!(ended.elapsed() >= limits.drain_timeout);
-    assert_eq!((done.status_code, done.stream_count), (TRACK_ENDED, 1));
+    assert_eq!(
+        (done.status_code, done.stream_count),
+        (PublishDoneCode::TrackEnded.code(), 1)
+    );
     tokio::time::timeout(PROMPT, handle).await.unwrap().unwrap();
 }
 

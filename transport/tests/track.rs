@@ -71,7 +71,7 @@ async fn start_location_filters_groups_and_objects() {
     assert_eq!(s.info().group, 1);
     assert_eq!(ids(&mut s).await, (vec![2, 3], SubgroupEnd::Finished));
     t.finish(TrackEnd {
-        status: 2,
+        status: moqlink_model::codes::PublishDoneCode::TrackEnded,
         reason: "done".into(),
     });
     // Group 2 is past the end group.
@@ -210,7 +210,7 @@ async fn readers_wait_for_new_data_and_see_the_end() {
     let (id, mut c) = waiter.await.unwrap();
     assert_eq!(id, 4);
     t.finish(TrackEnd {
-        status: 2,
+        status: moqlink_model::codes::PublishDoneCode::TrackEnded,
         reason: String::new(),
     });
     assert!(tokio::time::timeout(T, c.next()).await.unwrap().is_none());
@@ -274,7 +274,7 @@ async fn joined_subgroups_merge_two_writers_each_object_once() {
     assert_eq!(ids(&mut s).await, (vec![0, 1, 2, 3], SubgroupEnd::Finished));
     // One stream for readers, not two.
     t.finish(TrackEnd {
-        status: 0x2,
+        status: moqlink_model::codes::PublishDoneCode::TrackEnded,
         reason: "done".into(),
     });
     assert!(tokio::time::timeout(T, c.next()).await.unwrap().is_none());
@@ -411,7 +411,7 @@ async fn writers_joining_one_subgroup_at_the_same_moment_share_it() {
         }
     }
     t.finish(TrackEnd {
-        status: 0x2,
+        status: moqlink_model::codes::PublishDoneCode::TrackEnded,
         reason: "done".into(),
     });
     let mut groups = Vec::new();

@@ -84,7 +84,7 @@ pub async fn publish_namespace_done(ctx: &Ctx, record: &Record) -> CaseOutput {
 fn subscribe_error_note(code: u64, reason: &str) -> String {
     let mut s = format!(
         "SUBSCRIBE_ERROR code 0x{code:x} ({}) reason {reason:?}",
-        request_error_name("SUBSCRIBE_ERROR", code)
+        request_error_name(moqlink_model::control::MessageType::SubscribeError, code)
     );
     if code != 0x4 {
         s.push_str("; strict clients expect TRACK_DOES_NOT_EXIST (0x4) for an unknown track");
@@ -106,7 +106,7 @@ pub async fn subscribe_error(ctx: &Ctx, record: &Record) -> CaseOutput {
     .await?;
     let note = match answer {
         Err(SessionError::Rejected {
-            kind: "SUBSCRIBE_ERROR",
+            kind: moqlink_model::control::MessageType::SubscribeError,
             code,
             reason,
         }) => subscribe_error_note(code, &reason),
@@ -253,7 +253,7 @@ pub async fn subscribe_before_announce(ctx: &Ctx, record: &Record) -> CaseOutput
             a.subscribes_served()
         ),
         Err(SessionError::Rejected {
-            kind: "SUBSCRIBE_ERROR",
+            kind: moqlink_model::control::MessageType::SubscribeError,
             code,
             reason,
         }) => format!(
@@ -306,7 +306,7 @@ mod tests {
         assert!(unrouted(&done, "SUBSCRIBE moq-test/interop/test-track", &t).contains("route"));
         // A refusal is a routing failure, not stale state.
         let refused = SessionError::Rejected {
-            kind: "SUBSCRIBE",
+            kind: moqlink_model::control::MessageType::SubscribeError,
             code: 0x4,
             reason: "no such track".into(),
         };

@@ -7,12 +7,13 @@ use super::{
     Peer, Record,
 };
 use bytes::Bytes;
+use moqlink_model::codes::PublishDoneCode;
 use moqlink_model::control::{FetchEnd, FetchKind, PublishDone};
 use moqlink_model::data::ObjectStatus;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{GroupOrder, Location};
 use moqlink_transport::connection::any::AnyConnection;
-use moqlink_transport::session::{FetchResponse, SubscribeOptions, Subscription, TRACK_ENDED};
+use moqlink_transport::session::{FetchResponse, SubscribeOptions, Subscription};
 use moqlink_transport::track::{
     Object, SubgroupInfo, TrackConfig, TrackConsumer, TrackEnd, TrackItem, TrackName, TrackProducer,
 };
@@ -303,7 +304,7 @@ pub async fn subgroup_basic(ctx: &Ctx, record: &Record) -> CaseOutput {
     record.step("writing the objects");
     write_groups(&p.track, 0..GROUPS, &basic_payload, PACING).await?;
     p.track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: "track ended".into(),
     });
     // PUBLISH_DONE arrives; the subscription then drains the streams it counts.
@@ -330,7 +331,7 @@ pub async fn subgroup_basic(ctx: &Ctx, record: &Record) -> CaseOutput {
         }
         // With the session open, done() only resolves early on a real PUBLISH_DONE.
         (Ok(Some(d)), None) => {
-            if d.status_code != TRACK_ENDED {
+            if d.status_code != PublishDoneCode::TrackEnded.code() {
                 problems.push(format!(
                     "downstream PUBLISH_DONE status 0x{:x} ({}), expected TRACK_ENDED (0x2)",
                     d.status_code,

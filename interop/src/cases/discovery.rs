@@ -3,14 +3,12 @@
 
 use super::control::{announce_ns, close_both, AbortOnDrop};
 use super::{describe_error, run_track, within, CaseOutput, Ctx, Failure, Peer, Record};
+use moqlink_model::codes::PublishErrorCode;
 use moqlink_model::control::{ControlMessage, RequestRef};
 use moqlink_model::params::VersionParameters;
 use moqlink_transport::session::{PublishAccept, SessionError};
 use moqlink_transport::track::{TrackConfig, TrackName, TrackProducer};
 use std::time::{Duration, Instant};
-
-/// PUBLISH_ERROR code UNINTERESTED.
-const UNINTERESTED: u64 = 0x4;
 
 /// How long the subscriber waits for the PUBLISH naming the track.
 const DISCOVERY: Duration = Duration::from_secs(4);
@@ -92,7 +90,7 @@ pub async fn namespace_discovery(ctx: &Ctx, record: &Record) -> CaseOutput {
                     heard.push(format!("PUBLISH {named} (refused UNINTERESTED)"));
                     let _ = req
                         .responder
-                        .reject(UNINTERESTED, "not the track looked for")
+                        .reject(PublishErrorCode::Uninterested, "not the track looked for")
                         .await;
                 }
             }

@@ -11,6 +11,8 @@ mod setup;
 pub use peer::Peer;
 
 use crate::tap::{CaseResult, Outcome};
+use moqlink_model::codes;
+use moqlink_model::control::MessageType;
 use moqlink_model::{Blob, TrackNamespace};
 use moqlink_transport::client::{connect, AnySession, ConnectError};
 use moqlink_transport::endpoint::Client;
@@ -220,42 +222,17 @@ pub async fn within<T>(
     })
 }
 
-/// The draft-14 name of an error code in the table of `kind` (SUBSCRIBE_ERROR, PUBLISH_ERROR,
-/// FETCH_ERROR, PUBLISH_NAMESPACE_ERROR, SUBSCRIBE_NAMESPACE_ERROR; §14.1 tables).
-pub fn request_error_name(kind: &str, code: u64) -> &'static str {
-    match (kind, code) {
-        (_, 0x0) => "INTERNAL_ERROR",
-        (_, 0x1) => "UNAUTHORIZED",
-        (_, 0x2) => "TIMEOUT",
-        (_, 0x3) => "NOT_SUPPORTED",
-        ("PUBLISH_ERROR" | "PUBLISH_NAMESPACE_ERROR", 0x4) => "UNINTERESTED",
-        ("SUBSCRIBE_NAMESPACE_ERROR", 0x4) => "NAMESPACE_PREFIX_UNKNOWN",
-        ("SUBSCRIBE_NAMESPACE_ERROR", 0x5) => "NAMESPACE_PREFIX_OVERLAP",
-        ("SUBSCRIBE_ERROR" | "FETCH_ERROR" | "TRACK_STATUS_ERROR", 0x4) => "TRACK_DOES_NOT_EXIST",
-        ("SUBSCRIBE_ERROR" | "FETCH_ERROR" | "TRACK_STATUS_ERROR", 0x5) => "INVALID_RANGE",
-        ("FETCH_ERROR", 0x6) => "NO_OBJECTS",
-        ("FETCH_ERROR", 0x7) => "INVALID_JOINING_REQUEST_ID",
-        ("FETCH_ERROR", 0x8) => "UNKNOWN_STATUS_IN_RANGE",
-        ("FETCH_ERROR", 0x9) => "MALFORMED_TRACK",
-        (_, 0x10) => "MALFORMED_AUTH_TOKEN",
-        (_, 0x12) => "EXPIRED_AUTH_TOKEN",
-        _ => "not a draft-14 code",
-    }
+/// The draft-14 name of an error code in the table of `kind` (a *_ERROR type or the request
+/// it answers; §13.1.2-§13.1.7), or "not a draft-14 code".
+pub fn request_error_name(kind: MessageType, code: u64) -> &'static str {
+    codes::request_error_name(kind, code).unwrap_or("not a draft-14 code")
 }
 
-/// The draft-14 name of a PUBLISH_DONE status code.
+/// The draft-14 name of a PUBLISH_DONE status code (§13.1.3), or "not a draft-14 code".
 pub fn publish_done_name(code: u64) -> &'static str {
-    match code {
-        0x0 => "INTERNAL_ERROR",
-        0x1 => "UNAUTHORIZED",
-        0x2 => "TRACK_ENDED",
-        0x3 => "SUBSCRIPTION_ENDED",
-        0x4 => "GOING_AWAY",
-        0x5 => "EXPIRED",
-        0x6 => "TOO_FAR_BEHIND",
-        0x7 => "MALFORMED_TRACK",
-        _ => "not a draft-14 code",
-    }
+    codes::PublishDoneCode::from_code(code)
+        .name()
+        .unwrap_or("not a draft-14 code")
 }
 
 /// How a request's outcome reads in the YAML block: `SUBSCRIBE_ERROR code 0x4
@@ -263,8 +240,9 @@ pub fn publish_done_name(code: u64) -> &'static str {
 pub fn describe_error(e: &SessionError) -> String {
     match e {
         SessionError::Rejected { kind, code, reason } => format!(
-            "{kind} code 0x{code:x} ({}) {reason:?}",
-            request_error_name(kind, *code)
+            "{} code 0x{code:x} ({}) {reason:?}",
+            kind.name(),
+            request_error_name(*kind, *code)
         ),
         other => other.to_string(),
     }

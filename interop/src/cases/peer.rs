@@ -4,20 +4,17 @@
 //! PUBLISH_NAMESPACE_OK. PUBLISH and PUBLISH_NAMESPACE can be routed to the case instead.
 
 use super::{lock, Ctx, Failure, Record};
+use moqlink_model::codes::PublishErrorCode;
+use moqlink_model::codes::SubscribeErrorCode;
 use moqlink_model::control::{ControlMessage, FetchKind, RequestRef};
 use moqlink_model::{Blob, SessionErrorCode, TrackNamespace};
 use moqlink_transport::client::AnySession;
-use moqlink_transport::session::{
-    IncomingEvent, IncomingRequest, SessionClose, TRACK_DOES_NOT_EXIST,
-};
+use moqlink_transport::session::{IncomingEvent, IncomingRequest, SessionClose};
 use moqlink_transport::track::{TrackName, TrackProducer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-/// PUBLISH_ERROR code UNINTERESTED (draft-14 §9.15).
-const UNINTERESTED: u64 = 0x4;
 
 /// How long a closing connection lets queued control messages reach the wire.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -208,7 +205,7 @@ async fn handle(
             },
             None => {
                 req.responder
-                    .reject(TRACK_DOES_NOT_EXIST, "no such track")
+                    .reject(SubscribeErrorCode::TrackDoesNotExist, "no such track")
                     .await
             }
         },
@@ -239,7 +236,10 @@ async fn handle(
                 }
                 _ => {
                     req.responder
-                        .reject(UNINTERESTED, "this client subscribed to nothing")
+                        .reject(
+                            PublishErrorCode::Uninterested,
+                            "this client subscribed to nothing",
+                        )
                         .await
                 }
             }

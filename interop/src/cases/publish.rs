@@ -5,9 +5,10 @@ use super::control::close_both;
 use super::data::{collect, Got};
 use super::{describe_error, publish_done_name, within, CaseOutput, Ctx, Failure, Peer, Record};
 use bytes::Bytes;
+use moqlink_model::codes::PublishDoneCode;
 use moqlink_model::control::PublishDone;
 use moqlink_model::params::VersionParameters;
-use moqlink_transport::session::{Publication, SubscribeOptions, TRACK_ENDED};
+use moqlink_transport::session::{Publication, SubscribeOptions};
 use moqlink_transport::track::{
     Object, SubgroupInfo, TrackConfig, TrackEnd, TrackName, TrackProducer,
 };
@@ -59,7 +60,7 @@ async fn end_track(
     record: &Record,
 ) -> Result<PublishDone, Failure> {
     track.finish(TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: "track ended".into(),
     });
     record.step("PUBLISH_DONE to go out");

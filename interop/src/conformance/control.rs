@@ -690,7 +690,7 @@ pub async fn track_status_unknown(env: Env) -> CheckOutput {
         Err(SessionError::Rejected { code, reason, .. }) => {
             let mut note = format!(
                 "TRACK_STATUS_ERROR code 0x{code:x} ({}) {reason:?}",
-                request_error_name("TRACK_STATUS_ERROR", code)
+                request_error_name(moqlink_model::control::MessageType::TrackStatusError, code)
             );
             if code != 0x4 {
                 note.push_str("; TRACK_DOES_NOT_EXIST (0x4) is the relevant code");

@@ -8,6 +8,7 @@ use super::harness::{
 use super::{refused, CheckOutput, Env, Verdict};
 use crate::cases::{request_error_name, Failure};
 use bytes::Bytes;
+use moqlink_model::codes::FetchErrorCode;
 use moqlink_model::control::*;
 use moqlink_model::data::{Extensions, FetchObject, ObjectStatus};
 use moqlink_model::params::{KeyValuePair, VersionParameters};
@@ -445,11 +446,12 @@ async fn fetch_error(
     env: &Env,
     f: &Endpoint,
     kind: FetchKind,
-    code: u64,
+    code: FetchErrorCode,
     exact: bool,
     rule: &str,
 ) -> CheckOutput {
-    let name = request_error_name("FETCH_ERROR", code);
+    let name = request_error_name(MessageType::FetchError, code.code());
+    let code = code.code();
     match fetch(env, f, kind, GroupOrder::Ascending).await? {
         Ok(r) => Err(Failure::new(
             format!("FETCH_ERROR {name} (0x{code:x})"),
@@ -474,7 +476,7 @@ async fn fetch_error(
             format!("FETCH_ERROR {name} (0x{code:x})"),
             format!(
                 "FETCH_ERROR 0x{c:x} ({}) {reason:?}",
-                request_error_name("FETCH_ERROR", c)
+                request_error_name(MessageType::FetchError, c)
             ),
             format!(
                 "an error is what the draft requires; the application SHOULD use a relevant \
@@ -505,7 +507,7 @@ pub async fn start_beyond_largest(env: Env) -> CheckOutput {
         &env,
         &f,
         kind,
-        0x5,
+        FetchErrorCode::InvalidRange,
         true,
         "a Start Location beyond the Largest Object MUST get INVALID_RANGE (§9.16.3)",
     )
@@ -527,7 +529,7 @@ pub async fn end_before_start(env: Env) -> CheckOutput {
         &env,
         &f,
         kind,
-        0x5,
+        FetchErrorCode::InvalidRange,
         false,
         "a publisher MUST send exactly one FETCH_OK or FETCH_ERROR (§5.1); a FETCH_OK here \
          carries an End Location smaller than the Start Location (§9.17's rules give the \
@@ -553,7 +555,7 @@ pub async fn unknown_track(env: Env) -> CheckOutput {
         &env,
         &f,
         kind,
-        0x4,
+        FetchErrorCode::TrackDoesNotExist,
         false,
         "a relay without the information for a FETCH_OK MUST withhold it (§8.3), and MUST send \
          exactly one FETCH_OK or FETCH_ERROR (§5.1): for a track nobody publishes, FETCH_ERROR",
@@ -680,7 +682,7 @@ pub async fn joining_unknown(env: Env) -> CheckOutput {
         joining_request_id: 98,
         joining_start: 0,
     };
-    fetch_error(&env, &f, kind, 0x7, true, "a Joining Request ID that is no subscription MUST get INVALID_JOINING_REQUEST_ID (§9.16.2)").await
+    fetch_error(&env, &f, kind, FetchErrorCode::InvalidJoiningRequestId, true, "a Joining Request ID that is no subscription MUST get INVALID_JOINING_REQUEST_ID (§9.16.2)").await
 }
 
 /// `fetch-joining-not-largest-object`.

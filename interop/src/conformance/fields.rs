@@ -49,7 +49,7 @@ pub(super) async fn subscribe_ok(
             Event::Message(ControlMessage::SubscribeError(e)) if e.request_id == id => {
                 return Err(refused(
                     SessionError::Rejected {
-                        kind: "SUBSCRIBE_ERROR",
+                        kind: moqlink_model::control::MessageType::SubscribeError,
                         code: e.error_code,
                         reason: e.reason.to_string(),
                     },
@@ -154,7 +154,7 @@ pub(super) async fn raw_publisher(env: &Env) -> Result<Raw, Verdict> {
             Event::Message(ControlMessage::PublishNamespaceError(e)) if e.request_id == 0 => {
                 return Err(refused(
                     SessionError::Rejected {
-                        kind: "PUBLISH_NAMESPACE_ERROR",
+                        kind: moqlink_model::control::MessageType::PublishNamespaceError,
                         code: e.error_code,
                         reason: e.reason.to_string(),
                     },

@@ -8,6 +8,8 @@ pub use super::directsub::{subscribe, DirectSub, Got, StreamEnd, SubOpts};
 use super::{refused, Env, Verdict};
 use crate::cases::{describe_error, Failure};
 use bytes::Bytes;
+use moqlink_model::codes::PublishErrorCode;
+use moqlink_model::codes::SubscribeErrorCode;
 use moqlink_model::control::*;
 use moqlink_model::data::ObjectStatus;
 use moqlink_model::params::VersionParameters;
@@ -15,8 +17,7 @@ use moqlink_model::{Location, SessionErrorCode, TrackNamespace};
 use moqlink_transport::client::{connect, AnySession};
 use moqlink_transport::connection::any::AnyConnection;
 use moqlink_transport::session::{
-    IncomingEvent, IncomingRequest, NamespacePublication, SessionClose, SessionConfig,
-    SessionError, TRACK_DOES_NOT_EXIST,
+    IncomingEvent, IncomingRequest, NamespacePublication, SessionClose, SessionConfig, SessionError,
 };
 use moqlink_transport::track::{Object, SubgroupInfo, TrackConfig, TrackName, TrackProducer};
 use std::collections::{BTreeSet, HashMap};
@@ -30,9 +31,6 @@ mod upstream;
 
 /// How long a check waits for an answer.
 const ANSWER: Duration = Duration::from_secs(3);
-
-/// PUBLISH_ERROR code UNINTERESTED (§9.15).
-const UNINTERESTED: u64 = 0x4;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -383,7 +381,7 @@ async fn handle(session: AnySession, req: IncomingRequest, shared: Arc<Shared>) 
             }
             None => {
                 req.responder
-                    .reject(TRACK_DOES_NOT_EXIST, "no such track")
+                    .reject(SubscribeErrorCode::TrackDoesNotExist, "no such track")
                     .await
             }
         },
@@ -404,7 +402,10 @@ async fn handle(session: AnySession, req: IncomingRequest, shared: Arc<Shared>) 
         }
         M::Publish(_) => {
             req.responder
-                .reject(UNINTERESTED, "this endpoint takes no PUBLISH")
+                .reject(
+                    PublishErrorCode::Uninterested,
+                    "this endpoint takes no PUBLISH",
+                )
                 .await
         }
         other => {

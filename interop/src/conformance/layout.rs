@@ -5,6 +5,7 @@
 use super::harness::{payload, subscribe, Endpoint, Publisher, SubOpts};
 use super::{CheckOutput, Env, Verdict};
 use crate::cases::Failure;
+use moqlink_model::codes::PublishDoneCode;
 use moqlink_transport::track::{Object, SubgroupInfo};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -69,11 +70,6 @@ pub async fn one_stream(env: Env) -> CheckOutput {
     .into())
 }
 
-/// PUBLISH_DONE TRACK_ENDED (§13.1.3).
-const TRACK_ENDED: u64 = 0x2;
-/// PUBLISH_DONE SUBSCRIPTION_ENDED (§13.1.3).
-const SUBSCRIPTION_ENDED: u64 = 0x3;
-
 fn done_text(d: &Option<moqlink_model::control::PublishDone>) -> String {
     match d {
         Some(d) => format!(
@@ -120,7 +116,7 @@ pub async fn publish_done_status(env: Env) -> CheckOutput {
         .into());
     }
     p.track().finish(moqlink_transport::track::TrackEnd {
-        status: TRACK_ENDED,
+        status: PublishDoneCode::TrackEnded,
         reason: "conformance: track ended".into(),
     });
     env.step("PUBLISH_DONE for the open subscription after the track ended");
@@ -138,8 +134,10 @@ pub async fn publish_done_status(env: Env) -> CheckOutput {
     }
     let ok_a = done_a
         .as_ref()
-        .is_none_or(|d| d.status_code == SUBSCRIPTION_ENDED);
-    let ok_b = done_b.as_ref().is_none_or(|d| d.status_code == TRACK_ENDED);
+        .is_none_or(|d| d.status_code == PublishDoneCode::SubscriptionEnded.code());
+    let ok_b = done_b
+        .as_ref()
+        .is_none_or(|d| d.status_code == PublishDoneCode::TrackEnded.code());
     if !(ok_a && ok_b) {
         return Err(Failure::new(
             "SUBSCRIPTION_ENDED (0x3) at the filter's end, TRACK_ENDED (0x2) when the publisher \

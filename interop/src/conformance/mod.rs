@@ -83,8 +83,8 @@ impl From<Failure> for Verdict {
 /// A check body's result: a pass message, or why it did not pass.
 pub type CheckOutput = Result<String, Verdict>;
 
-/// NOT_SUPPORTED in every request error table (§13.1).
-pub const NOT_SUPPORTED: u64 = 0x3;
+/// NOT_SUPPORTED's wire value, the same in every request error table (§13.1.2-§13.1.7).
+pub const NOT_SUPPORTED: u64 = moqlink_model::codes::RequestErrorCode::NOT_SUPPORTED.code();
 
 /// Maps a refused request: NOT_SUPPORTED becomes [`Verdict::Unsupported`], anything else a
 /// failure with `expected` and `why`.
@@ -95,7 +95,7 @@ pub fn refused(e: SessionError, expected: &str, why: &str) -> Verdict {
             code: NOT_SUPPORTED,
             reason,
         } => Verdict::Unsupported {
-            what: kind.trim_end_matches("_ERROR").to_string(),
+            what: kind.answers().unwrap_or(kind).name().to_string(),
             reason,
         },
         e => Verdict::Fail(Failure::new(expected, describe_error(&e), why)),

@@ -9,6 +9,7 @@ use super::raw::{frame, tuple, varint, Raw};
 use super::{refused, CheckOutput, Env, Verdict};
 use crate::cases::{request_error_name, Failure};
 use bytes::BytesMut;
+use moqlink_model::codes::SubscribeNamespaceErrorCode;
 use moqlink_model::control::*;
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{SessionErrorCode, TrackNamespace};
@@ -225,15 +226,22 @@ pub async fn overlap(env: Env) -> CheckOutput {
     )
     .await?;
     match answer {
-        Err(SessionError::Rejected { code: 0x5, .. }) => Ok(format!(
-            "SUBSCRIBE_NAMESPACE {inner} after {}: NAMESPACE_PREFIX_OVERLAP",
-            env.namespace()
-        )),
+        Err(SessionError::Rejected { code, .. })
+            if code == SubscribeNamespaceErrorCode::NamespacePrefixOverlap.code() =>
+        {
+            Ok(format!(
+                "SUBSCRIBE_NAMESPACE {inner} after {}: NAMESPACE_PREFIX_OVERLAP",
+                env.namespace()
+            ))
+        }
         Err(SessionError::Rejected { code, reason, .. }) => Err(Failure::new(
             "SUBSCRIBE_NAMESPACE_ERROR code 0x5 (NAMESPACE_PREFIX_OVERLAP)",
             format!(
                 "SUBSCRIBE_NAMESPACE_ERROR code 0x{code:x} ({}) {reason:?}",
-                request_error_name("SUBSCRIBE_NAMESPACE_ERROR", code)
+                request_error_name(
+                    moqlink_model::control::MessageType::SubscribeNamespaceError,
+                    code
+                )
             ),
             "an overlapping prefix MUST get NAMESPACE_PREFIX_OVERLAP (§9.28)",
         )

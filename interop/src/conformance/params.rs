@@ -201,7 +201,10 @@ pub(super) async fn unknown_alias_answer(
             format!(
                 "{what}: PUBLISH_NAMESPACE_ERROR 0x{:x} ({}) {:?}",
                 e.error_code,
-                request_error_name("PUBLISH_NAMESPACE_ERROR", e.error_code),
+                request_error_name(
+                    moqlink_model::control::MessageType::PublishNamespaceError,
+                    e.error_code
+                ),
                 e.reason.to_string()
             ),
             false,

@@ -304,7 +304,7 @@ impl Raw {
             Event::Message(ControlMessage::PublishNamespaceOk(_)) => Ok(()),
             Event::Message(ControlMessage::PublishNamespaceError(e)) => Err(refused(
                 SessionError::Rejected {
-                    kind: "PUBLISH_NAMESPACE_ERROR",
+                    kind: moqlink_model::control::MessageType::PublishNamespaceError,
                     code: e.error_code,
                     reason: e.reason.to_string(),
                 },

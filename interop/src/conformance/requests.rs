@@ -169,7 +169,10 @@ pub async fn publish_forward_with_subscribers(env: Env) -> CheckOutput {
             "the relay refused a second publisher of the track with PUBLISH_ERROR 0x{:x} ({}) \
              {:?}, which §8.2 allows when it cannot accept another publisher",
             e.error_code,
-            request_error_name("PUBLISH_ERROR", e.error_code),
+            request_error_name(
+                moqlink_model::control::MessageType::PublishError,
+                e.error_code
+            ),
             e.reason.to_string()
         ))),
         _ => unreachable!("only PUBLISH_OK and PUBLISH_ERROR leave the loop"),

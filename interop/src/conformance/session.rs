@@ -327,7 +327,7 @@ pub async fn max_request_id_zero(env: Env) -> CheckOutput {
             Event::Message(ControlMessage::PublishNamespaceError(e)) => {
                 return Err(super::refused(
                     moqlink_transport::session::SessionError::Rejected {
-                        kind: "PUBLISH_NAMESPACE_ERROR",
+                        kind: moqlink_model::control::MessageType::PublishNamespaceError,
                         code: e.error_code,
                         reason: e.reason.to_string(),
                     },

@@ -86,7 +86,7 @@ pub async fn publish_namespace_answered_twice(env: Env) -> CheckOutput {
             Event::Message(ControlMessage::SubscribeNamespaceError(e)) if e.request_id == 0 => {
                 return Err(super::refused(
                     moqlink_transport::session::SessionError::Rejected {
-                        kind: "SUBSCRIBE_NAMESPACE_ERROR",
+                        kind: moqlink_model::control::MessageType::SubscribeNamespaceError,
                         code: e.error_code,
                         reason: e.reason.to_string(),
                     },

@@ -9,6 +9,7 @@ use super::raw::{frame, tuple, varint, Raw};
 use super::{CheckOutput, Env, Verdict};
 use crate::cases::{publish_done_name, request_error_name, Failure};
 use bytes::{Bytes, BytesMut};
+use moqlink_model::codes::SubscribeErrorCode;
 use moqlink_model::control::*;
 use moqlink_model::data::{
     Extensions, ObjectStatus, SubgroupHeader, SubgroupIdMode, SubgroupObject,
@@ -581,14 +582,16 @@ pub async fn absolute_range_invalid(env: Env) -> CheckOutput {
              subscriber's MUST)",
         )
         .into()),
-        Err(SessionError::Rejected { code: 0x5, .. }) => {
+        Err(SessionError::Rejected { code, .. })
+            if code == SubscribeErrorCode::InvalidRange.code() =>
+        {
             Ok("SUBSCRIBE_ERROR INVALID_RANGE for End Group 1 < Start {2, 0}".into())
         }
         Err(SessionError::Rejected { code, reason, .. }) => Err(Failure::new(
             "SUBSCRIBE_ERROR INVALID_RANGE (0x5)",
             format!(
                 "SUBSCRIBE_ERROR code 0x{code:x} ({}) {reason:?}",
-                request_error_name("SUBSCRIBE_ERROR", code)
+                request_error_name(moqlink_model::control::MessageType::SubscribeError, code)
             ),
             "a publisher that cannot satisfy the requested start or end SHOULD answer \
              SUBSCRIBE_ERROR with code INVALID_RANGE (§9.7)",

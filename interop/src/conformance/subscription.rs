@@ -238,7 +238,10 @@ pub async fn upstream_error(env: Env) -> CheckOutput {
         while let Some(r) = upstream.recv().await {
             let _ = r
                 .responder
-                .reject(0x4, "conformance: refused upstream")
+                .reject(
+                    moqlink_model::codes::SubscribeErrorCode::TrackDoesNotExist,
+                    "conformance: refused upstream",
+                )
                 .await;
         }
     });
@@ -260,7 +263,7 @@ pub async fn upstream_error(env: Env) -> CheckOutput {
         Err(SessionError::Rejected { code, reason, .. }) => Ok(format!(
             "SUBSCRIBE_ERROR code 0x{code:x} ({}) {reason:?} after the publisher's \
              TRACK_DOES_NOT_EXIST",
-            request_error_name("SUBSCRIBE_ERROR", code)
+            request_error_name(moqlink_model::control::MessageType::SubscribeError, code)
         )),
         Err(e) => Err(Failure::new("SUBSCRIBE_ERROR", describe(&e), "no answer").into()),
     }

@@ -17,6 +17,7 @@ use super::harness::{
 use super::{refused, CheckOutput, Env};
 use crate::cases::Failure;
 use bytes::Bytes;
+use moqlink_model::codes::RequestErrorCode;
 use moqlink_model::control::*;
 use moqlink_model::params::{Parameter, VersionParameters};
 use moqlink_model::GroupOrder;
@@ -45,7 +46,7 @@ const OBJECTS: u64 = 40;
 const SIZE: usize = 16 * 1024;
 
 /// Data stream reset code DELIVERY_TIMEOUT (§13.1.8).
-const DELIVERY_TIMEOUT: u64 = 0x2;
+const DELIVERY_TIMEOUT: u64 = moqlink_model::codes::ResetCode::DeliveryTimeout.code();
 
 /// `delivery-timeout-reset`: SUBSCRIBE with DELIVERY TIMEOUT 300 ms; the publisher writes 40
 /// objects of 16 KB on one subgroup while the subscriber's window is 16 KB and it reads nothing
@@ -144,7 +145,10 @@ pub async fn max_cache_duration(env: Env) -> CheckOutput {
             counter.fetch_add(1, Ordering::Relaxed);
             let _ = r
                 .responder
-                .reject(0x0, "conformance: this publisher serves no FETCH")
+                .reject(
+                    RequestErrorCode::INTERNAL_ERROR,
+                    "conformance: this publisher serves no FETCH",
+                )
                 .await;
         }
     });

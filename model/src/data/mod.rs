@@ -20,16 +20,18 @@ use crate::varint;
 use bytes::{Buf, BufMut};
 use serde::{Deserialize, Serialize};
 
-/// RESET_STREAM / STOP_SENDING codes for data streams (§10.4.3, §13.1.8).
+/// The wire values of [`ResetCode`](crate::codes::ResetCode) (§13.1.8), for the stream APIs
+/// that take any application error code (moq-lite's too).
 pub mod reset_code {
-    /// An implementation specific error.
-    pub const INTERNAL_ERROR: u64 = 0x0;
-    /// UNSUBSCRIBE, FETCH_CANCEL, STOP_SENDING, or the publisher ended the subscription.
-    pub const CANCELLED: u64 = 0x1;
-    /// The DELIVERY TIMEOUT was exceeded.
-    pub const DELIVERY_TIMEOUT: u64 = 0x2;
-    /// The publisher session is being closed.
-    pub const SESSION_CLOSED: u64 = 0x3;
+    use crate::codes::ResetCode;
+    /// INTERNAL_ERROR: an implementation specific error.
+    pub const INTERNAL_ERROR: u64 = ResetCode::InternalError.code();
+    /// CANCELLED: UNSUBSCRIBE, FETCH_CANCEL, STOP_SENDING, or the publisher ended the subscription.
+    pub const CANCELLED: u64 = ResetCode::Cancelled.code();
+    /// DELIVERY_TIMEOUT: the delivery timeout was exceeded.
+    pub const DELIVERY_TIMEOUT: u64 = ResetCode::DeliveryTimeout.code();
+    /// SESSION_CLOSED: the publisher session is being closed.
+    pub const SESSION_CLOSED: u64 = ResetCode::SessionClosed.code();
 }
 
 /// Stream type of a FETCH_HEADER (§10.4.4).

@@ -17,6 +17,8 @@ use crate::track::{
     SubgroupInfo, SubgroupProducer, TrackConfig, TrackEnd, TrackName, TrackProducer,
 };
 use bytes::{Bytes, BytesMut};
+use moqlink_model::codes::{PublishDoneCode, SubscribeErrorCode};
+use moqlink_model::control::MessageType;
 use moqlink_model::data::SubgroupIdMode;
 use moqlink_model::lite::{
     self, AnnounceStatus, BiStreamType, ControlReader, GroupEvent, GroupReader, LiteMessage,
@@ -26,9 +28,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
-
-/// PUBLISH_DONE-like status a lite subscription ends with when its stream closes.
-const TRACK_ENDED: u64 = 0x2;
 
 /// The broadcast path for a namespace: its fields joined by `/`.
 pub fn path_of(ns: &TrackNamespace) -> Blob {
@@ -339,15 +338,15 @@ impl<C: Connection> LiteSession<C> {
             Ok(Some(LiteMessage::SubscribeOk(_))) => {}
             Ok(other) => {
                 return Err(SessionError::Rejected {
-                    kind: "SUBSCRIBE",
-                    code: 0x4,
+                    kind: MessageType::SubscribeError,
+                    code: SubscribeErrorCode::TrackDoesNotExist.code(),
                     reason: format!("subscribe stream ended instead of SUBSCRIBE_OK ({other:?})"),
                 })
             }
             Err(e) => {
                 return Err(SessionError::Rejected {
-                    kind: "SUBSCRIBE",
-                    code: 0x4,
+                    kind: MessageType::SubscribeError,
+                    code: SubscribeErrorCode::TrackDoesNotExist.code(),
                     reason: format!("subscription refused: {e}"),
                 })
             }
@@ -377,7 +376,7 @@ impl<C: Connection> LiteSession<C> {
                 .remove(&id);
             if owned {
                 track.finish(TrackEnd {
-                    status: TRACK_ENDED,
+                    status: PublishDoneCode::TrackEnded,
                     reason: "subscribe stream closed".into(),
                 });
             }

@@ -9,6 +9,7 @@ use super::tokens::TokenOutcome;
 use super::{Inner, Role, SessionClose};
 use crate::connection::{Connection, RecvStream, SendStream};
 use crate::qlog::Dir;
+use moqlink_model::codes::RequestErrorCode;
 use moqlink_model::control::*;
 use moqlink_model::SessionErrorCode;
 use std::sync::Arc;
@@ -233,14 +234,21 @@ async fn new_request<C: Connection>(
         TokenOutcome::Tokens(t) => req.tokens = t,
         TokenOutcome::Reject(reason) => {
             // §9.2.1.1: a message naming an unregistered alias is rejected
-            // (MALFORMED_AUTH_TOKEN; see DISAGREEMENTS.md D13).
-            let _ = req.responder.reject(MALFORMED_AUTH_TOKEN, &reason).await;
+            // (MALFORMED_AUTH_TOKEN; see DISAGREEMENTS.md D13). PUBLISH_ERROR's table has no
+            // 0x10 (§13.1.4); the same value goes there too.
+            let _ = req
+                .responder
+                .reject(RequestErrorCode::MALFORMED_AUTH_TOKEN, &reason)
+                .await;
             return Ok(());
         }
     }
     if goaway_sent {
         // §9.4: after GOAWAY a publisher may refuse new requests.
-        let _ = req.responder.reject(0, "session is going away").await;
+        let _ = req
+            .responder
+            .reject(RequestErrorCode::INTERNAL_ERROR, "session is going away")
+            .await;
         return Ok(());
     }
     if let Err(mpsc::error::SendError(IncomingEvent::Request(req))) =
@@ -250,9 +258,6 @@ async fn new_request<C: Connection>(
     }
     Ok(())
 }
-
-/// Error code 0x10 (MALFORMED_AUTH_TOKEN) in every request error table (§13.1).
-const MALFORMED_AUTH_TOKEN: u64 = 0x10;
 
 /// The version-specific parameters of a request message.
 fn request_parameters(msg: &ControlMessage) -> Option<&moqlink_model::params::VersionParameters> {
@@ -275,21 +280,7 @@ async fn route_followup<C: Connection>(
 ) -> Result<(), Violation> {
     use ControlMessage as M;
     let id = msg.request_id().unwrap_or_default();
-    let is_reply = matches!(
-        msg,
-        M::SubscribeOk(_)
-            | M::SubscribeError(_)
-            | M::PublishOk(_)
-            | M::PublishError(_)
-            | M::FetchOk(_)
-            | M::FetchError(_)
-            | M::TrackStatusOk(_)
-            | M::TrackStatusError(_)
-            | M::PublishNamespaceOk(_)
-            | M::PublishNamespaceError(_)
-            | M::SubscribeNamespaceOk(_)
-            | M::SubscribeNamespaceError(_)
-    );
+    let is_reply = msg.message_type().is_reply();
     let route = {
         let mut st = inner.state();
         let ours = st.local.issued(inner.role, id);

@@ -6,6 +6,7 @@ use super::mailbox::Mailbox;
 use super::outbound::{queue_soon, Outbound};
 use super::{Inner, SessionError};
 use crate::connection::Connection;
+use moqlink_model::codes::RequestErrorCode;
 use moqlink_model::control::*;
 use moqlink_model::Blob;
 use std::sync::Arc;
@@ -100,20 +101,6 @@ impl std::fmt::Debug for Responder {
     }
 }
 
-/// The *_ERROR message type answering a request type, if it has one.
-pub fn error_type(request: MessageType) -> Option<MessageType> {
-    use MessageType::*;
-    Some(match request {
-        Subscribe => SubscribeError,
-        Publish => PublishError,
-        Fetch => FetchError,
-        TrackStatus => TrackStatusError,
-        PublishNamespace => PublishNamespaceError,
-        SubscribeNamespace => SubscribeNamespaceError,
-        _ => return None,
-    })
-}
-
 /// Builds the *_ERROR answering `request` with `code` and `reason`.
 pub fn error_message(
     request: MessageType,
@@ -126,7 +113,7 @@ pub fn error_message(
         error_code: code,
         reason: Blob::from(truncate(reason, moqlink_model::limits::MAX_REASON_PHRASE)),
     };
-    Some(match error_type(request)? {
+    Some(match request.error_type()? {
         MessageType::SubscribeError => ControlMessage::SubscribeError(e),
         MessageType::PublishError => ControlMessage::PublishError(e),
         MessageType::FetchError => ControlMessage::FetchError(e),
@@ -147,12 +134,6 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     }
     &s[..end]
 }
-
-/// Error code 0x3 (NOT_SUPPORTED) in every request error table (§13.1).
-pub const NOT_SUPPORTED: u64 = 0x3;
-/// Code 0x0 (INTERNAL_ERROR) in every request error table and the PUBLISH_DONE status codes
-/// (§13.1).
-pub const INTERNAL_ERROR: u64 = 0x0;
 
 impl Responder {
     pub(crate) fn new(id: u64, kind: MessageType, out: mpsc::Sender<Outbound>) -> Self {
@@ -180,8 +161,14 @@ impl Responder {
         self.answer(reply, None).await
     }
 
-    /// Sends the matching *_ERROR with `code` and `reason`.
-    pub async fn reject(mut self, code: u64, reason: &str) -> Result<(), SessionError> {
+    /// Sends the matching *_ERROR with `code` (from the request's table in
+    /// [`moqlink_model::codes`]) and `reason`.
+    pub async fn reject(
+        mut self,
+        code: impl Into<RequestErrorCode>,
+        reason: &str,
+    ) -> Result<(), SessionError> {
+        let code = code.into().code();
         match error_message(self.kind, self.id, code, reason) {
             Some(msg) => self.answer(msg, Some(code)).await,
             None => {
@@ -212,7 +199,7 @@ impl Responder {
     /// Answers NOT_SUPPORTED.
     pub async fn not_supported(self, what: &str) -> Result<(), SessionError> {
         let reason = format!("{what} is not supported here");
-        self.reject(NOT_SUPPORTED, &reason).await
+        self.reject(RequestErrorCode::NOT_SUPPORTED, &reason).await
     }
 }
 
@@ -224,14 +211,14 @@ impl Drop for Responder {
         let Some(msg) = error_message(
             self.kind,
             self.id,
-            INTERNAL_ERROR,
+            RequestErrorCode::INTERNAL_ERROR.code(),
             "request dropped unanswered",
         ) else {
             return;
         };
         queue_soon(&self.out, &msg);
         if let Some(s) = &self.stats {
-            s.answered(self.kind, Some(INTERNAL_ERROR));
+            s.answered(self.kind, Some(RequestErrorCode::INTERNAL_ERROR.code()));
         }
     }
 }
@@ -306,7 +293,7 @@ impl OutgoingRequest {
                 | ControlMessage::TrackStatusError(e)
                 | ControlMessage::PublishNamespaceError(e)
                 | ControlMessage::SubscribeNamespaceError(e) => Err(SessionError::Rejected {
-                    kind: msg.message_type().name(),
+                    kind: msg.message_type(),
                     code: e.error_code,
                     reason: e.reason.to_string(),
                 }),
@@ -356,7 +343,10 @@ mod tests {
             .map(decoded)
         {
             Ok(Some(ControlMessage::SubscribeError(e))) => {
-                assert_eq!((e.request_id, e.error_code), (4, INTERNAL_ERROR));
+                assert_eq!(
+                    (e.request_id, e.error_code),
+                    (4, RequestErrorCode::INTERNAL_ERROR.code())
+                );
             }
             other => panic!("expected SUBSCRIBE_ERROR INTERNAL_ERROR, got {other:?}"),
         }

@@ -96,9 +96,7 @@ pub struct SessionClose {
 impl SessionClose {
     /// The draft's name for the code, if it has one.
     pub fn code_name(&self) -> &'static str {
-        SessionErrorCode::from_code(self.code)
-            .map(SessionErrorCode::name)
-            .unwrap_or("UNKNOWN")
+        moqlink_model::codes::session_code_name(self.code).unwrap_or("UNKNOWN")
     }
 }
 
@@ -132,11 +130,11 @@ pub enum SessionError {
     #[error("connection: {0}")]
     Connection(#[from] ConnectionError),
     /// The peer answered a request with an error message.
-    #[error("{kind} error 0x{code:x}: {reason}")]
+    #[error("{} error 0x{code:x}: {reason}", kind.name())]
     Rejected {
         /// The error message type, e.g. SUBSCRIBE_ERROR.
-        kind: &'static str,
-        /// Its error code.
+        kind: MessageType,
+        /// Its error code, from the table of `kind` ([`moqlink_model::codes::request_error_name`]).
         code: u64,
         /// Its reason phrase.
         reason: String,

@@ -5,28 +5,16 @@
 
 use super::incoming::IncomingRequest;
 use super::sending::{send, send_fetch, Terms};
-use super::subscriber::INTERNAL_ERROR;
 use super::{Session, SessionError};
 use crate::connection::Connection;
 use crate::track::TrackProducer;
+use moqlink_model::codes::{FetchErrorCode, RequestErrorCode, SubscribeErrorCode};
 use moqlink_model::control::*;
 use moqlink_model::params::{Parameter, VersionParameters};
 use moqlink_model::{Location, SessionErrorCode};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// SUBSCRIBE_ERROR / FETCH_ERROR / TRACK_STATUS_ERROR code: the track is not available.
-pub const TRACK_DOES_NOT_EXIST: u64 = 0x4;
-/// SUBSCRIBE_ERROR / FETCH_ERROR code: the range is invalid.
-pub const INVALID_RANGE: u64 = 0x5;
-/// FETCH_ERROR code: no objects in the range.
-pub const NO_OBJECTS: u64 = 0x6;
-/// FETCH_ERROR code: the joined subscription does not exist.
-pub const INVALID_JOINING_REQUEST_ID: u64 = 0x7;
-/// FETCH_ERROR code: the range holds objects whose status is unknown here (§9.18), e.g. ones
-/// the cache dropped or never received (testvectors/DISAGREEMENTS.md D-number for the choice).
-pub const UNKNOWN_STATUS_IN_RANGE: u64 = 0x8;
 
 /// How long a joining FETCH waits for the SUBSCRIBE it names to be answered.
 const JOIN_WAIT: Duration = Duration::from_secs(3);
@@ -166,13 +154,18 @@ impl<C: Connection> Session<C> {
             ..
         } = req;
         let ControlMessage::Subscribe(sub) = message else {
-            responder.reject(INTERNAL_ERROR, "not a SUBSCRIBE").await?;
+            responder
+                .reject(RequestErrorCode::INTERNAL_ERROR, "not a SUBSCRIBE")
+                .await?;
             return Ok(None);
         };
         if let Filter::AbsoluteRange { start, end_group } = sub.filter {
             if end_group < start.group {
                 responder
-                    .reject(INVALID_RANGE, "End Group is before the start group")
+                    .reject(
+                        SubscribeErrorCode::InvalidRange,
+                        "End Group is before the start group",
+                    )
                     .await?;
                 return Ok(None);
             }
@@ -244,13 +237,13 @@ impl<C: Connection> Session<C> {
         let ControlMessage::TrackStatus(ts) = &req.message else {
             return req
                 .responder
-                .reject(INTERNAL_ERROR, "not a TRACK_STATUS")
+                .reject(RequestErrorCode::INTERNAL_ERROR, "not a TRACK_STATUS")
                 .await;
         };
         let Some(track) = track else {
             return req
                 .responder
-                .reject(TRACK_DOES_NOT_EXIST, "no such track")
+                .reject(SubscribeErrorCode::TrackDoesNotExist, "no such track")
                 .await;
         };
         let status = track.status();
@@ -293,7 +286,7 @@ impl<C: Connection> Session<C> {
         } = req;
         let ControlMessage::Fetch(f) = message else {
             return responder
-                .reject(INTERNAL_ERROR, "not a FETCH")
+                .reject(RequestErrorCode::INTERNAL_ERROR, "not a FETCH")
                 .await
                 .map(|()| None);
         };
@@ -301,7 +294,7 @@ impl<C: Connection> Session<C> {
             FetchKind::Standalone { start, end, .. } => {
                 let Some(track) = track else {
                     return responder
-                        .reject(TRACK_DOES_NOT_EXIST, "no such track")
+                        .reject(FetchErrorCode::TrackDoesNotExist, "no such track")
                         .await
                         .map(|()| None);
                 };
@@ -309,7 +302,10 @@ impl<C: Connection> Session<C> {
                     || (end.group == start.group && end.object.is_some_and(|o| o < start.object))
                 {
                     return responder
-                        .reject(INVALID_RANGE, "End Location is before Start Location")
+                        .reject(
+                            FetchErrorCode::InvalidRange,
+                            "End Location is before Start Location",
+                        )
                         .await
                         .map(|()| None);
                 }
@@ -327,7 +323,7 @@ impl<C: Connection> Session<C> {
                 let Some(served) = served else {
                     return responder
                         .reject(
-                            INVALID_JOINING_REQUEST_ID,
+                            FetchErrorCode::InvalidJoiningRequestId,
                             "no active subscription with that request ID",
                         )
                         .await
@@ -343,7 +339,10 @@ impl<C: Connection> Session<C> {
                 }
                 let Some(largest) = served.largest else {
                     return responder
-                        .reject(INVALID_RANGE, "the track had no objects at SUBSCRIBE_OK")
+                        .reject(
+                            FetchErrorCode::InvalidRange,
+                            "the track had no objects at SUBSCRIBE_OK",
+                        )
                         .await
                         .map(|()| None);
                 };
@@ -362,13 +361,16 @@ impl<C: Connection> Session<C> {
         let status = track.status();
         let Some(largest) = status.largest else {
             return responder
-                .reject(INVALID_RANGE, "the track has no objects yet")
+                .reject(FetchErrorCode::InvalidRange, "the track has no objects yet")
                 .await
                 .map(|()| None);
         };
         if start > largest {
             return responder
-                .reject(INVALID_RANGE, "Start Location is beyond the largest object")
+                .reject(
+                    FetchErrorCode::InvalidRange,
+                    "Start Location is beyond the largest object",
+                )
                 .await
                 .map(|()| None);
         }
@@ -377,7 +379,7 @@ impl<C: Connection> Session<C> {
             // missing objects do not exist (§9.16.3: gaps mean Object Does Not Exist).
             return responder
                 .reject(
-                    UNKNOWN_STATUS_IN_RANGE,
+                    FetchErrorCode::UnknownStatusInRange,
                     "objects in the range were dropped from (or never reached) this cache",
                 )
                 .await
@@ -387,7 +389,7 @@ impl<C: Connection> Session<C> {
         let objects = track.fetch(start, end, order);
         if objects.is_empty() {
             return responder
-                .reject(NO_OBJECTS, "no objects in the range")
+                .reject(FetchErrorCode::NoObjects, "no objects in the range")
                 .await
                 .map(|()| None);
         }

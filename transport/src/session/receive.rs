@@ -2,11 +2,12 @@
 //! track until PUBLISH_DONE and the streams it counts, UNSUBSCRIBE, or the session's end.
 
 use super::incoming::Followups;
-use super::subscriber::{Command, INTERNAL_ERROR};
+use super::subscriber::Command;
 use super::Session;
 use crate::connection::Connection;
 use crate::data::{IncomingSubgroup, SubgroupEvent, TrackData};
 use crate::track::{Object, SubgroupInfo, SubgroupProducer, TrackEnd, TrackProducer};
+use moqlink_model::codes::PublishDoneCode;
 use moqlink_model::control::*;
 use moqlink_model::data::{reset_code, SubgroupIdMode};
 use moqlink_model::{Blob, Location};
@@ -74,7 +75,7 @@ pub(super) async fn receive<C: Connection>(
                 streams.abort_all();
                 break Some(PublishDone {
                     request_id: followups.id(),
-                    status_code: INTERNAL_ERROR,
+                    status_code: PublishDoneCode::InternalError.code(),
                     stream_count: seen,
                     reason: Blob::from("unsubscribed"),
                 });
@@ -99,13 +100,13 @@ pub(super) async fn receive<C: Connection>(
     session.data().unregister_track(alias);
     let end = end.unwrap_or(PublishDone {
         request_id: followups.id(),
-        status_code: INTERNAL_ERROR,
+        status_code: PublishDoneCode::InternalError.code(),
         stream_count: seen,
         reason: Blob::from("session ended"),
     });
     if owned {
         track.finish(TrackEnd {
-            status: end.status_code,
+            status: PublishDoneCode::from_code(end.status_code),
             reason: end.reason.to_string(),
         });
     }

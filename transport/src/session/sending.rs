@@ -9,11 +9,11 @@
 
 use super::incoming::Followups;
 use super::publisher::widens;
-use super::subscriber::{SUBSCRIPTION_ENDED, TRACK_ENDED};
 use super::Session;
 use crate::connection::Connection;
 use crate::data::{stream_priority, Backlog, SendLimits, SendTotals, SubgroupWriter, Ticket};
 use crate::track::{SubgroupConsumer, SubgroupEnd, TrackConsumer, TrackItem};
+use moqlink_model::codes::PublishDoneCode;
 use moqlink_model::control::*;
 use moqlink_model::data::{
     reset_code, DatagramBody, Extensions, FetchObject, ObjectDatagram, SubgroupHeader,
@@ -175,12 +175,15 @@ pub(crate) async fn send<C: Connection>(
     let status = consumer.status();
     let (code, reason) = match status.end {
         Some(end) => (end.status, end.reason),
-        None if consumer.past_end() => (SUBSCRIPTION_ENDED, "end group reached".into()),
-        None => (TRACK_ENDED, "track ended".into()),
+        None if consumer.past_end() => (
+            PublishDoneCode::SubscriptionEnded,
+            "end group reached".into(),
+        ),
+        None => (PublishDoneCode::TrackEnded, "track ended".into()),
     };
     let done = PublishDone {
         request_id,
-        status_code: code,
+        status_code: code.code(),
         stream_count: opened,
         reason: Blob::from(reason),
     };

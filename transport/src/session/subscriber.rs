@@ -8,19 +8,12 @@ use super::{Session, SessionError};
 use crate::connection::Connection;
 use crate::data::{ExpectedFetch, FetchEvent, IncomingFetch};
 use crate::track::{TrackConfig, TrackConsumer, TrackName, TrackProducer};
+use moqlink_model::codes::RequestErrorCode;
 use moqlink_model::control::*;
 use moqlink_model::data::{reset_code, FetchObject};
 use moqlink_model::params::VersionParameters;
 use moqlink_model::{GroupOrder, Location, SessionErrorCode, TrackNamespace};
 use tokio::sync::{mpsc, watch};
-
-/// PUBLISH_DONE status: the track is no longer published (§13.1.3).
-pub const TRACK_ENDED: u64 = 0x2;
-/// PUBLISH_DONE status: the end of the subscription's filter was reached.
-pub const SUBSCRIPTION_ENDED: u64 = 0x3;
-/// PUBLISH_DONE status: the peer sent GOAWAY.
-pub const GOING_AWAY: u64 = 0x4;
-pub use super::incoming::INTERNAL_ERROR;
 
 /// What a SUBSCRIBE asks for.
 #[derive(Debug, Clone)]
@@ -333,7 +326,10 @@ impl<C: Connection> Session<C> {
         accept: PublishAccept,
     ) -> Result<Subscription<C>, SessionError> {
         let ControlMessage::Publish(p) = &req.message else {
-            let _ = req.responder.reject(INTERNAL_ERROR, "not a PUBLISH").await;
+            let _ = req
+                .responder
+                .reject(RequestErrorCode::INTERNAL_ERROR, "not a PUBLISH")
+                .await;
             return Err(SessionError::Unexpected(
                 "accept_publish on a non-PUBLISH".into(),
             ));

@@ -217,7 +217,7 @@ pub enum SubgroupEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackEnd {
     /// PUBLISH_DONE status code (§13.1.3).
-    pub status: u64,
+    pub status: moqlink_model::codes::PublishDoneCode,
     /// Reason phrase.
     pub reason: String,
 }

@@ -83,7 +83,13 @@ impl RawPublisher {
             .map_err(|e| Failure::new("SUBSCRIBE_OK sent", describe(&e), "local session"))?;
         tokio::spawn(async move {
             while let Some(r) = upstream.recv().await {
-                let _ = r.responder.reject(0x0, "one upstream subscription").await;
+                let _ = r
+                    .responder
+                    .reject(
+                        moqlink_model::codes::RequestErrorCode::INTERNAL_ERROR,
+                        "one upstream subscription",
+                    )
+                    .await;
             }
         });
         env.step(format!("SUBSCRIBE_OK for {name}"));
