@@ -95,6 +95,26 @@ impl Errors {
     }
 }
 
+/// Reports whether a subscriber got going (and why not) and hands back what it holds.
+async fn started<T>(
+    r: anyhow::Result<T>,
+    ready: &tokio::sync::mpsc::Sender<bool>,
+    errors: &Errors,
+    what: &str,
+) -> Option<T> {
+    match r {
+        Ok(v) => {
+            let _ = ready.send(true).await;
+            Some(v)
+        }
+        Err(e) => {
+            errors.push(format!("{what}: {e:#}"));
+            let _ = ready.send(false).await;
+            None
+        }
+    }
+}
+
 /// Runs steady load against the relay `dialer` reaches.
 pub async fn run(
     dialer: &Dialer,
@@ -136,16 +156,11 @@ pub async fn run(
                 }
                 .await;
                 drop(permit);
-                match r {
-                    Ok((s, sub, _events)) => {
-                        let _ = ready.send(true).await;
-                        s.closed().await;
-                        drop(sub);
-                    }
-                    Err(e) => {
-                        errors.push(format!("stalled subscriber: {e:#}"));
-                        let _ = ready.send(false).await;
-                    }
+                if let Some((s, sub, _events)) =
+                    started(r, &ready, &errors, "stalled subscriber").await
+                {
+                    s.closed().await;
+                    drop(sub);
                 }
                 return;
             }
@@ -161,17 +176,10 @@ pub async fn run(
                 }
                 .await;
                 drop(permit);
-                match r {
-                    Ok((s, sub, _events)) => {
-                        let _ = ready.send(true).await;
-                        read(sub.track().consume(Default::default(), None), meter, None).await;
-                        drop(sub);
-                        drop(s);
-                    }
-                    Err(e) => {
-                        errors.push(format!("subscriber: {e:#}"));
-                        let _ = ready.send(false).await;
-                    }
+                if let Some((s, sub, _events)) = started(r, &ready, &errors, "subscriber").await {
+                    read(sub.track().consume(Default::default(), None), meter, None).await;
+                    drop(sub);
+                    drop(s);
                 }
                 return;
             }
@@ -182,16 +190,9 @@ pub async fn run(
             }
             .await;
             drop(permit);
-            match r {
-                Ok((s, sub, _events)) => {
-                    let _ = ready.send(true).await;
-                    read(sub.consumer(), meter, None).await;
-                    drop(s);
-                }
-                Err(e) => {
-                    errors.push(format!("subscriber: {e:#}"));
-                    let _ = ready.send(false).await;
-                }
+            if let Some((s, sub, _events)) = started(r, &ready, &errors, "subscriber").await {
+                read(sub.consumer(), meter, None).await;
+                drop(s);
             }
         });
     }

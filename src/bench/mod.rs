@@ -17,7 +17,7 @@ use moqlink_model::control::{ControlMessage, RequestRef};
 use moqlink_model::data::{ObjectStatus, SubgroupIdMode};
 use moqlink_model::params::VersionParameters;
 use moqlink_transport::connection::any::AnyConnection;
-use moqlink_transport::lite::{path_of, LiteEvent, LiteSession};
+use moqlink_transport::lite::{serve_track, LiteSession};
 use moqlink_transport::session::{IncomingEvent, IncomingRequest, Session};
 use moqlink_transport::track::{
     Object, SubgroupEnd, SubgroupInfo, TrackConfig, TrackConsumer, TrackItem, TrackName,
@@ -139,7 +139,7 @@ impl Publisher {
         if dialer.is_lite() {
             let (session, events) = dialer.lite_session().await?;
             let (announced_tx, announced) = tokio::sync::oneshot::channel();
-            let answering = tokio::spawn(answer_lite(events, track.clone(), announced_tx));
+            let answering = tokio::spawn(serve_track(events, track.clone(), Some(announced_tx)));
             // Subscribers come next: a relay that has not heard the broadcast yet may answer
             // them with nothing (moq-dev's relay does), so wait for its ANNOUNCE_PLEASE to be
             // answered, and a moment for the relay to take the announcement in.
@@ -278,42 +278,6 @@ async fn answer(
                 }
             };
         });
-    }
-}
-
-/// Answers a moq-lite relay: the broadcast in ANNOUNCE_INIT when asked, SUBSCRIBE for the
-/// track served from it, any other track refused.
-async fn answer_lite(
-    mut events: mpsc::Receiver<LiteEvent<AnyConnection>>,
-    track: TrackProducer,
-    announced: tokio::sync::oneshot::Sender<()>,
-) {
-    let path = path_of(&track.name().namespace);
-    let mut announced = Some(announced);
-    while let Some(ev) = events.recv().await {
-        match ev {
-            LiteEvent::AnnouncePlease(req) => {
-                let path = path.clone();
-                let first = announced.take();
-                tokio::spawn(async move {
-                    if let Ok(mut a) = req.respond(&[path]).await {
-                        if let Some(tx) = first {
-                            let _ = tx.send(());
-                        }
-                        a.closed().await;
-                    }
-                });
-            }
-            LiteEvent::Subscribe(req) if req.name() == *track.name() => {
-                let track = track.clone();
-                tokio::spawn(async move {
-                    if let Ok(task) = req.serve(&track).await {
-                        let _ = task.await;
-                    }
-                });
-            }
-            LiteEvent::Subscribe(req) => req.reject("no such track here"),
-        }
     }
 }
 

@@ -101,34 +101,8 @@ pub async fn subscribe(
 /// Answers the lite peer for `pub`: our broadcast in ANNOUNCE_INIT, SUBSCRIBE for our track
 /// served from `track`, anything else refused.
 pub fn answer(
-    mut events: mpsc::Receiver<LiteEvent<AnyConnection>>,
+    events: mpsc::Receiver<LiteEvent<AnyConnection>>,
     track: TrackProducer,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let path = path_of(&track.name().namespace);
-        while let Some(ev) = events.recv().await {
-            match ev {
-                LiteEvent::AnnouncePlease(req) => {
-                    let path = path.clone();
-                    tokio::spawn(async move {
-                        if let Ok(mut a) = req.respond(&[path]).await {
-                            a.closed().await;
-                        }
-                    });
-                }
-                LiteEvent::Subscribe(req) => {
-                    if req.name() == *track.name() {
-                        let track = track.clone();
-                        tokio::spawn(async move {
-                            if let Ok(task) = req.serve(&track).await {
-                                let _ = task.await;
-                            }
-                        });
-                    } else {
-                        req.reject("no such track");
-                    }
-                }
-            }
-        }
-    })
+    tokio::spawn(moqlink_transport::lite::serve_track(events, track, None))
 }

@@ -6,7 +6,7 @@
 
 mod serve;
 
-pub use serve::{LiteAnnounceRequest, LiteAnnouncer, LiteSubscribeRequest};
+pub use serve::{serve_track, LiteAnnounceRequest, LiteAnnouncer, LiteSubscribeRequest};
 
 use crate::connection::{Connection, RecvStream, SendStream, StreamError};
 use crate::limits::{

@@ -353,3 +353,40 @@ impl<C: Connection> LiteAnnouncer<C> {
         while let Ok(Some(_)) = self.recv.read_chunk(1024).await {}
     }
 }
+
+/// Answers a lite peer's requests from one track until the session ends: ANNOUNCE_PLEASE with
+/// the track's broadcast, SUBSCRIBE to the track served from it, any other track refused.
+/// `announced`, if given, fires once the first ANNOUNCE_PLEASE has been answered.
+pub async fn serve_track<C: Connection>(
+    mut events: tokio::sync::mpsc::Receiver<super::LiteEvent<C>>,
+    track: TrackProducer,
+    announced: Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    let path = super::path_of(&track.name().namespace);
+    let mut announced = announced;
+    while let Some(ev) = events.recv().await {
+        match ev {
+            super::LiteEvent::AnnouncePlease(req) => {
+                let path = path.clone();
+                let first = announced.take();
+                tokio::spawn(async move {
+                    if let Ok(mut a) = req.respond(&[path]).await {
+                        if let Some(tx) = first {
+                            let _ = tx.send(());
+                        }
+                        a.closed().await;
+                    }
+                });
+            }
+            super::LiteEvent::Subscribe(req) if req.name() == *track.name() => {
+                let track = track.clone();
+                tokio::spawn(async move {
+                    if let Ok(task) = req.serve(&track).await {
+                        let _ = task.await;
+                    }
+                });
+            }
+            super::LiteEvent::Subscribe(req) => req.reject("no such track"),
+        }
+    }
+}
