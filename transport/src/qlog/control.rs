@@ -37,9 +37,14 @@ fn location(l: &Location) -> Value {
     json!({ "group": l.group, "object": l.object })
 }
 
-/// RawInfo (qlog main schema): length and the bytes in hex.
+/// Bytes of a RawInfo written in hex; the rest is left out (`length` still counts it all). A
+/// peer's extension headers or GOAWAY URI are as long as its limits allow, and every event
+/// waits in the trace queue.
+const RAW_DATA_MAX: usize = 64;
+
+/// RawInfo (qlog main schema): the length and, in hex, up to [`RAW_DATA_MAX`] of the bytes.
 pub(super) fn raw(b: &[u8]) -> Value {
-    json!({ "length": b.len(), "data": hex::encode(b) })
+    json!({ "length": b.len(), "data": hex::encode(&b[..b.len().min(RAW_DATA_MAX)]) })
 }
 
 /// `reason` when UTF-8, else `reason_bytes` (events-04 §4).
@@ -111,10 +116,22 @@ fn text(b: &Blob) -> Value {
     json!(String::from_utf8_lossy(b))
 }
 
+/// The PATH without its query: relays take tokens from `?jwt=` / `?token=` there, and a trace
+/// never holds credentials.
+fn path(b: &Blob) -> Value {
+    match b.iter().position(|&c| c == b'?') {
+        Some(q) => json!(format!(
+            "{}?<query left out>",
+            String::from_utf8_lossy(&b[..q])
+        )),
+        None => text(b),
+    }
+}
+
 /// A setup parameter (§5.2).
 fn setup_parameter(p: &SetupParameter) -> Value {
     match p {
-        SetupParameter::Path { value } => json!({ "name": "path", "value": text(value) }),
+        SetupParameter::Path { value } => json!({ "name": "path", "value": path(value) }),
         SetupParameter::Authority { value } => {
             json!({ "name": "authority", "value": text(value) })
         }
@@ -453,4 +470,19 @@ pub(super) fn extension_headers(e: &Extensions) -> Value {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_logged_without_its_query_and_raw_bytes_are_cut() {
+        let p = Blob::from("/moq?jwt=secret");
+        assert_eq!(path(&p), json!("/moq?<query left out>"));
+        assert_eq!(path(&Blob::from("/moq")), json!("/moq"));
+        let r = raw(&[0xab; 1000]);
+        assert_eq!(r["length"], 1000);
+        assert_eq!(r["data"].as_str().unwrap().len(), 2 * RAW_DATA_MAX);
+    }
 }
