@@ -46,23 +46,27 @@ pub(crate) struct TracksView {
 impl super::registry::Registry {
     /// Up to `cap` tracks with their subscribers and what they retain.
     pub(crate) fn tracks_view(&self, cap: usize) -> TracksView {
-        let listing = self.listing(cap);
-        let tracks: Vec<TrackView> = listing
-            .tracks
-            .iter()
-            .map(|(n, t)| TrackView {
-                name: short_name(n.to_string()),
-                subscribers: t.subscribers(),
-                groups: t.producer.retained_groups(),
-                bytes: t.producer.accounted_bytes(),
-            })
-            .collect();
-        TracksView {
-            total: listing.total_tracks,
-            bytes: tracks.iter().map(|t| t.bytes).sum(),
-            groups: tracks.iter().map(|t| t.groups).sum(),
-            tracks,
-        }
+        tracks_view(&self.listing(cap))
+    }
+}
+
+/// The listed tracks with their subscribers and what they retain.
+fn tracks_view(listing: &Listing) -> TracksView {
+    let tracks: Vec<TrackView> = listing
+        .tracks
+        .iter()
+        .map(|(n, t)| TrackView {
+            name: short_name(n.to_string()),
+            subscribers: t.subscribers(),
+            groups: t.producer.retained_groups(),
+            bytes: t.producer.accounted_bytes(),
+        })
+        .collect();
+    TracksView {
+        total: listing.total_tracks,
+        bytes: tracks.iter().map(|t| t.bytes).sum(),
+        groups: tracks.iter().map(|t| t.groups).sum(),
+        tracks,
     }
 }
 
@@ -107,8 +111,9 @@ pub(crate) fn state_json(shared: &Arc<Shared>) -> String {
             .collect();
         (open.len(), listed)
     };
+    // One registry snapshot for both lists.
     let listing = shared.registry.listing(MAX_LISTED);
-    let tracks = shared.registry.tracks_view(MAX_LISTED);
+    let tracks = tracks_view(&listing);
     let view = StateView {
         sessions_total,
         sessions,
